@@ -3,7 +3,13 @@
 //!
 //! Modules, one per domain; each says at its top what it owns:
 //! - [`error`]: the crate-wide error type and its policy.
+//! - [`config`]: every option, declared once; loading and validation.
+//! - [`store`]: the embedded store, its trees and key layouts, units of work.
+//! - [`mail`]: outgoing mail, its durable queue and its transports.
 
+pub mod config;
 pub mod error;
+pub mod mail;
+pub mod store;
 
 pub use error::{Error, Result};

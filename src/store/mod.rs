@@ -1,0 +1,352 @@
+//! Storage: the embedded key-value store (sled) behind lifeboat's own small API.
+//!
+//! Owns: opening the data folder (with an exclusive lock, so a second process gets a
+//! clear error), the schema version check, the list of trees and their key layouts,
+//! the value encoding (a version byte, then bincode), units of work across trees, and
+//! durability (group-committed flushes). Each domain declares the storage trait it
+//! needs next to its own code; the implementations on sled live in this module's
+//! children, so another engine would replace this folder only.
+//!
+//! Does not own: what the values mean (the domains do).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Error, Result};
+
+pub mod mail;
+
+/// The schema this binary writes. Bump it when a layout changes; start-up refuses a
+/// store whose schema is newer than this.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The first byte of every stored value: the encoding of what follows.
+const VALUE_VERSION: u8 = 1;
+
+macro_rules! trees {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $name:literal, )*) => {
+        /// Every tree of the store. The doc of each variant is its key layout.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Tree { $( $(#[doc = $doc])* $variant, )* }
+
+        impl Tree {
+            /// All trees, in declaration order (their index in a transaction).
+            pub const ALL: &'static [Tree] = &[ $( Tree::$variant, )* ];
+
+            /// The tree's name on disk.
+            pub fn name(self) -> &'static str {
+                match self { $( Tree::$variant => $name, )* }
+            }
+        }
+    };
+}
+
+trees! {
+    /// `meta`: ASCII key -> raw bytes. `schema_version` -> u32 big-endian.
+    Meta = "meta",
+    /// `mail_queue`: u64 big-endian id (sled-generated, so in creation order) -> [`mail::QueuedMail`].
+    MailQueue = "mail_queue",
+}
+
+/// Encodes a value for storage: the value version byte, then bincode.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![VALUE_VERSION];
+    // Encoding plain serde structs into a Vec cannot fail.
+    out.extend(bincode::serde::encode_to_vec(value, bincode::config::standard()).expect("bincode encoding of plain data"));
+    out
+}
+
+/// Decodes a stored value, refusing an unknown version byte or trailing bytes.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    match bytes.split_first() {
+        Some((&VALUE_VERSION, rest)) => {
+            let (value, used) = bincode::serde::decode_from_slice(rest, bincode::config::standard())
+                .map_err(|e| Error::internal(format!("stored value does not decode: {e}")))?;
+            if used != rest.len() {
+                return Err(Error::internal("stored value has trailing bytes"));
+            }
+            Ok(value)
+        }
+        Some((v, _)) => Err(Error::internal(format!("stored value has unknown version {v}"))),
+        None => Err(Error::internal("stored value is empty")),
+    }
+}
+
+/// The open store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    dir: PathBuf,
+    flusher: mpsc::UnboundedSender<oneshot::Sender<Result<()>>>,
+    _lock: File,
+}
+
+/// What holds the data folder when it cannot be opened.
+#[derive(Debug)]
+pub enum OpenFailure {
+    /// Another lifeboat process holds the folder.
+    Busy(String),
+    /// Anything else.
+    Other(Error),
+}
+
+impl From<Error> for OpenFailure {
+    fn from(e: Error) -> Self {
+        OpenFailure::Other(e)
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, taking its lock. Must be called
+    /// inside a tokio runtime (the group-commit flusher is a task).
+    pub fn open(dir: &Path) -> std::result::Result<Store, OpenFailure> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::internal(format!("cannot create data folder {}: {e}", dir.display())))?;
+        let lock_path = dir.join("lifeboat.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::internal(format!("cannot open {}: {e}", lock_path.display())))?;
+        if fs2::FileExt::try_lock_exclusive(&lock).is_err() {
+            let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+            return Err(OpenFailure::Busy(format!(
+                "the data folder {} is in use by another lifeboat process{}",
+                dir.display(),
+                holder.trim().parse::<u32>().map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+            )));
+        }
+        {
+            use std::io::Write;
+            let mut f = &lock;
+            let _ = f.set_len(0);
+            let _ = write!(f, "{}", std::process::id());
+            let _ = f.sync_all();
+        }
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| Error::internal(format!("cannot open the store in {}: {e}", dir.display())))?;
+        check_schema(&db)?;
+        let trees = Tree::ALL.iter().map(|t| db.open_tree(t.name())).collect::<sled::Result<Vec<_>>>().map_err(Error::from)?;
+        let (flusher, rx) = mpsc::unbounded_channel();
+        tokio::spawn(group_commit(db.clone(), rx));
+        Ok(Store {
+            inner: Arc::new(Inner { db, trees, dir: dir.to_path_buf(), flusher, _lock: lock }),
+        })
+    }
+
+    /// The data folder.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// One tree, for the storage implementations in this module.
+    pub fn tree(&self, tree: Tree) -> &sled::Tree {
+        &self.inner.trees[tree as usize]
+    }
+
+    /// A fresh id, increasing over the life of the store.
+    pub fn generate_id(&self) -> Result<u64> {
+        Ok(self.inner.db.generate_id()?)
+    }
+
+    /// Runs `work` as one unit across all trees: all of its writes happen or none.
+    /// `work` may run more than once (on conflict), so it must not have side effects
+    /// outside the transaction.
+    pub fn transaction<R>(&self, work: impl Fn(&Tx) -> std::result::Result<R, ConflictableTransactionError<Error>>) -> Result<R> {
+        use sled::Transactional;
+        let result = self.inner.trees.as_slice().transaction(|trees| work(&Tx { trees }));
+        Ok(result?)
+    }
+
+    /// Makes every write done so far durable. Concurrent callers share one sync.
+    pub async fn durable(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.flusher.send(tx).map_err(|_| Error::internal("flusher stopped"))?;
+        rx.await.map_err(|_| Error::internal("flusher stopped"))?
+    }
+
+    /// Makes every write done so far durable, blocking (CLI and shutdown).
+    pub fn flush(&self) -> Result<()> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    /// Reads every value of every tree and reports what does not decode.
+    pub fn check(&self) -> Result<CheckReport> {
+        let mut report = CheckReport::default();
+        for &tree in Tree::ALL {
+            if tree == Tree::Meta {
+                continue;
+            }
+            let mut count = 0u64;
+            for entry in self.tree(tree).iter() {
+                let (key, value) = entry?;
+                count += 1;
+                if let Some(problem) = check_value(tree, &key, &value) {
+                    report.problems.push(problem);
+                }
+            }
+            report.trees.push((tree.name(), count));
+        }
+        Ok(report)
+    }
+}
+
+/// The result of [`Store::check`].
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    /// Each tree and its number of entries.
+    pub trees: Vec<(&'static str, u64)>,
+    /// One line per value that is damaged.
+    pub problems: Vec<String>,
+}
+
+fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
+    let result = match tree {
+        Tree::Meta => Ok(()),
+        Tree::MailQueue => decode::<mail::QueuedMail>(value).map(|_| ()),
+    };
+    result.err().map(|e| format!("{}: key {}: {e}", tree.name(), hex::encode(key)))
+}
+
+/// The trees inside a [`Store::transaction`].
+pub struct Tx<'a> {
+    trees: &'a [TransactionalTree],
+}
+
+impl Tx<'_> {
+    /// One tree inside the transaction.
+    pub fn tree(&self, tree: Tree) -> &TransactionalTree {
+        &self.trees[tree as usize]
+    }
+
+    /// Reads and decodes a value.
+    pub fn get<T: DeserializeOwned>(&self, tree: Tree, key: &[u8]) -> std::result::Result<Option<T>, ConflictableTransactionError<Error>> {
+        match self.tree(tree).get(key)? {
+            Some(bytes) => decode(&bytes).map(Some).map_err(ConflictableTransactionError::Abort),
+            None => Ok(None),
+        }
+    }
+
+    /// Encodes and writes a value.
+    pub fn put<T: Serialize>(&self, tree: Tree, key: &[u8], value: &T) -> std::result::Result<(), ConflictableTransactionError<Error>> {
+        self.tree(tree).insert(key, encode(value))?;
+        Ok(())
+    }
+}
+
+/// Aborts a transaction with a domain error.
+pub fn abort<T>(e: Error) -> std::result::Result<T, ConflictableTransactionError<Error>> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+fn check_schema(db: &sled::Db) -> Result<()> {
+    let meta = db.open_tree(Tree::Meta.name())?;
+    match meta.get("schema_version")? {
+        None => {
+            meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+            db.flush()?;
+            Ok(())
+        }
+        Some(bytes) => {
+            let version = u32::from_be_bytes(bytes.as_ref().try_into().map_err(|_| Error::internal("schema_version is damaged"))?);
+            if version > SCHEMA_VERSION {
+                return Err(Error::internal(format!(
+                    "this store was written by a newer lifeboat (schema {version}); this binary understands schema {SCHEMA_VERSION} and older. Run the newer version, or restore a backup of the data folder."
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Syncs once for every batch of waiters: whoever asked while a sync ran is served by
+/// the next one, so many concurrent writers share few fsyncs.
+async fn group_commit(db: sled::Db, mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<()>>>) {
+    while let Some(first) = rx.recv().await {
+        let mut waiters = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            waiters.push(more);
+        }
+        let db = db.clone();
+        let outcome = tokio::task::spawn_blocking(move || db.flush().map(|_| ()).map_err(|e| e.to_string()))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        for waiter in waiters {
+            let _ = waiter.send(outcome.clone().map_err(|e| Error::internal(format!("flush: {e}"))));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn values_round_trip_and_bad_versions_are_refused() {
+        let bytes = encode(&("alice".to_string(), 7u64));
+        assert_eq!(bytes[0], VALUE_VERSION);
+        let back: (String, u64) = decode(&bytes).unwrap();
+        assert_eq!(back, ("alice".to_string(), 7));
+        let mut wrong = bytes.clone();
+        wrong[0] = 9;
+        assert!(decode::<(String, u64)>(&wrong).is_err());
+        let mut longer = bytes;
+        longer.push(0);
+        assert!(decode::<(String, u64)>(&longer).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_second_open_of_the_same_folder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        match Store::open(dir.path()) {
+            Err(OpenFailure::Busy(msg)) => assert!(msg.contains("in use by another lifeboat process"), "{msg}"),
+            _ => panic!("second open must be refused"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path().join("db")).unwrap();
+            db.open_tree("meta").unwrap().insert("schema_version", &(SCHEMA_VERSION + 1).to_be_bytes()).unwrap();
+            db.flush().unwrap();
+        }
+        match Store::open(dir.path()) {
+            Err(OpenFailure::Other(e)) => assert!(e.to_string().contains("newer lifeboat"), "{e}"),
+            _ => panic!("a newer schema must be refused"),
+        }
+    }
+
+    #[tokio::test]
+    async fn transactions_are_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let result: Result<()> = store.transaction(|tx| {
+            tx.put(Tree::Meta, b"a", &1u64)?;
+            abort(Error::bad("no"))
+        });
+        assert!(result.is_err());
+        assert!(store.tree(Tree::Meta).get(b"a").unwrap().is_none());
+        store.transaction(|tx| tx.put(Tree::Meta, b"a", &1u64)).unwrap();
+        store.durable().await.unwrap();
+        assert_eq!(decode::<u64>(&store.tree(Tree::Meta).get(b"a").unwrap().unwrap()).unwrap(), 1);
+    }
+}
