@@ -29,7 +29,10 @@ pub trait OptionValue: Sized {
 
 impl OptionValue for String {
     fn from_toml(value: &toml::Value) -> std::result::Result<Self, String> {
-        value.as_str().map(str::to_string).ok_or_else(|| "expected a string".into())
+        value
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| "expected a string".into())
     }
     fn from_env(text: &str) -> std::result::Result<Self, String> {
         Ok(text.to_string())
@@ -53,7 +56,9 @@ impl OptionValue for Option<String> {
 
 impl OptionValue for bool {
     fn from_toml(value: &toml::Value) -> std::result::Result<Self, String> {
-        value.as_bool().ok_or_else(|| "expected true or false".into())
+        value
+            .as_bool()
+            .ok_or_else(|| "expected true or false".into())
     }
     fn from_env(text: &str) -> std::result::Result<Self, String> {
         match text.trim().to_ascii_lowercase().as_str() {
@@ -90,11 +95,20 @@ impl OptionValue for Vec<String> {
         let items = value.as_array().ok_or("expected a list of strings")?;
         items
             .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| "expected a list of strings".to_string()))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| "expected a list of strings".to_string())
+            })
             .collect()
     }
     fn from_env(text: &str) -> std::result::Result<Self, String> {
-        Ok(text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
+        Ok(text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect())
     }
     fn to_toml(&self) -> Option<String> {
         let items: Vec<toml::Value> = self.iter().cloned().map(toml::Value::String).collect();
@@ -104,10 +118,16 @@ impl OptionValue for Vec<String> {
 
 impl OptionValue for SocketAddr {
     fn from_toml(value: &toml::Value) -> std::result::Result<Self, String> {
-        Self::from_env(value.as_str().ok_or("expected a string like \"127.0.0.1:8080\"")?)
+        Self::from_env(
+            value
+                .as_str()
+                .ok_or("expected a string like \"127.0.0.1:8080\"")?,
+        )
     }
     fn from_env(text: &str) -> std::result::Result<Self, String> {
-        text.trim().parse().map_err(|_| format!("{text:?} is not an address like 127.0.0.1:8080"))
+        text.trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not an address like 127.0.0.1:8080"))
     }
     fn to_toml(&self) -> Option<String> {
         Some(format!("\"{self}\""))
@@ -116,7 +136,10 @@ impl OptionValue for SocketAddr {
 
 impl OptionValue for PathBuf {
     fn from_toml(value: &toml::Value) -> std::result::Result<Self, String> {
-        value.as_str().map(PathBuf::from).ok_or_else(|| "expected a path string".into())
+        value
+            .as_str()
+            .map(PathBuf::from)
+            .ok_or_else(|| "expected a path string".into())
     }
     fn from_env(text: &str) -> std::result::Result<Self, String> {
         Ok(PathBuf::from(text))
@@ -141,7 +164,11 @@ impl Span {
 
 impl OptionValue for Span {
     fn from_toml(value: &toml::Value) -> std::result::Result<Self, String> {
-        Self::from_env(value.as_str().ok_or("expected a duration string like \"30s\", \"15m\", \"72h\" or \"30d\"")?)
+        Self::from_env(
+            value
+                .as_str()
+                .ok_or("expected a duration string like \"30s\", \"15m\", \"72h\" or \"30d\"")?,
+        )
     }
     fn from_env(text: &str) -> std::result::Result<Self, String> {
         let text = text.trim();
@@ -156,7 +183,9 @@ impl OptionValue for Span {
             "d" => 86400,
             _ => return Err(bad()),
         };
-        n.checked_mul(scale).map(|s| Span(Duration::from_secs(s))).ok_or_else(bad)
+        n.checked_mul(scale)
+            .map(|s| Span(Duration::from_secs(s)))
+            .ok_or_else(bad)
     }
     fn to_toml(&self) -> Option<String> {
         let s = self.0.as_secs();
@@ -186,7 +215,11 @@ pub enum SmtpTls {
 
 impl OptionValue for SmtpTls {
     fn from_toml(value: &toml::Value) -> std::result::Result<Self, String> {
-        Self::from_env(value.as_str().ok_or("expected \"none\", \"starttls\" or \"implicit\"")?)
+        Self::from_env(
+            value
+                .as_str()
+                .ok_or("expected \"none\", \"starttls\" or \"implicit\"")?,
+        )
     }
     fn from_env(text: &str) -> std::result::Result<Self, String> {
         match text.trim() {
@@ -327,14 +360,21 @@ fn check_http_url(url: &str) -> std::result::Result<(), String> {
 
 fn proxies(list: &Vec<String>) -> std::result::Result<(), String> {
     for entry in list {
-        entry.parse::<IpAddr>().map_err(|_| format!("{entry:?} is not an IP address"))?;
+        entry
+            .parse::<IpAddr>()
+            .map_err(|_| format!("{entry:?} is not an IP address"))?;
     }
     Ok(())
 }
 
 fn usernames(list: &Vec<String>) -> std::result::Result<(), String> {
     for name in list {
-        if name.is_empty() || name.len() > 32 || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        if name.is_empty()
+            || name.len() > 32
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
             return Err(format!("{name:?} is not a username (1-32 of a-z, 0-9, _)"));
         }
     }
@@ -422,7 +462,11 @@ pub struct Loaded {
 impl Config {
     /// Loads defaults, then `file`, then the environment, then `overrides`; reports
     /// every problem found at once.
-    pub fn load(file: Option<&std::path::Path>, env: &BTreeMap<String, String>, overrides: &Overrides) -> Result<Loaded> {
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: &BTreeMap<String, String>,
+        overrides: &Overrides,
+    ) -> Result<Loaded> {
         let mut config = Config::default();
         let mut problems = Vec::new();
         let mut warnings = Vec::new();
@@ -430,7 +474,11 @@ impl Config {
             match std::fs::read_to_string(path) {
                 Err(e) => problems.push(format!("{}: cannot read: {e}", path.display())),
                 Ok(text) => match text.parse::<toml::Table>() {
-                    Err(e) => problems.push(format!("{}: not valid TOML: {}", path.display(), e.message())),
+                    Err(e) => problems.push(format!(
+                        "{}: not valid TOML: {}",
+                        path.display(),
+                        e.message()
+                    )),
                     Ok(table) => config.apply_toml(&table, &mut problems),
                 },
             }
@@ -477,7 +525,10 @@ impl Config {
     pub fn public_host(&self) -> String {
         let url = self.public_url();
         let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
-        rest.split('/').next().unwrap_or_default().to_ascii_lowercase()
+        rest.split('/')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
     }
 
     /// Whether the public URL is https (session cookies are then `Secure`).
@@ -489,7 +540,10 @@ impl Config {
     pub fn mail_from(&self) -> String {
         let host = self.public_host();
         let host = host.split(':').next().unwrap_or_default();
-        self.mail.from.clone().unwrap_or_else(|| format!("lifeboat@{host}"))
+        self.mail
+            .from
+            .clone()
+            .unwrap_or_else(|| format!("lifeboat@{host}"))
     }
 
     /// The commented example configuration, generated from the option table.
@@ -521,7 +575,11 @@ impl Config {
 }
 
 fn is_loopback_url(url: &str) -> bool {
-    let host = url.trim_start_matches("http://").split(['/', ':']).next().unwrap_or_default();
+    let host = url
+        .trim_start_matches("http://")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default();
     host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
@@ -530,7 +588,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -546,32 +607,48 @@ mod tests {
     fn environment_overrides_and_warns_on_unknown() {
         let vars = env(&[
             ("LIFEBOAT_FEDERATION_ALLOW_HTTP", "true"),
-            ("LIFEBOAT_FEDERATION_SEED_PODS", "https://a.example, https://b.example"),
+            (
+                "LIFEBOAT_FEDERATION_SEED_PODS",
+                "https://a.example, https://b.example",
+            ),
             ("LIFEBOAT_ACCOUNTS_SESSION_TTL", "72h"),
             ("LIFEBOAT_NOPE", "1"),
             ("LIFEBOAT_PASSPHRASE", "x"),
         ]);
         let loaded = Config::load(None, &vars, &Overrides::default()).unwrap();
         assert!(loaded.config.federation.allow_http);
-        assert_eq!(loaded.config.federation.seed_pods, vec!["https://a.example", "https://b.example"]);
+        assert_eq!(
+            loaded.config.federation.seed_pods,
+            vec!["https://a.example", "https://b.example"]
+        );
         assert_eq!(loaded.config.accounts.session_ttl, Span::secs(72 * 3600));
-        assert_eq!(loaded.warnings, vec!["LIFEBOAT_NOPE is not a lifeboat option; ignored"]);
+        assert_eq!(
+            loaded.warnings,
+            vec!["LIFEBOAT_NOPE is not a lifeboat option; ignored"]
+        );
     }
 
     #[test]
     fn every_problem_is_reported_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
-        std::fs::write(&path, "[server]\nlisten = \"nowhere\"\nbogus = 1\n[accounts]\nkey_bits = 1024\n").unwrap();
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"nowhere\"\nbogus = 1\n[accounts]\nkey_bits = 1024\n",
+        )
+        .unwrap();
         let vars = env(&[("LIFEBOAT_BACKUPS_KDF_TIME_COST", "many")]);
-        let Err(Error::Config(problems)) = Config::load(Some(&path), &vars, &Overrides::default()) else {
+        let Err(Error::Config(problems)) = Config::load(Some(&path), &vars, &Overrides::default())
+        else {
             panic!("expected a configuration error");
         };
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems.iter().any(|p| p.starts_with("server.listen")));
         assert!(problems.iter().any(|p| p == "server.bogus: unknown option"));
         assert!(problems.iter().any(|p| p.starts_with("accounts.key_bits")));
-        assert!(problems.iter().any(|p| p.starts_with("LIFEBOAT_BACKUPS_KDF_TIME_COST")));
+        assert!(problems
+            .iter()
+            .any(|p| p.starts_with("LIFEBOAT_BACKUPS_KDF_TIME_COST")));
     }
 
     #[test]
@@ -588,8 +665,15 @@ mod tests {
     #[test]
     fn shipped_example_matches_the_option_table() {
         let shipped = include_str!("../lifeboat.example.toml");
-        assert_eq!(shipped, Config::example(), "regenerate with `lifeboat config example > lifeboat.example.toml`");
+        assert_eq!(
+            shipped,
+            Config::example(),
+            "regenerate with `lifeboat config example > lifeboat.example.toml`"
+        );
         let table: toml::Table = shipped.parse().unwrap();
-        assert!(table.is_empty(), "every option in the example is commented out");
+        assert!(
+            table.is_empty(),
+            "every option in the example is commented out"
+        );
     }
 }

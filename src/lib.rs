@@ -7,9 +7,14 @@
 //! - [`store`]: the embedded store, its trees and key layouts, units of work.
 //! - [`mail`]: outgoing mail, its durable queue and its transports.
 
+pub mod admin;
 pub mod config;
 pub mod error;
 pub mod mail;
+pub mod pod;
+pub mod ratelimit;
+pub mod server;
 pub mod store;
+pub mod web;
 
 pub use error::{Error, Result};

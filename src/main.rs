@@ -1,1 +1,167 @@
-fn main() {}
+//! The `lifeboat` command: `serve` runs the pod; the other subcommands are podmin tools
+//! that reach a running server through its admin socket, or open the store themselves
+//! when none runs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use lifeboat::admin::{self, AdminReply, AdminRequest};
+use lifeboat::config::{Config, Overrides};
+use lifeboat::pod::Pod;
+use lifeboat::store::{OpenFailure, Store};
+use lifeboat::{server, Error, Result};
+
+/// lifeboat keeps diaspora* accounts alive when their pod dies, and lets them move
+/// between pods.
+#[derive(Parser)]
+#[command(name = "lifeboat", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Common {
+    /// TOML configuration file (see lifeboat.example.toml); LIFEBOAT_* variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data folder (store, mail outbox, admin socket); overrides server.data_dir.
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pod: web pages, federation endpoints and background queues.
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080 (overrides server.listen).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// The URL peers reach this pod at, e.g. https://pod.example.org; its host is
+        /// the host part of local diaspora IDs (overrides server.public_url).
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
+    },
+    /// Verify that every value in the store can be read.
+    Check,
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Mail helpers.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the commented example configuration with every option and its default.
+    Example,
+    /// Load the configuration (file and environment) and report every problem.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum MailCommand {
+    /// Send a test message through the configured transport.
+    Test {
+        /// Recipient address.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env: BTreeMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("LIFEBOAT_"))
+        .collect();
+    init_logging(&env);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lifeboat: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, env)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lifeboat: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(env: &BTreeMap<String, String>) {
+    let filter = env
+        .get("LIFEBOAT_LOG")
+        .or_else(|| env.get("LIFEBOAT_SERVER_LOG"))
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+async fn run(cli: Cli, env: BTreeMap<String, String>) -> Result<()> {
+    let mut overrides = Overrides {
+        data_dir: cli.common.data_dir.clone(),
+        ..Default::default()
+    };
+    if let Command::Serve { listen, public_url } = &cli.command {
+        overrides.listen = *listen;
+        overrides.public_url = public_url.clone();
+    }
+    if let Command::Config(ConfigCommand::Example) = cli.command {
+        print!("{}", Config::example());
+        return Ok(());
+    }
+    let loaded = Config::load(cli.common.config.as_deref(), &env, &overrides)?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let config = loaded.config;
+    match cli.command {
+        Command::Serve { .. } => server::serve(config).await,
+        Command::Config(ConfigCommand::Example) => unreachable!("handled above"),
+        Command::Config(ConfigCommand::Check) => {
+            println!("configuration OK");
+            Ok(())
+        }
+        Command::Check => print_reply(podmin(config, AdminRequest::Check).await?),
+        Command::Mail(MailCommand::Test { to }) => {
+            print_reply(podmin(config, AdminRequest::MailTest { to }).await?)
+        }
+    }
+}
+
+/// Runs a podmin command: through the running server's admin socket when one holds
+/// the data folder, else on the store opened here.
+async fn podmin(config: Config, request: AdminRequest) -> Result<AdminReply> {
+    let dir = config.server.data_dir.clone();
+    match Store::open(&dir) {
+        Ok(store) => {
+            let pod = Pod::new(config, store)?;
+            let reply = admin::execute(&pod, request).await;
+            pod.store.flush()?;
+            reply
+        }
+        Err(OpenFailure::Busy(_)) => admin::send(&dir, &request).await,
+        Err(OpenFailure::Other(e)) => Err(e),
+    }
+}
+
+fn print_reply(reply: AdminReply) -> Result<()> {
+    print!("{}", reply.output);
+    if reply.file.is_some() {
+        return Err(Error::internal("unexpected file in the reply"));
+    }
+    Ok(())
+}

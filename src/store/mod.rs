@@ -58,7 +58,10 @@ trees! {
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = vec![VALUE_VERSION];
     // Encoding plain serde structs into a Vec cannot fail.
-    out.extend(bincode::serde::encode_to_vec(value, bincode::config::standard()).expect("bincode encoding of plain data"));
+    out.extend(
+        bincode::serde::encode_to_vec(value, bincode::config::standard())
+            .expect("bincode encoding of plain data"),
+    );
     out
 }
 
@@ -66,14 +69,17 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     match bytes.split_first() {
         Some((&VALUE_VERSION, rest)) => {
-            let (value, used) = bincode::serde::decode_from_slice(rest, bincode::config::standard())
-                .map_err(|e| Error::internal(format!("stored value does not decode: {e}")))?;
+            let (value, used) =
+                bincode::serde::decode_from_slice(rest, bincode::config::standard())
+                    .map_err(|e| Error::internal(format!("stored value does not decode: {e}")))?;
             if used != rest.len() {
                 return Err(Error::internal("stored value has trailing bytes"));
             }
             Ok(value)
         }
-        Some((v, _)) => Err(Error::internal(format!("stored value has unknown version {v}"))),
+        Some((v, _)) => Err(Error::internal(format!(
+            "stored value has unknown version {v}"
+        ))),
         None => Err(Error::internal("stored value is empty")),
     }
 }
@@ -111,7 +117,9 @@ impl Store {
     /// Opens (creating if needed) the store in `dir`, taking its lock. Must be called
     /// inside a tokio runtime (the group-commit flusher is a task).
     pub fn open(dir: &Path) -> std::result::Result<Store, OpenFailure> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::internal(format!("cannot create data folder {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::internal(format!("cannot create data folder {}: {e}", dir.display()))
+        })?;
         let lock_path = dir.join("lifeboat.lock");
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -125,7 +133,11 @@ impl Store {
             return Err(OpenFailure::Busy(format!(
                 "the data folder {} is in use by another lifeboat process{}",
                 dir.display(),
-                holder.trim().parse::<u32>().map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+                holder
+                    .trim()
+                    .parse::<u32>()
+                    .map(|pid| format!(" (pid {pid})"))
+                    .unwrap_or_default()
             )));
         }
         {
@@ -139,13 +151,25 @@ impl Store {
             .path(dir.join("db"))
             .mode(sled::Mode::HighThroughput)
             .open()
-            .map_err(|e| Error::internal(format!("cannot open the store in {}: {e}", dir.display())))?;
+            .map_err(|e| {
+                Error::internal(format!("cannot open the store in {}: {e}", dir.display()))
+            })?;
         check_schema(&db)?;
-        let trees = Tree::ALL.iter().map(|t| db.open_tree(t.name())).collect::<sled::Result<Vec<_>>>().map_err(Error::from)?;
+        let trees = Tree::ALL
+            .iter()
+            .map(|t| db.open_tree(t.name()))
+            .collect::<sled::Result<Vec<_>>>()
+            .map_err(Error::from)?;
         let (flusher, rx) = mpsc::unbounded_channel();
         tokio::spawn(group_commit(db.clone(), rx));
         Ok(Store {
-            inner: Arc::new(Inner { db, trees, dir: dir.to_path_buf(), flusher, _lock: lock }),
+            inner: Arc::new(Inner {
+                db,
+                trees,
+                dir: dir.to_path_buf(),
+                flusher,
+                _lock: lock,
+            }),
         })
     }
 
@@ -167,16 +191,26 @@ impl Store {
     /// Runs `work` as one unit across all trees: all of its writes happen or none.
     /// `work` may run more than once (on conflict), so it must not have side effects
     /// outside the transaction.
-    pub fn transaction<R>(&self, work: impl Fn(&Tx) -> std::result::Result<R, ConflictableTransactionError<Error>>) -> Result<R> {
+    pub fn transaction<R>(
+        &self,
+        work: impl Fn(&Tx) -> std::result::Result<R, ConflictableTransactionError<Error>>,
+    ) -> Result<R> {
         use sled::Transactional;
-        let result = self.inner.trees.as_slice().transaction(|trees| work(&Tx { trees }));
+        let result = self
+            .inner
+            .trees
+            .as_slice()
+            .transaction(|trees| work(&Tx { trees }));
         Ok(result?)
     }
 
     /// Makes every write done so far durable. Concurrent callers share one sync.
     pub async fn durable(&self) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        self.inner.flusher.send(tx).map_err(|_| Error::internal("flusher stopped"))?;
+        self.inner
+            .flusher
+            .send(tx)
+            .map_err(|_| Error::internal("flusher stopped"))?;
         rx.await.map_err(|_| Error::internal("flusher stopped"))?
     }
 
@@ -221,7 +255,9 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
         Tree::Meta => Ok(()),
         Tree::MailQueue => decode::<mail::QueuedMail>(value).map(|_| ()),
     };
-    result.err().map(|e| format!("{}: key {}: {e}", tree.name(), hex::encode(key)))
+    result
+        .err()
+        .map(|e| format!("{}: key {}: {e}", tree.name(), hex::encode(key)))
 }
 
 /// The trees inside a [`Store::transaction`].
@@ -236,15 +272,26 @@ impl Tx<'_> {
     }
 
     /// Reads and decodes a value.
-    pub fn get<T: DeserializeOwned>(&self, tree: Tree, key: &[u8]) -> std::result::Result<Option<T>, ConflictableTransactionError<Error>> {
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        tree: Tree,
+        key: &[u8],
+    ) -> std::result::Result<Option<T>, ConflictableTransactionError<Error>> {
         match self.tree(tree).get(key)? {
-            Some(bytes) => decode(&bytes).map(Some).map_err(ConflictableTransactionError::Abort),
+            Some(bytes) => decode(&bytes)
+                .map(Some)
+                .map_err(ConflictableTransactionError::Abort),
             None => Ok(None),
         }
     }
 
     /// Encodes and writes a value.
-    pub fn put<T: Serialize>(&self, tree: Tree, key: &[u8], value: &T) -> std::result::Result<(), ConflictableTransactionError<Error>> {
+    pub fn put<T: Serialize>(
+        &self,
+        tree: Tree,
+        key: &[u8],
+        value: &T,
+    ) -> std::result::Result<(), ConflictableTransactionError<Error>> {
         self.tree(tree).insert(key, encode(value))?;
         Ok(())
     }
@@ -264,7 +311,12 @@ fn check_schema(db: &sled::Db) -> Result<()> {
             Ok(())
         }
         Some(bytes) => {
-            let version = u32::from_be_bytes(bytes.as_ref().try_into().map_err(|_| Error::internal("schema_version is damaged"))?);
+            let version = u32::from_be_bytes(
+                bytes
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| Error::internal("schema_version is damaged"))?,
+            );
             if version > SCHEMA_VERSION {
                 return Err(Error::internal(format!(
                     "this store was written by a newer lifeboat (schema {version}); this binary understands schema {SCHEMA_VERSION} and older. Run the newer version, or restore a backup of the data folder."
@@ -284,11 +336,16 @@ async fn group_commit(db: sled::Db, mut rx: mpsc::UnboundedReceiver<oneshot::Sen
             waiters.push(more);
         }
         let db = db.clone();
-        let outcome = tokio::task::spawn_blocking(move || db.flush().map(|_| ()).map_err(|e| e.to_string()))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+        let outcome =
+            tokio::task::spawn_blocking(move || db.flush().map(|_| ()).map_err(|e| e.to_string()))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
         for waiter in waiters {
-            let _ = waiter.send(outcome.clone().map_err(|e| Error::internal(format!("flush: {e}"))));
+            let _ = waiter.send(
+                outcome
+                    .clone()
+                    .map_err(|e| Error::internal(format!("flush: {e}"))),
+            );
         }
     }
 }
@@ -316,7 +373,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let _first = Store::open(dir.path()).unwrap();
         match Store::open(dir.path()) {
-            Err(OpenFailure::Busy(msg)) => assert!(msg.contains("in use by another lifeboat process"), "{msg}"),
+            Err(OpenFailure::Busy(msg)) => {
+                assert!(msg.contains("in use by another lifeboat process"), "{msg}")
+            }
             _ => panic!("second open must be refused"),
         }
     }
@@ -326,7 +385,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let db = sled::open(dir.path().join("db")).unwrap();
-            db.open_tree("meta").unwrap().insert("schema_version", &(SCHEMA_VERSION + 1).to_be_bytes()).unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert("schema_version", &(SCHEMA_VERSION + 1).to_be_bytes())
+                .unwrap();
             db.flush().unwrap();
         }
         match Store::open(dir.path()) {
@@ -345,8 +407,13 @@ mod tests {
         });
         assert!(result.is_err());
         assert!(store.tree(Tree::Meta).get(b"a").unwrap().is_none());
-        store.transaction(|tx| tx.put(Tree::Meta, b"a", &1u64)).unwrap();
+        store
+            .transaction(|tx| tx.put(Tree::Meta, b"a", &1u64))
+            .unwrap();
         store.durable().await.unwrap();
-        assert_eq!(decode::<u64>(&store.tree(Tree::Meta).get(b"a").unwrap().unwrap()).unwrap(), 1);
+        assert_eq!(
+            decode::<u64>(&store.tree(Tree::Meta).get(b"a").unwrap().unwrap()).unwrap(),
+            1
+        );
     }
 }

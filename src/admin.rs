@@ -1,0 +1,194 @@
+//! Podmin commands (`lifeboat user ...`, `backups ...`, `check`, `mail test`) and the
+//! local admin socket that carries them to a running server.
+//!
+//! A command is an [`AdminRequest`]. When `lifeboat serve` holds the data folder, the
+//! CLI sends the request as one JSON line over `DATA_DIR/admin.sock` (owner-only
+//! permissions; the server also checks the peer's uid) and prints the reply; otherwise
+//! the CLI opens the store itself and runs [`execute`] in-process. Either way the same
+//! code runs. Secrets (passwords) travel only over that socket, never in argv.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::mail::Mail;
+use crate::pod::Pod;
+use crate::{Error, Result};
+
+/// The largest request accepted on the admin socket (archives travel through it).
+const MAX_REQUEST_BYTES: u64 = 512 * 1024 * 1024;
+
+/// One podmin command.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum AdminRequest {
+    /// Verify every stored value.
+    Check,
+    /// Send a test message through the configured mail transport.
+    MailTest { to: String },
+}
+
+/// What a command answers: text for the terminal, and optionally a file's bytes.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct AdminReply {
+    pub output: String,
+    pub file: Option<Vec<u8>>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum Wire {
+    Ok(AdminReply),
+    Err { status: u16, message: String },
+}
+
+/// Runs one command against the pod.
+pub async fn execute(pod: &Arc<Pod>, request: AdminRequest) -> Result<AdminReply> {
+    match request {
+        AdminRequest::Check => {
+            let report = pod.store.check()?;
+            let mut output = String::new();
+            for (tree, count) in &report.trees {
+                output.push_str(&format!("{tree}: {count} entries\n"));
+            }
+            if report.problems.is_empty() {
+                output.push_str("store OK\n");
+                Ok(AdminReply { output, file: None })
+            } else {
+                for p in &report.problems {
+                    output.push_str(&format!("DAMAGED {p}\n"));
+                }
+                Err(Error::internal(format!(
+                    "{output}{} damaged values",
+                    report.problems.len()
+                )))
+            }
+        }
+        AdminRequest::MailTest { to } => {
+            let mail = Mail {
+                to: to.clone(),
+                subject: format!("lifeboat test message from {}", pod.config.public_host()),
+                text: format!("This is a test message from the lifeboat pod at {}.\nIf you can read it, mail works.\n", pod.config.public_url()),
+            };
+            pod.mailer.send_now(&mail).await?;
+            Ok(AdminReply {
+                output: format!("test message sent to {to}\n"),
+                file: None,
+            })
+        }
+    }
+}
+
+/// The socket's path in a data folder.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin.sock")
+}
+
+/// Serves the admin socket until `shutdown` turns true.
+pub async fn serve(pod: Arc<Pod>, mut shutdown: tokio::sync::watch::Receiver<bool>) -> Result<()> {
+    let path = socket_path(pod.store.dir());
+    // We hold the data folder's lock, so a socket file left here is stale.
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).map_err(|e| {
+        Error::internal(format!(
+            "cannot create admin socket {}: {e}",
+            path.display()
+        ))
+    })?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let own_uid = unsafe { libc::geteuid() };
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let peer_uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
+                if peer_uid != own_uid && peer_uid != 0 {
+                    tracing::warn!(peer_uid, "admin socket: refused a connection from another user");
+                    continue;
+                }
+                let pod = pod.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = answer(pod, stream).await {
+                        tracing::warn!("admin socket: {e}");
+                    }
+                });
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}
+
+async fn answer(pod: Arc<Pod>, stream: UnixStream) -> Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read.take(MAX_REQUEST_BYTES))
+        .read_line(&mut line)
+        .await?;
+    let wire = match serde_json::from_str::<AdminRequest>(&line) {
+        Err(e) => Wire::Err {
+            status: 400,
+            message: format!("unreadable admin request: {e}"),
+        },
+        Ok(request) => {
+            let name = format!("{request:?}")
+                .split([' ', '{', '('])
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            tracing::info!(command = %name, "admin command");
+            match execute(&pod, request).await {
+                Ok(reply) => Wire::Ok(reply),
+                Err(e) => Wire::Err {
+                    status: e.status().as_u16(),
+                    message: e.to_string(),
+                },
+            }
+        }
+    };
+    let mut bytes = serde_json::to_vec(&wire)?;
+    bytes.push(b'\n');
+    write.write_all(&bytes).await?;
+    write.shutdown().await?;
+    Ok(())
+}
+
+/// Sends a command to the server holding `data_dir`.
+pub async fn send(data_dir: &Path, request: &AdminRequest) -> Result<AdminReply> {
+    let path = socket_path(data_dir);
+    let stream = UnixStream::connect(&path).await.map_err(|e| {
+        Error::internal(format!("the data folder is in use by a running lifeboat, but its admin socket {} does not answer: {e}", path.display()))
+    })?;
+    let (read, mut write) = stream.into_split();
+    let mut bytes = serde_json::to_vec(request)?;
+    bytes.push(b'\n');
+    write.write_all(&bytes).await?;
+    write.shutdown().await?;
+    let mut line = String::new();
+    BufReader::new(read).read_line(&mut line).await?;
+    match serde_json::from_str::<Wire>(&line)
+        .map_err(|e| Error::internal(format!("unreadable reply from the server: {e}")))?
+    {
+        Wire::Ok(reply) => Ok(reply),
+        Wire::Err {
+            status: 400,
+            message,
+        } => Err(Error::BadRequest(message)),
+        Wire::Err {
+            status: 404,
+            message,
+        } => Err(Error::NotFound(message)),
+        Wire::Err {
+            status: 409,
+            message,
+        } => Err(Error::Conflict(message)),
+        Wire::Err {
+            status: 403,
+            message,
+        } => Err(Error::Forbidden(message)),
+        Wire::Err { message, .. } => Err(Error::Internal(message)),
+    }
+}

@@ -1,0 +1,61 @@
+//! The running pod: configuration, store, mailer and shared limits, handed to every
+//! handler, worker and admin command. Building one does not start anything;
+//! [`crate::server`] starts the HTTP server and the workers around it.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::mail::Mailer;
+use crate::ratelimit::RateLimiter;
+use crate::store::Store;
+use crate::Result;
+
+/// Everything a request or a worker needs. Shared as `Arc<Pod>`.
+pub struct Pod {
+    pub config: Config,
+    pub store: Store,
+    pub mailer: Mailer,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub limits: Limits,
+}
+
+/// The rate limits the pod enforces, each keyed by the caller's choice of key.
+pub struct Limits {
+    /// Sign-in attempts per client address.
+    pub sign_in: RateLimiter,
+    /// Backup pushes per client address.
+    pub backup_push: RateLimiter,
+    /// Page form submissions that send mail, per client address.
+    pub mail_forms: RateLimiter,
+}
+
+impl Pod {
+    /// Assembles the pod around an open store.
+    pub fn new(config: Config, store: Store) -> Result<Arc<Pod>> {
+        let mailer = Mailer::new(&config, store.clone())?;
+        let trusted_proxies = config
+            .server
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        let limits = Limits {
+            sign_in: RateLimiter::new(10, 10, Duration::from_secs(600)),
+            backup_push: RateLimiter::new(
+                config.backups.pushes_per_minute,
+                config.backups.pushes_per_minute,
+                Duration::from_secs(60),
+            ),
+            mail_forms: RateLimiter::new(5, 20, Duration::from_secs(3600)),
+        };
+        Ok(Arc::new(Pod {
+            config,
+            store,
+            mailer,
+            trusted_proxies,
+            limits,
+        }))
+    }
+}

@@ -1,0 +1,331 @@
+//! The HTTP edge: one warp filter hands every request to [`dispatch`], which picks the
+//! handler by method and path. Handlers are thin: parse the request, call one domain
+//! function, map the result. This module also owns what every response shares:
+//! request logging (method, path and status — never query strings, which may carry
+//! secret tokens), security headers, body limits checked while reading, and the
+//! mapping of [`Error`] to a status with a client-safe message.
+
+pub mod client_addr;
+pub mod nodeinfo;
+pub mod pages;
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use warp::Filter;
+
+use crate::pod::Pod;
+use crate::{Error, Result};
+use client_addr::ClientAddr;
+
+/// What handlers answer with.
+pub type Response = warp::http::Response<Bytes>;
+
+type BodyStream = Pin<Box<dyn Stream<Item = std::result::Result<Bytes, warp::Error>> + Send>>;
+
+/// One incoming request, as handlers see it.
+pub struct Request {
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub client: ClientAddr,
+    body: Option<BodyStream>,
+}
+
+impl Request {
+    /// Reads the whole body, refusing it with 413 as soon as it passes `limit` bytes.
+    pub async fn body(&mut self, limit: u64) -> Result<Bytes> {
+        if let Some(length) = self
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        {
+            if length > limit {
+                return Err(Error::TooLarge(format!(
+                    "request body is larger than {limit} bytes"
+                )));
+            }
+        }
+        let mut stream = self
+            .body
+            .take()
+            .ok_or_else(|| Error::internal("request body read twice"))?;
+        let mut out = BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|e| Error::bad(format!("request body could not be read: {e}")))?;
+            if out.len() as u64 + chunk.len() as u64 > limit {
+                return Err(Error::TooLarge(format!(
+                    "request body is larger than {limit} bytes"
+                )));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
+    }
+
+    /// One query parameter, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        let query = self.query.as_deref()?;
+        form_pairs(query.as_bytes())
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The media type of the body, lower-cased, without parameters.
+    pub fn content_type(&self) -> Option<String> {
+        let value = self.headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+        Some(
+            value
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase(),
+        )
+    }
+}
+
+/// Decodes `application/x-www-form-urlencoded` pairs.
+pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    fn decode(part: &[u8]) -> String {
+        let mut out = Vec::with_capacity(part.len());
+        let mut i = 0;
+        while i < part.len() {
+            match part[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < part.len() => {
+                    match std::str::from_utf8(&part[i + 1..i + 3])
+                        .ok()
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    {
+                        Some(byte) => {
+                            out.push(byte);
+                            i += 2;
+                        }
+                        None => out.push(b'%'),
+                    }
+                }
+                other => out.push(other),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    body.split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let mut it = pair.splitn(2, |&b| b == b'=');
+            let key = decode(it.next().unwrap_or_default());
+            let value = decode(it.next().unwrap_or_default());
+            (key, value)
+        })
+        .collect()
+}
+
+/// The warp filter serving the whole pod.
+pub fn filter(
+    pod: Arc<Pod>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
+    warp::any()
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
+        .and(warp::body::stream().map(box_body))
+        .then(
+            move |method: Method,
+                  path: warp::path::FullPath,
+                  query: String,
+                  headers: HeaderMap,
+                  remote: Option<SocketAddr>,
+                  body: BodyStream| {
+                let pod = pod.clone();
+                let forwarded = headers
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let client = ClientAddr::resolve(
+                    remote.map(|a| a.ip()),
+                    forwarded.as_deref(),
+                    &pod.trusted_proxies,
+                );
+                let request = Request {
+                    method,
+                    path: path.as_str().to_string(),
+                    query: (!query.is_empty()).then_some(query),
+                    headers,
+                    client,
+                    body: Some(body),
+                };
+                handle(pod, request)
+            },
+        )
+}
+
+fn box_body<S, B>(stream: S) -> BodyStream
+where
+    S: Stream<Item = std::result::Result<B, warp::Error>> + Send + 'static,
+    B: Buf,
+{
+    Box::pin(stream.map(|chunk| chunk.map(|mut buf| buf.copy_to_bytes(buf.remaining()))))
+}
+
+async fn handle(pod: Arc<Pod>, request: Request) -> Response {
+    let started = Instant::now();
+    let (method, path, client) = (request.method.clone(), request.path.clone(), request.client);
+    let wants_html = request
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let mut response = match dispatch(&pod, request).await {
+        Ok(response) => response,
+        Err(error) => {
+            if let Error::Internal(detail) = &error {
+                tracing::error!(%method, %path, "internal error: {detail}");
+            }
+            error_response(&error, wants_html)
+        }
+    };
+    secure_headers(response.headers_mut());
+    tracing::info!(target: "lifeboat::http", %client, %method, %path, status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64);
+    response
+}
+
+/// Picks the handler for a request.
+async fn dispatch(pod: &Arc<Pod>, req: Request) -> Result<Response> {
+    let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
+    let path = req.path.clone();
+    match (&req.method, segments.as_slice()) {
+        (&Method::GET, [""]) => Ok(html(pages::home(pod))),
+        (&Method::GET, ["assets", name]) => pages::asset(name),
+        (&Method::GET, [".well-known", "nodeinfo"]) => {
+            Ok(json(StatusCode::OK, &nodeinfo::well_known(pod)))
+        }
+        (&Method::GET, ["nodeinfo", version @ ("2.0" | "2.1")]) => {
+            let usage = nodeinfo::Usage {
+                backup_room: true,
+                ..Default::default()
+            };
+            let doc = nodeinfo::document(pod, version, usage);
+            let profile = format!("application/json; profile=\"http://nodeinfo.diaspora.software/ns/schema/{version}#\"");
+            let mut response = json(StatusCode::OK, &doc);
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(&profile).map_err(Error::internal)?,
+            );
+            Ok(response)
+        }
+        (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok\n")),
+        _ => Err(Error::NotFound(format!("no page at {path}"))),
+    }
+}
+
+/// An HTML page with status 200.
+pub fn html(markup: maud::Markup) -> Response {
+    html_status(StatusCode::OK, markup)
+}
+
+/// An HTML page with the given status.
+pub fn html_status(status: StatusCode, markup: maud::Markup) -> Response {
+    let mut response = Response::new(Bytes::from(markup.into_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+/// A JSON document.
+pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Plain text.
+pub fn text(status: StatusCode, body: &'static str) -> Response {
+    let mut response = Response::new(Bytes::from_static(body.as_bytes()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// A redirect after a form post (303 See Other).
+pub fn see_other(location: &str) -> Result<Response> {
+    let mut response = Response::new(Bytes::new());
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    response.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(location).map_err(Error::internal)?,
+    );
+    Ok(response)
+}
+
+/// An error as the client sees it: JSON `{"error": ...}` for APIs, a page for browsers.
+pub fn error_response(error: &Error, wants_html: bool) -> Response {
+    let status = error.status();
+    let message = error.client_message();
+    if wants_html {
+        html_status(status, pages::error_page(status, &message))
+    } else {
+        json(status, &serde_json::json!({"error": message}))
+    }
+}
+
+fn secure_headers(headers: &mut HeaderMap) {
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    if headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"))
+    {
+        headers.insert(
+            "content-security-policy",
+            HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding() {
+        let pairs = form_pairs(b"a=1&b=hello+world&c=%41%zz&d&e=%E2%9C%93&f=%4");
+        assert_eq!(
+            pairs,
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "hello world".into()),
+                ("c".into(), "A%zz".into()),
+                ("d".into(), "".into()),
+                ("e".into(), "✓".into()),
+                ("f".into(), "%4".into()),
+            ]
+        );
+    }
+}
