@@ -70,7 +70,10 @@ pub async fn execute(pod: &Arc<Pod>, request: AdminRequest) -> Result<AdminReply
             let mail = Mail {
                 to: to.clone(),
                 subject: format!("lifeboat test message from {}", pod.config.public_host()),
-                text: format!("This is a test message from the lifeboat pod at {}.\nIf you can read it, mail works.\n", pod.config.public_url()),
+                text: format!(
+                    "This is a test message from the lifeboat pod at {}.\nIf you can read it, mail works.\n",
+                    pod.config.public_url()
+                ),
             };
             pod.mailer.send_now(&mail).await?;
             Ok(AdminReply {
@@ -91,12 +94,8 @@ pub async fn serve(pod: Arc<Pod>, mut shutdown: tokio::sync::watch::Receiver<boo
     let path = socket_path(pod.store.dir());
     // We hold the data folder's lock, so a socket file left here is stale.
     let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).map_err(|e| {
-        Error::internal(format!(
-            "cannot create admin socket {}: {e}",
-            path.display()
-        ))
-    })?;
+    let listener = UnixListener::bind(&path)
+        .map_err(|e| Error::internal(format!("cannot create admin socket {}: {e}", path.display())))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     let own_uid = unsafe { libc::geteuid() };
     loop {
@@ -160,7 +159,10 @@ async fn answer(pod: Arc<Pod>, stream: UnixStream) -> Result<()> {
 pub async fn send(data_dir: &Path, request: &AdminRequest) -> Result<AdminReply> {
     let path = socket_path(data_dir);
     let stream = UnixStream::connect(&path).await.map_err(|e| {
-        Error::internal(format!("the data folder is in use by a running lifeboat, but its admin socket {} does not answer: {e}", path.display()))
+        Error::internal(format!(
+            "the data folder is in use by a running lifeboat, but its admin socket {} does not answer: {e}",
+            path.display()
+        ))
     })?;
     let (read, mut write) = stream.into_split();
     let mut bytes = serde_json::to_vec(request)?;
@@ -173,22 +175,10 @@ pub async fn send(data_dir: &Path, request: &AdminRequest) -> Result<AdminReply>
         .map_err(|e| Error::internal(format!("unreadable reply from the server: {e}")))?
     {
         Wire::Ok(reply) => Ok(reply),
-        Wire::Err {
-            status: 400,
-            message,
-        } => Err(Error::BadRequest(message)),
-        Wire::Err {
-            status: 404,
-            message,
-        } => Err(Error::NotFound(message)),
-        Wire::Err {
-            status: 409,
-            message,
-        } => Err(Error::Conflict(message)),
-        Wire::Err {
-            status: 403,
-            message,
-        } => Err(Error::Forbidden(message)),
+        Wire::Err { status: 400, message } => Err(Error::BadRequest(message)),
+        Wire::Err { status: 404, message } => Err(Error::NotFound(message)),
+        Wire::Err { status: 409, message } => Err(Error::Conflict(message)),
+        Wire::Err { status: 403, message } => Err(Error::Forbidden(message)),
         Wire::Err { message, .. } => Err(Error::Internal(message)),
     }
 }

@@ -22,10 +22,7 @@ pub struct Mail {
 pub struct Mailer;
 
 impl Mailer {
-    pub fn new(
-        _config: &crate::config::Config,
-        _store: crate::store::Store,
-    ) -> crate::Result<Mailer> {
+    pub fn new(_config: &crate::config::Config, _store: crate::store::Store) -> crate::Result<Mailer> {
         Ok(Mailer)
     }
     pub async fn send_now(&self, _mail: &Mail) -> crate::Result<()> {

@@ -77,9 +77,7 @@ enum MailCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let env: BTreeMap<String, String> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("LIFEBOAT_"))
-        .collect();
+    let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("LIFEBOAT_")).collect();
     init_logging(&env);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -136,9 +134,7 @@ async fn run(cli: Cli, env: BTreeMap<String, String>) -> Result<()> {
             Ok(())
         }
         Command::Check => print_reply(podmin(config, AdminRequest::Check).await?),
-        Command::Mail(MailCommand::Test { to }) => {
-            print_reply(podmin(config, AdminRequest::MailTest { to }).await?)
-        }
+        Command::Mail(MailCommand::Test { to }) => print_reply(podmin(config, AdminRequest::MailTest { to }).await?),
     }
 }
 

@@ -85,11 +85,7 @@ async fn shutdown_signal(stop: Arc<watch::Sender<bool>>) {
     let _ = stop.send(true);
 }
 
-async fn finish(
-    pod: Arc<Pod>,
-    stop: &watch::Sender<bool>,
-    mut workers: tokio::task::JoinSet<()>,
-) -> Result<()> {
+async fn finish(pod: Arc<Pod>, stop: &watch::Sender<bool>, mut workers: tokio::task::JoinSet<()>) -> Result<()> {
     let _ = stop.send(true);
     let drain = async { while workers.join_next().await.is_some() {} };
     if tokio::time::timeout(std::time::Duration::from_secs(20), drain)

@@ -59,8 +59,7 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = vec![VALUE_VERSION];
     // Encoding plain serde structs into a Vec cannot fail.
     out.extend(
-        bincode::serde::encode_to_vec(value, bincode::config::standard())
-            .expect("bincode encoding of plain data"),
+        bincode::serde::encode_to_vec(value, bincode::config::standard()).expect("bincode encoding of plain data"),
     );
     out
 }
@@ -69,17 +68,14 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     match bytes.split_first() {
         Some((&VALUE_VERSION, rest)) => {
-            let (value, used) =
-                bincode::serde::decode_from_slice(rest, bincode::config::standard())
-                    .map_err(|e| Error::internal(format!("stored value does not decode: {e}")))?;
+            let (value, used) = bincode::serde::decode_from_slice(rest, bincode::config::standard())
+                .map_err(|e| Error::internal(format!("stored value does not decode: {e}")))?;
             if used != rest.len() {
                 return Err(Error::internal("stored value has trailing bytes"));
             }
             Ok(value)
         }
-        Some((v, _)) => Err(Error::internal(format!(
-            "stored value has unknown version {v}"
-        ))),
+        Some((v, _)) => Err(Error::internal(format!("stored value has unknown version {v}"))),
         None => Err(Error::internal("stored value is empty")),
     }
 }
@@ -117,9 +113,8 @@ impl Store {
     /// Opens (creating if needed) the store in `dir`, taking its lock. Must be called
     /// inside a tokio runtime (the group-commit flusher is a task).
     pub fn open(dir: &Path) -> std::result::Result<Store, OpenFailure> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            Error::internal(format!("cannot create data folder {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::internal(format!("cannot create data folder {}: {e}", dir.display())))?;
         let lock_path = dir.join("lifeboat.lock");
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -151,9 +146,7 @@ impl Store {
             .path(dir.join("db"))
             .mode(sled::Mode::HighThroughput)
             .open()
-            .map_err(|e| {
-                Error::internal(format!("cannot open the store in {}: {e}", dir.display()))
-            })?;
+            .map_err(|e| Error::internal(format!("cannot open the store in {}: {e}", dir.display())))?;
         check_schema(&db)?;
         let trees = Tree::ALL
             .iter()
@@ -196,11 +189,7 @@ impl Store {
         work: impl Fn(&Tx) -> std::result::Result<R, ConflictableTransactionError<Error>>,
     ) -> Result<R> {
         use sled::Transactional;
-        let result = self
-            .inner
-            .trees
-            .as_slice()
-            .transaction(|trees| work(&Tx { trees }));
+        let result = self.inner.trees.as_slice().transaction(|trees| work(&Tx { trees }));
         Ok(result?)
     }
 
@@ -278,9 +267,7 @@ impl Tx<'_> {
         key: &[u8],
     ) -> std::result::Result<Option<T>, ConflictableTransactionError<Error>> {
         match self.tree(tree).get(key)? {
-            Some(bytes) => decode(&bytes)
-                .map(Some)
-                .map_err(ConflictableTransactionError::Abort),
+            Some(bytes) => decode(&bytes).map(Some).map_err(ConflictableTransactionError::Abort),
             None => Ok(None),
         }
     }
@@ -336,16 +323,11 @@ async fn group_commit(db: sled::Db, mut rx: mpsc::UnboundedReceiver<oneshot::Sen
             waiters.push(more);
         }
         let db = db.clone();
-        let outcome =
-            tokio::task::spawn_blocking(move || db.flush().map(|_| ()).map_err(|e| e.to_string()))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
+        let outcome = tokio::task::spawn_blocking(move || db.flush().map(|_| ()).map_err(|e| e.to_string()))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
         for waiter in waiters {
-            let _ = waiter.send(
-                outcome
-                    .clone()
-                    .map_err(|e| Error::internal(format!("flush: {e}"))),
-            );
+            let _ = waiter.send(outcome.clone().map_err(|e| Error::internal(format!("flush: {e}"))));
         }
     }
 }
@@ -407,9 +389,7 @@ mod tests {
         });
         assert!(result.is_err());
         assert!(store.tree(Tree::Meta).get(b"a").unwrap().is_none());
-        store
-            .transaction(|tx| tx.put(Tree::Meta, b"a", &1u64))
-            .unwrap();
+        store.transaction(|tx| tx.put(Tree::Meta, b"a", &1u64)).unwrap();
         store.durable().await.unwrap();
         assert_eq!(
             decode::<u64>(&store.tree(Tree::Meta).get(b"a").unwrap().unwrap()).unwrap(),

@@ -10,11 +10,7 @@ pub struct ClientAddr(pub IpAddr);
 
 impl ClientAddr {
     /// Finds the real client from the socket peer and the `X-Forwarded-For` header.
-    pub fn resolve(
-        peer: Option<IpAddr>,
-        forwarded_for: Option<&str>,
-        trusted_proxies: &[IpAddr],
-    ) -> ClientAddr {
+    pub fn resolve(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted_proxies: &[IpAddr]) -> ClientAddr {
         let peer = peer.unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let peer = canonical(peer);
         if !trusted_proxies.contains(&peer) {
@@ -82,26 +78,14 @@ mod tests {
     #[test]
     fn the_rightmost_untrusted_address_counts() {
         let proxies = [ip("127.0.0.1"), ip("10.0.0.2")];
-        let c = ClientAddr::resolve(
-            Some(ip("127.0.0.1")),
-            Some("6.6.6.6, 198.51.100.7, 10.0.0.2"),
-            &proxies,
-        );
-        assert_eq!(
-            c.0,
-            ip("198.51.100.7"),
-            "the spoofable leftmost entry is ignored"
-        );
+        let c = ClientAddr::resolve(Some(ip("127.0.0.1")), Some("6.6.6.6, 198.51.100.7, 10.0.0.2"), &proxies);
+        assert_eq!(c.0, ip("198.51.100.7"), "the spoofable leftmost entry is ignored");
         let c = ClientAddr::resolve(Some(ip("127.0.0.1")), None, &proxies);
         assert_eq!(c.0, ip("127.0.0.1"));
         let c = ClientAddr::resolve(Some(ip("127.0.0.1")), Some("garbage, 10.0.0.2"), &proxies);
         assert_eq!(c.0, ip("10.0.0.2"));
         let c = ClientAddr::resolve(Some(ip("::ffff:127.0.0.1")), Some("198.51.100.7"), &proxies);
-        assert_eq!(
-            c.0,
-            ip("198.51.100.7"),
-            "IPv4-mapped peers match IPv4 proxies"
-        );
+        assert_eq!(c.0, ip("198.51.100.7"), "IPv4-mapped peers match IPv4 proxies");
     }
 
     #[test]

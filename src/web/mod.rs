@@ -47,9 +47,7 @@ impl Request {
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
         {
             if length > limit {
-                return Err(Error::TooLarge(format!(
-                    "request body is larger than {limit} bytes"
-                )));
+                return Err(Error::TooLarge(format!("request body is larger than {limit} bytes")));
             }
         }
         let mut stream = self
@@ -58,12 +56,9 @@ impl Request {
             .ok_or_else(|| Error::internal("request body read twice"))?;
         let mut out = BytesMut::new();
         while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|e| Error::bad(format!("request body could not be read: {e}")))?;
+            let chunk = chunk.map_err(|e| Error::bad(format!("request body could not be read: {e}")))?;
             if out.len() as u64 + chunk.len() as u64 > limit {
-                return Err(Error::TooLarge(format!(
-                    "request body is larger than {limit} bytes"
-                )));
+                return Err(Error::TooLarge(format!("request body is larger than {limit} bytes")));
             }
             out.extend_from_slice(&chunk);
         }
@@ -82,14 +77,7 @@ impl Request {
     /// The media type of the body, lower-cased, without parameters.
     pub fn content_type(&self) -> Option<String> {
         let value = self.headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-        Some(
-            value
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase(),
-        )
+        Some(value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
     }
 }
 
@@ -153,11 +141,7 @@ pub fn filter(
                     .get("x-forwarded-for")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
-                let client = ClientAddr::resolve(
-                    remote.map(|a| a.ip()),
-                    forwarded.as_deref(),
-                    &pod.trusted_proxies,
-                );
+                let client = ClientAddr::resolve(remote.map(|a| a.ip()), forwarded.as_deref(), &pod.trusted_proxies);
                 let request = Request {
                     method,
                     path: path.as_str().to_string(),
@@ -208,16 +192,15 @@ async fn dispatch(pod: &Arc<Pod>, req: Request) -> Result<Response> {
     match (&req.method, segments.as_slice()) {
         (&Method::GET, [""]) => Ok(html(pages::home(pod))),
         (&Method::GET, ["assets", name]) => pages::asset(name),
-        (&Method::GET, [".well-known", "nodeinfo"]) => {
-            Ok(json(StatusCode::OK, &nodeinfo::well_known(pod)))
-        }
+        (&Method::GET, [".well-known", "nodeinfo"]) => Ok(json(StatusCode::OK, &nodeinfo::well_known(pod))),
         (&Method::GET, ["nodeinfo", version @ ("2.0" | "2.1")]) => {
             let usage = nodeinfo::Usage {
                 backup_room: true,
                 ..Default::default()
             };
             let doc = nodeinfo::document(pod, version, usage);
-            let profile = format!("application/json; profile=\"http://nodeinfo.diaspora.software/ns/schema/{version}#\"");
+            let profile =
+                format!("application/json; profile=\"http://nodeinfo.diaspora.software/ns/schema/{version}#\"");
             let mut response = json(StatusCode::OK, &doc);
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -251,10 +234,9 @@ pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -292,10 +274,7 @@ pub fn error_response(error: &Error, wants_html: bool) -> Response {
 }
 
 fn secure_headers(headers: &mut HeaderMap) {
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     if headers
