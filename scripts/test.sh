@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs lifeboat's whole test suite: Rust unit and integration tests, then the
+# end-to-end tests (real lifeboat processes, a real SMTP server, headless Chromium,
+# libsodium through PyNaCl). Installs what the tests need on a fresh Debian machine:
+# Chromium and chromedriver from apt, Python modules into ./.venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then need_apt+=(python3-venv); fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== installing ${need_apt[*]} (apt)"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ] || ! cmp -s tests/e2e/requirements.txt .venv/requirements.txt; then
+  echo "== preparing .venv (pip)"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -r tests/e2e/requirements.txt
+  cp tests/e2e/requirements.txt .venv/requirements.txt
+fi
+export PATH="$PWD/.venv/bin:$PATH"
+
+echo "== cargo test"
+cargo build --locked --all-targets
+cargo test --locked
+
+echo "== systemd unit"
+systemd-analyze verify systemd/lifeboat.service
+
+echo "== end-to-end tests"
+cd tests/e2e
+exec python -m pytest -q -p no:cacheprovider "$@"
