@@ -3,7 +3,10 @@
 //!
 //! Modules, one per domain; each says at its top what it owns:
 //! - [`error`]: the crate-wide error type and its policy.
+//! - [`http_client`]: the one hardened outbound HTTP client, pod origins, and the
+//!   address rules every request to another pod obeys.
 
 pub mod error;
+pub mod http_client;
 
 pub use error::{Error, Result};
