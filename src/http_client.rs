@@ -87,7 +87,7 @@ impl Default for ClientPolicy {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_response_bytes: 2 * 1024 * 1024,
-            failure_cache_ttl: Duration::from_secs(5 * 60),
+            failure_cache_ttl: Duration::from_secs(60),
             exempt_addresses: Vec::new(),
         }
     }
@@ -146,8 +146,13 @@ impl fmt::Debug for HttpClient {
 /// The request method, with what it carries.
 #[derive(Clone, Copy)]
 enum Method<'a> {
-    Get { accept: &'a str },
-    Post { content_type: &'a str, body: &'a [u8] },
+    Get {
+        accept: &'a str,
+    },
+    Post {
+        content_type: &'a str,
+        body: &'a [u8],
+    },
 }
 
 impl Method<'_> {
@@ -229,24 +234,35 @@ impl HttpClient {
         // The URL itself is never echoed: it may carry tokens.
         let mut target = Target::parse(url)
             .map_err(|reason| Error::Upstream(format!("cannot fetch: {reason}")))?;
+        let first_origin = target.origin.to_string();
         let mut redirects = 0;
+        // Errors on later hops say where the redirects started.
+        let context = |redirects: usize, e: Error| match e {
+            Error::Upstream(msg) if redirects > 0 => {
+                Error::Upstream(format!("{msg} (reached by redirect from {first_origin})"))
+            }
+            e => e,
+        };
         loop {
             let origin = target.origin.to_string();
-            self.check_scheme(&target.origin)?;
-            self.check_failure_cache(&origin)?;
+            self.check_scheme(&target.origin)
+                .map_err(|e| context(redirects, e))?;
+            self.check_failure_cache(&origin)
+                .map_err(|e| context(redirects, e))?;
             tracing::debug!(method = method.name(), origin = %origin, "outbound request");
 
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(Error::Upstream(format!(
+                let msg = format!(
                     "{origin} could not be reached: timed out (request budget of {} s used up)",
                     policy.request_timeout.as_secs_f32()
-                )));
+                );
+                return Err(context(redirects, Error::Upstream(msg)));
             }
             let result = self.exchange(&target, method, remaining);
             let response = match result {
                 Ok(response) => response,
-                Err(failure) => return Err(self.fail(&origin, failure)),
+                Err(failure) => return Err(context(redirects, self.fail(&origin, failure))),
             };
 
             let status = response.status();
@@ -265,7 +281,7 @@ impl HttpClient {
                         self.failures().remove(&origin);
                         Ok(response)
                     }
-                    Err(failure) => Err(self.fail(&origin, failure)),
+                    Err(failure) => Err(context(redirects, self.fail(&origin, failure))),
                 };
             }
             // The origin answered: it is reachable, whatever comes next.
@@ -305,7 +321,7 @@ impl HttpClient {
             Ok(())
         } else {
             Err(Error::Upstream(format!(
-                "refusing to fetch from {origin}: plain http is not allowed, only https"
+                "refusing {origin}: plain http is not allowed, only https"
             )))
         }
     }
@@ -453,7 +469,9 @@ fn classify(e: ureq::Error) -> Failed {
         },
         U::RequireHttpsOnly(_) => Failed::Refused("plain http is not allowed, only https".into()),
         U::BadUri(_) | U::Http(_) => Failed::Refused("the URL is not usable".into()),
-        U::Timeout(t) => Failed::Network(format!("timed out ({t})")),
+        U::Timeout(ureq::Timeout::Resolve) => Failed::Network("name resolution timed out".into()),
+        U::Timeout(ureq::Timeout::Connect) => Failed::Network("connecting timed out".into()),
+        U::Timeout(_) => Failed::Network("timed out".into()),
         U::HostNotFound => Failed::Network("host name not found".into()),
         U::Io(io) => Failed::Network(io_reason(&io)),
         U::ConnectionFailed => Failed::Network("connection failed".into()),
@@ -464,17 +482,15 @@ fn classify(e: ureq::Error) -> Failed {
         U::BodyExceedsLimit(n) => {
             Failed::Unusable(format!("sent a response larger than {n} bytes"))
         }
-        U::LargeResponseHeader(_, limit) => Failed::Unusable(format!(
-            "sent response headers larger than {limit} bytes"
-        )),
+        U::LargeResponseHeader(_, limit) => {
+            Failed::Unusable(format!("sent response headers larger than {limit} bytes"))
+        }
         U::Protocol(err) => Failed::Unusable(format!("answered with broken HTTP: {err}")),
         U::Decompress(kind, err) => {
             Failed::Unusable(format!("sent a body that does not decode as {kind}: {err}"))
         }
         // Proxy variants cannot occur (proxies are off) and may echo URLs.
-        U::ConnectProxyFailed(_) | U::InvalidProxyUrl => {
-            Failed::Network("proxy failure".into())
-        }
+        U::ConnectProxyFailed(_) | U::InvalidProxyUrl => Failed::Network("proxy failure".into()),
         other => Failed::Unusable(format!("request failed: {other}")),
     }
 }
@@ -514,11 +530,7 @@ struct AddressRefused {
 
 impl fmt::Display for AddressRefused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "it resolves only to non-public addresses (such as a {} address)",
-            self.range
-        )
+        write!(f, "it is not on a public address ({})", self.range)
     }
 }
 
@@ -750,11 +762,7 @@ impl Target {
             let scheme = if self.origin.https { "https:" } else { "http:" };
             return Target::parse(&format!("{scheme}{location}"));
         }
-        let base_path = self
-            .path_and_query
-            .split('?')
-            .next()
-            .unwrap_or("/");
+        let base_path = self.path_and_query.split('?').next().unwrap_or("/");
         let joined = if location.is_empty() || location.starts_with('#') {
             self.path_and_query.clone()
         } else if location.starts_with('/') {
@@ -818,9 +826,9 @@ fn normalise_host(host: &str) -> std::result::Result<String, String> {
     let ascii = ascii.into_owned();
     if ascii.is_empty()
         || ascii.split('.').any(str::is_empty)
-        || !ascii
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_'))
+        || !ascii.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_')
+        })
     {
         return Err("the host name is not valid".into());
     }
@@ -851,18 +859,30 @@ mod tests {
     fn origins_are_normalised() {
         assert_eq!(origin("https://pod.example"), "https://pod.example");
         assert_eq!(origin("https://pod.example/"), "https://pod.example");
-        assert_eq!(origin("HTTPS://Pod.EXAMPLE/Users/Alice?x=1#f"), "https://pod.example");
+        assert_eq!(
+            origin("HTTPS://Pod.EXAMPLE/Users/Alice?x=1#f"),
+            "https://pod.example"
+        );
         assert_eq!(origin("https://pod.example:443/a"), "https://pod.example");
         assert_eq!(origin("http://pod.example:80"), "http://pod.example");
         assert_eq!(origin("https://pod.example:80"), "https://pod.example:80");
         assert_eq!(origin("http://pod.example:443"), "http://pod.example:443");
-        assert_eq!(origin("https://pod.example:8443/x"), "https://pod.example:8443");
+        assert_eq!(
+            origin("https://pod.example:8443/x"),
+            "https://pod.example:8443"
+        );
         assert_eq!(origin("https://pod.example.?q"), "https://pod.example");
         assert_eq!(origin("  https://pod.example  "), "https://pod.example");
         assert_eq!(origin("http://127.0.0.1:3000/"), "http://127.0.0.1:3000");
         assert_eq!(origin("https://[::1]:8443/"), "https://[::1]:8443");
-        assert_eq!(origin("https://[2001:DB8:0:0::1]/"), "https://[2001:db8::1]");
-        assert_eq!(origin("https://bücher.example/"), "https://xn--bcher-kva.example");
+        assert_eq!(
+            origin("https://[2001:DB8:0:0::1]/"),
+            "https://[2001:db8::1]"
+        );
+        assert_eq!(
+            origin("https://bücher.example/"),
+            "https://xn--bcher-kva.example"
+        );
         assert_eq!(origin("https://pod.example#frag"), "https://pod.example");
     }
 
@@ -921,7 +941,10 @@ mod tests {
         assert_eq!(j("?y=2").unwrap(), "https://pod.example/a/b?y=2");
         assert_eq!(j("").unwrap(), "https://pod.example/a/b?x=1");
         assert_eq!(j("//other.example/d").unwrap(), "https://other.example/d");
-        assert_eq!(j("http://other.example:8080/e#f").unwrap(), "http://other.example:8080/e");
+        assert_eq!(
+            j("http://other.example:8080/e#f").unwrap(),
+            "http://other.example:8080/e"
+        );
         assert!(j("file:///etc/passwd").is_err());
         assert!(j("gopher://x/").is_err());
     }
@@ -1078,11 +1101,19 @@ mod tests {
         let config = Config::builder().proxy(None).build();
         let timeout = NextTimeout::default;
         let ok = resolver
-            .resolve(&"http://127.0.0.1:4000/".parse().unwrap(), &config, timeout())
+            .resolve(
+                &"http://127.0.0.1:4000/".parse().unwrap(),
+                &config,
+                timeout(),
+            )
             .unwrap();
         assert_eq!(&ok[..], &[exempt]);
         let err = resolver
-            .resolve(&"http://127.0.0.1:4001/".parse().unwrap(), &config, timeout())
+            .resolve(
+                &"http://127.0.0.1:4001/".parse().unwrap(),
+                &config,
+                timeout(),
+            )
             .unwrap_err();
         assert!(matches!(classify(err), Failed::Refused(r) if r.contains("loopback")));
     }
