@@ -6,10 +6,17 @@
 //! - [`config`]: every option, declared once; loading and validation.
 //! - [`store`]: the embedded store, its trees and key layouts, units of work.
 //! - [`mail`]: outgoing mail, its durable queue and its transports.
+//! - [`http_client`]: the one hardened outbound HTTP client, pod origins, and the
+//!   address rules every request to another pod obeys.
+//! - [`web`]: the HTTP edge: routing, pages, NodeInfo, request logging.
+//! - [`admin`]: podmin commands and the local admin socket.
+//! - [`pod`], [`server`]: the running pod and its start-up and shutdown.
+//! - [`ratelimit`]: token buckets for per-client and per-account limits.
 
 pub mod admin;
 pub mod config;
 pub mod error;
+pub mod http_client;
 pub mod mail;
 pub mod pod;
 pub mod ratelimit;

@@ -1,0 +1,1084 @@
+//! lifeboat's one outbound HTTP client, and the rules every request to another pod
+//! obeys (DESIGN §8 "Outbound HTTP", §4 pod origins).
+//!
+//! This module owns:
+//! - [`HttpClient`], the only way lifeboat talks HTTP to the outside world. It is
+//!   blocking (callers run it in `tokio::task::spawn_blocking`) and cheap to clone.
+//! - [`ClientPolicy`], the rules it enforces: https only, no loopback, private,
+//!   link-local or otherwise non-public destination, connect and overall timeouts,
+//!   a response size cap, and a per-origin cache of recent network failures. The
+//!   two relaxations (`allow_http`, `allow_private_addresses`) come from
+//!   configuration and exist for tests and development on one machine.
+//! - [`origin_of`], the normalised name of a pod, `scheme://host[:port]`, which
+//!   `known_pods`, failure caches and rate limits key on.
+//! - [`forbidden_range`], the classification of IP addresses into public and
+//!   non-public.
+//!
+//! How the address rule is enforced: ureq is given a resolver of our own that asks
+//! the system resolver, drops every address the policy forbids and hands ureq only
+//! the remaining ones, so the address that was checked is the address connected to
+//! (no DNS-rebinding gap between a check and a second lookup). Proxies from the
+//! environment are ignored, since a proxy would do its own resolution. ureq's own
+//! redirect following is off; [`HttpClient`] follows at most [`MAX_REDIRECTS`]
+//! redirects itself, and every hop goes through the same scheme check, failure
+//! cache and resolver as the first request.
+//!
+//! Requests are logged at `debug` level with method and origin only: paths and
+//! query strings may carry tokens. Error messages likewise name the origin, never
+//! the full URL.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ureq::config::Config;
+use ureq::http::{header, Uri};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+
+use crate::{Error, Result};
+
+/// The most redirects one request follows before giving up.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// The failure cache is pruned of expired entries once it holds this many origins.
+const FAILURE_CACHE_PRUNE_AT: usize = 1024;
+
+/// What the outbound client allows. Built from the `federation.*` options by the
+/// caller; [`Default`] is the production policy.
+#[derive(Clone, Debug)]
+pub struct ClientPolicy {
+    /// Permit `http://` URLs (tests, development). Off: https only.
+    pub allow_http: bool,
+    /// Permit loopback, private and other non-public destinations (tests). Off: only
+    /// public addresses are connected to.
+    pub allow_private_addresses: bool,
+    /// The `User-Agent` sent with every request; see [`user_agent`].
+    pub user_agent: String,
+    /// Budget for name resolution, TCP connect and TLS handshake, per hop.
+    pub connect_timeout: Duration,
+    /// Budget for the whole request, redirects and the response body included.
+    pub request_timeout: Duration,
+    /// Largest response body accepted (after decompression); larger ones are refused
+    /// while reading, without buffering them.
+    pub max_response_bytes: u64,
+    /// How long an origin that failed at the network level (refused, timed out, TLS)
+    /// is answered "recently unreachable" without touching the network. Zero turns
+    /// the cache off.
+    pub failure_cache_ttl: Duration,
+    /// Exact socket addresses (IP and port) let through even though the address rule
+    /// would forbid them. Not a configuration option: empty in production, settable
+    /// only in code. It exists so that tests on one machine can let one loopback
+    /// server through while every other loopback address, another port on the same
+    /// host included, stays forbidden — which is how the re-check of redirect
+    /// destinations is tested against real sockets.
+    pub exempt_addresses: Vec<SocketAddr>,
+}
+
+impl Default for ClientPolicy {
+    fn default() -> Self {
+        ClientPolicy {
+            allow_http: false,
+            allow_private_addresses: false,
+            user_agent: format!("lifeboat/{}", env!("CARGO_PKG_VERSION")),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_response_bytes: 2 * 1024 * 1024,
+            failure_cache_ttl: Duration::from_secs(60),
+            exempt_addresses: Vec::new(),
+        }
+    }
+}
+
+/// The `User-Agent` lifeboat sends: `lifeboat/VERSION (+PUBLIC_URL)`.
+pub fn user_agent(public_url: &str) -> String {
+    format!(
+        "lifeboat/{} (+{})",
+        env!("CARGO_PKG_VERSION"),
+        public_url.trim().trim_end_matches('/')
+    )
+}
+
+/// A response as the caller sees it. Non-2xx statuses are responses too; only
+/// transport failures and policy refusals are errors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The `Content-Type` header, as sent.
+    pub content_type: Option<String>,
+    /// The body, at most [`ClientPolicy::max_response_bytes`] long.
+    pub body: Vec<u8>,
+    /// The URL that answered, after redirects (without any fragment).
+    pub final_url: String,
+}
+
+/// lifeboat's hardened outbound HTTP client; see the module doc. Cheap to clone:
+/// clones share the connection pool and the failure cache.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    policy: ClientPolicy,
+    agent: ureq::Agent,
+    /// Origin → the last network failure, while it is fresh.
+    failures: Mutex<HashMap<String, Failure>>,
+}
+
+struct Failure {
+    at: Instant,
+    reason: String,
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("policy", &self.inner.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The request method, with what it carries.
+#[derive(Clone, Copy)]
+enum Method<'a> {
+    Get { accept: &'a str },
+    Post { content_type: &'a str, body: &'a [u8] },
+}
+
+impl Method<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Method::Get { .. } => "GET",
+            Method::Post { .. } => "POST",
+        }
+    }
+}
+
+impl HttpClient {
+    /// A client enforcing `policy`.
+    pub fn new(policy: ClientPolicy) -> HttpClient {
+        let config = Config::builder()
+            // Redirects are followed by `send`, hop by hop, with every check redone.
+            .max_redirects(0)
+            // Statuses are the caller's business.
+            .http_status_as_error(false)
+            // A proxy would resolve names itself, past our resolver.
+            .proxy(None)
+            .https_only(!policy.allow_http)
+            .user_agent(policy.user_agent.as_str())
+            .timeout_resolve(Some(policy.connect_timeout))
+            .timeout_connect(Some(policy.connect_timeout))
+            .timeout_global(Some(policy.request_timeout))
+            .build();
+        let resolver = GuardedResolver {
+            allow_private: policy.allow_private_addresses,
+            exempt: policy.exempt_addresses.clone(),
+            system: DefaultResolver::default(),
+        };
+        let agent = ureq::Agent::with_parts(config, DefaultConnector::new(), resolver);
+        HttpClient {
+            inner: Arc::new(Inner {
+                policy,
+                agent,
+                failures: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The policy this client enforces.
+    pub fn policy(&self) -> &ClientPolicy {
+        &self.inner.policy
+    }
+
+    /// `GET url` with `Accept: accept`, following redirects. Blocking.
+    pub fn get(&self, url: &str, accept: &str) -> Result<Response> {
+        self.send(url, Method::Get { accept })
+    }
+
+    /// `POST url` with the given body and `Content-Type`. Blocking. Only `307` and
+    /// `308` redirects are followed (they keep the method and body); any other
+    /// redirect is returned as the response, since turning a POST into a GET would
+    /// silently drop what was sent.
+    pub fn post(&self, url: &str, content_type: &str, body: &[u8]) -> Result<Response> {
+        self.send(url, Method::Post { content_type, body })
+    }
+
+    /// Forgets the cached network failure of the origin of `url` (an origin or any
+    /// URL on it), so that the next request tries the network again.
+    pub fn forget_failures(&self, url: &str) {
+        if let Ok(target) = Target::parse(url) {
+            self.failures().remove(&target.origin.to_string());
+        }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, Failure>> {
+        self.inner
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn send(&self, url: &str, method: Method<'_>) -> Result<Response> {
+        let policy = &self.inner.policy;
+        let deadline = Instant::now() + policy.request_timeout;
+        // The URL itself is never echoed: it may carry tokens.
+        let mut target = Target::parse(url).map_err(|reason| Error::Upstream(format!("cannot fetch: {reason}")))?;
+        let first_origin = target.origin.to_string();
+        let mut redirects = 0;
+        // Errors on later hops say where the redirects started.
+        let context = |redirects: usize, e: Error| match e {
+            Error::Upstream(msg) if redirects > 0 => {
+                Error::Upstream(format!("{msg} (reached by redirect from {first_origin})"))
+            }
+            e => e,
+        };
+        loop {
+            let origin = target.origin.to_string();
+            self.check_scheme(&target.origin).map_err(|e| context(redirects, e))?;
+            self.check_failure_cache(&origin).map_err(|e| context(redirects, e))?;
+            tracing::debug!(method = method.name(), origin = %origin, "outbound request");
+
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                let msg = format!(
+                    "{origin} could not be reached: timed out (request budget of {} s used up)",
+                    policy.request_timeout.as_secs_f32()
+                );
+                return Err(context(redirects, Error::Upstream(msg)));
+            }
+            let result = self.exchange(&target, method, remaining);
+            let response = match result {
+                Ok(response) => response,
+                Err(failure) => return Err(context(redirects, self.fail(&origin, failure))),
+            };
+
+            let status = response.status();
+            let follow = match method {
+                Method::Get { .. } => matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308),
+                Method::Post { .. } => matches!(status.as_u16(), 307 | 308),
+            };
+            let location = response
+                .headers()
+                .get(header::LOCATION)
+                .map(|v| v.to_str().map(str::to_owned));
+            if !follow || location.is_none() {
+                let response = self.read_response(&origin, &target, response);
+                return match response {
+                    Ok(response) => {
+                        self.failures().remove(&origin);
+                        Ok(response)
+                    }
+                    Err(failure) => Err(context(redirects, self.fail(&origin, failure))),
+                };
+            }
+            // The origin answered: it is reachable, whatever comes next.
+            self.failures().remove(&origin);
+            drop(response);
+
+            redirects += 1;
+            if redirects > MAX_REDIRECTS {
+                return Err(Error::Upstream(format!(
+                    "{origin} redirected more than {MAX_REDIRECTS} times"
+                )));
+            }
+            let location = match location {
+                Some(Ok(location)) => location,
+                _ => {
+                    return Err(Error::Upstream(format!(
+                        "{origin} redirected to an unreadable Location header"
+                    )))
+                }
+            };
+            target = target
+                .join(&location)
+                .map_err(|reason| Error::Upstream(format!("{origin} redirected to an unusable location: {reason}")))?;
+            tracing::debug!(
+                from = %origin,
+                to = %target.origin,
+                status = status.as_u16(),
+                "following redirect"
+            );
+        }
+    }
+
+    fn check_scheme(&self, origin: &Origin) -> Result<()> {
+        if origin.https || self.inner.policy.allow_http {
+            Ok(())
+        } else {
+            Err(Error::Upstream(format!(
+                "refusing {origin}: plain http is not allowed, only https"
+            )))
+        }
+    }
+
+    fn check_failure_cache(&self, origin: &str) -> Result<()> {
+        let ttl = self.inner.policy.failure_cache_ttl;
+        let mut failures = self.failures();
+        let Some(failure) = failures.get(origin) else {
+            return Ok(());
+        };
+        let age = failure.at.elapsed();
+        if age >= ttl {
+            failures.remove(origin);
+            return Ok(());
+        }
+        Err(Error::Upstream(format!(
+            "{origin} is recently unreachable ({}, {} s ago); not retrying for another {} s",
+            failure.reason,
+            age.as_secs(),
+            (ttl - age).as_secs().max(1)
+        )))
+    }
+
+    /// Turns a failure into the error for the caller, remembering network failures.
+    fn fail(&self, origin: &str, failure: Failed) -> Error {
+        match failure {
+            Failed::Refused(reason) => Error::Upstream(format!("refusing {origin}: {reason}")),
+            Failed::Network(reason) => {
+                tracing::debug!(origin = %origin, reason = %reason, "outbound request failed");
+                if !self.inner.policy.failure_cache_ttl.is_zero() {
+                    let mut failures = self.failures();
+                    if failures.len() >= FAILURE_CACHE_PRUNE_AT {
+                        let ttl = self.inner.policy.failure_cache_ttl;
+                        failures.retain(|_, f| f.at.elapsed() < ttl);
+                    }
+                    failures.insert(
+                        origin.to_owned(),
+                        Failure {
+                            at: Instant::now(),
+                            reason: reason.clone(),
+                        },
+                    );
+                }
+                Error::Upstream(format!("{origin} could not be reached: {reason}"))
+            }
+            Failed::Unusable(reason) => Error::Upstream(format!("{origin} {reason}")),
+        }
+    }
+
+    /// One HTTP exchange, up to the response head.
+    fn exchange(
+        &self,
+        target: &Target,
+        method: Method<'_>,
+        budget: Duration,
+    ) -> std::result::Result<ureq::http::Response<ureq::Body>, Failed> {
+        let uri: Uri = target
+            .url()
+            .parse()
+            .map_err(|_| Failed::Refused("the URL has invalid characters".into()))?;
+        let agent = &self.inner.agent;
+        let result = match method {
+            Method::Get { accept } => agent
+                .get(uri)
+                .header(header::ACCEPT, accept)
+                .config()
+                .timeout_global(Some(budget))
+                .build()
+                .call(),
+            Method::Post { content_type, body } => agent
+                .post(uri)
+                .header(header::CONTENT_TYPE, content_type)
+                .config()
+                .timeout_global(Some(budget))
+                .build()
+                .send(body),
+        };
+        result.map_err(classify)
+    }
+
+    fn read_response(
+        &self,
+        origin: &str,
+        target: &Target,
+        response: ureq::http::Response<ureq::Body>,
+    ) -> std::result::Result<Response, Failed> {
+        let max = self.inner.policy.max_response_bytes;
+        let too_large = || Failed::Unusable(format!("sent a response larger than {max} bytes"));
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let declared = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        // ureq's own limit counts the bytes on the wire (and refuses a body of exactly
+        // the limit), so the cap is applied here, to the decoded bytes: reading stops
+        // one byte past it.
+        let mut reader = response
+            .into_body()
+            .into_with_config()
+            .limit(u64::MAX)
+            .reader()
+            .take(max.saturating_add(1));
+        reader
+            .read_to_end(&mut body)
+            .map_err(|e| classify(ureq::Error::from(e)))?;
+        if body.len() as u64 > max {
+            return Err(too_large());
+        }
+        tracing::debug!(origin = %origin, status = status.as_u16(), bytes = body.len(), "outbound response");
+        Ok(Response {
+            status: status.as_u16(),
+            content_type,
+            body,
+            final_url: target.url(),
+        })
+    }
+}
+
+/// Why a hop failed.
+enum Failed {
+    /// The policy forbids it: not a network failure, not cached.
+    Refused(String),
+    /// The network failed (refused, timed out, TLS, DNS): cached per origin.
+    Network(String),
+    /// The origin answered something unusable (protocol error, too large): not cached.
+    Unusable(String),
+}
+
+fn classify(e: ureq::Error) -> Failed {
+    use ureq::Error as U;
+    match e {
+        U::Other(inner) => match inner.downcast::<AddressRefused>() {
+            Ok(refused) => Failed::Refused(refused.to_string()),
+            Err(other) => Failed::Network(other.to_string()),
+        },
+        U::RequireHttpsOnly(_) => Failed::Refused("plain http is not allowed, only https".into()),
+        U::BadUri(_) | U::Http(_) => Failed::Refused("the URL is not usable".into()),
+        U::Timeout(ureq::Timeout::Resolve) => Failed::Network("name resolution timed out".into()),
+        U::Timeout(ureq::Timeout::Connect) => Failed::Network("connecting timed out".into()),
+        U::Timeout(_) => Failed::Network("timed out".into()),
+        U::HostNotFound => Failed::Network("host name not found".into()),
+        U::Io(io) => Failed::Network(io_reason(&io)),
+        U::ConnectionFailed => Failed::Network("connection failed".into()),
+        U::Tls(reason) => Failed::Network(format!("TLS failure: {reason}")),
+        U::Rustls(err) => Failed::Network(format!("TLS failure: {err}")),
+        U::Pem(_) => Failed::Network("TLS failure: bad certificate data".into()),
+        U::TlsRequired => Failed::Network("TLS failure: no TLS connection".into()),
+        U::BodyExceedsLimit(n) => Failed::Unusable(format!("sent a response larger than {n} bytes")),
+        U::LargeResponseHeader(_, limit) => {
+            Failed::Unusable(format!("sent response headers larger than {limit} bytes"))
+        }
+        U::Protocol(err) => Failed::Unusable(format!("answered with broken HTTP: {err}")),
+        U::Decompress(kind, err) => Failed::Unusable(format!("sent a body that does not decode as {kind}: {err}")),
+        // Proxy variants cannot occur (proxies are off) and may echo URLs.
+        U::ConnectProxyFailed(_) | U::InvalidProxyUrl => Failed::Network("proxy failure".into()),
+        other => Failed::Unusable(format!("request failed: {other}")),
+    }
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => "connection refused".into(),
+        K::ConnectionReset => "connection reset".into(),
+        K::ConnectionAborted => "connection aborted".into(),
+        K::TimedOut | K::WouldBlock => "timed out".into(),
+        K::UnexpectedEof => "connection closed early".into(),
+        K::HostUnreachable => "host unreachable".into(),
+        K::NetworkUnreachable => "network unreachable".into(),
+        _ => format!("i/o error: {e}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Resolution with the address rule
+// ---------------------------------------------------------------------------------
+
+/// The resolver ureq connects through: the system resolver, minus every address the
+/// policy forbids. ureq connects only to what this returns.
+#[derive(Debug)]
+struct GuardedResolver {
+    allow_private: bool,
+    exempt: Vec<SocketAddr>,
+    system: DefaultResolver,
+}
+
+/// Every address a name resolved to is forbidden.
+#[derive(Debug)]
+struct AddressRefused {
+    range: &'static str,
+}
+
+impl fmt::Display for AddressRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "it is not on a public address ({})", self.range)
+    }
+}
+
+impl std::error::Error for AddressRefused {}
+
+impl Resolver for GuardedResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &Config,
+        timeout: NextTimeout,
+    ) -> std::result::Result<ResolvedSocketAddrs, ureq::Error> {
+        let resolved = self.system.resolve(uri, config, timeout)?;
+        let mut allowed = self.empty();
+        let mut refused = None;
+        for addr in resolved.iter() {
+            match forbidden_range(addr.ip()) {
+                Some(range) if !self.allow_private && !self.exempt.contains(addr) => {
+                    refused.get_or_insert(range);
+                }
+                _ => allowed.push(*addr),
+            }
+        }
+        match refused {
+            Some(range) if allowed.is_empty() => Err(ureq::Error::Other(Box::new(AddressRefused { range }))),
+            _ => Ok(allowed),
+        }
+    }
+}
+
+/// The name of the non-public range `ip` belongs to, or `None` when it is a public
+/// address. Every `Some` is refused as a destination unless
+/// [`ClientPolicy::allow_private_addresses`].
+///
+/// IPv4: 0.0.0.0/8, 10/8, 100.64/10 (CGNAT), 127/8, 169.254/16, 172.16/12,
+/// 192.0.0/24 (IETF protocol assignments), the documentation ranges 192.0.2/24,
+/// 198.51.100/24 and 203.0.113/24, 192.168/16, 198.18/15 (benchmarking), 224/4
+/// (multicast), 240/4 (reserved) and 255.255.255.255 (broadcast).
+///
+/// IPv6: `::` and `::1`, the rest of ::/96 (deprecated IPv4-compatible), IPv4-mapped
+/// ::ffff:0:0/96 and NAT64 64:ff9b::/96 and 6to4 2002::/16 by the IPv4 address they
+/// embed, 64:ff9b:1::/48 (local NAT64), 100::/64 (discard), 2001::/23 (IETF protocol
+/// assignments, Teredo included), the documentation ranges 2001:db8::/32 and
+/// 3fff::/20, fc00::/7 (unique local), fec0::/10 (site-local), fe80::/10
+/// (link-local) and ff00::/8 (multicast).
+pub fn forbidden_range(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => forbidden_v4(v4),
+        IpAddr::V6(v6) => forbidden_v6(v6),
+    }
+}
+
+const V4_RANGES: &[([u8; 4], u32, &str)] = &[
+    ([255, 255, 255, 255], 32, "broadcast"),
+    ([0, 0, 0, 0], 8, "unspecified (\"this network\")"),
+    ([10, 0, 0, 0], 8, "private"),
+    ([100, 64, 0, 0], 10, "shared (CGNAT)"),
+    ([127, 0, 0, 0], 8, "loopback"),
+    ([169, 254, 0, 0], 16, "link-local"),
+    ([172, 16, 0, 0], 12, "private"),
+    ([192, 0, 0, 0], 24, "IETF protocol assignment"),
+    ([192, 0, 2, 0], 24, "documentation"),
+    ([192, 168, 0, 0], 16, "private"),
+    ([198, 18, 0, 0], 15, "benchmarking"),
+    ([198, 51, 100, 0], 24, "documentation"),
+    ([203, 0, 113, 0], 24, "documentation"),
+    ([224, 0, 0, 0], 4, "multicast"),
+    ([240, 0, 0, 0], 4, "reserved"),
+];
+
+fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let n = u32::from(ip);
+    V4_RANGES
+        .iter()
+        .find(|(net, bits, _)| {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            n & mask == u32::from_be_bytes(*net) & mask
+        })
+        .map(|(_, _, name)| *name)
+}
+
+const V6_RANGES: &[(u128, u32, &str)] = &[
+    (0, 128, "unspecified"),
+    (1, 128, "loopback"),
+    (0, 96, "IPv4-compatible (deprecated)"),
+    (0x0064_ff9b_0001 << 80, 48, "local NAT64"),
+    (0x0100 << 112, 64, "discard-only"),
+    (0x2001_0db8 << 96, 32, "documentation"),
+    (0x2001 << 112, 23, "IETF protocol assignment"),
+    (0x3fff << 112, 20, "documentation"),
+    (0xfc00 << 112, 7, "unique local (private)"),
+    (0xfec0 << 112, 10, "site-local"),
+    (0xfe80 << 112, 10, "link-local"),
+    (0xff00 << 112, 8, "multicast"),
+];
+
+fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    let n = u128::from(ip);
+    // Addresses that carry an IPv4 address are judged by it.
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return forbidden_v4(v4);
+    }
+    if n >> 32 == 0x0064_ff9b << 64 {
+        return forbidden_v4(Ipv4Addr::from(n as u32));
+    }
+    if n >> 112 == 0x2002 {
+        return forbidden_v4(Ipv4Addr::from((n >> 80) as u32));
+    }
+    V6_RANGES
+        .iter()
+        .find(|(net, bits, _)| {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            n & mask == net & mask
+        })
+        .map(|(_, _, name)| *name)
+}
+
+// ---------------------------------------------------------------------------------
+// URLs and origins
+// ---------------------------------------------------------------------------------
+
+/// Normalises a pod URL to its origin, `scheme://host[:port]`: scheme and host in
+/// lower case (international names in their ASCII form, IPv6 addresses bracketed and
+/// compressed), the default port omitted, path, query and fragment dropped. Only
+/// `http` and `https` URLs are accepted, without user information; numeric hosts
+/// must be plain dotted-quad IPv4 addresses. Whether `http` is allowed is the
+/// client's decision, not this function's.
+pub fn origin_of(url: &str) -> Result<String> {
+    Target::parse(url)
+        .map(|t| t.origin.to_string())
+        .map_err(|reason| Error::bad(format!("not a pod URL: {reason}")))
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Origin {
+    https: bool,
+    /// ASCII, lower case; IPv6 addresses in brackets.
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    fn default_port(https: bool) -> u16 {
+        if https {
+            443
+        } else {
+            80
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.https { "https" } else { "http" };
+        write!(f, "{scheme}://{}", self.host)?;
+        if self.port != Origin::default_port(self.https) {
+            write!(f, ":{}", self.port)?;
+        }
+        Ok(())
+    }
+}
+
+/// An absolute http(s) URL, split into its origin and the rest.
+#[derive(Clone, Debug)]
+struct Target {
+    origin: Origin,
+    /// Starts with `/`; no fragment.
+    path_and_query: String,
+}
+
+impl Target {
+    /// Parses an absolute `http://` or `https://` URL. The error is a reason that
+    /// never repeats the URL.
+    fn parse(input: &str) -> std::result::Result<Target, String> {
+        let input = input.trim();
+        if input.chars().any(|c| c.is_control() || c == ' ') {
+            return Err("the URL contains spaces or control characters".into());
+        }
+        let Some((scheme, rest)) = split_scheme(input) else {
+            return Err("not an absolute URL (it must start with https://)".into());
+        };
+        let https = match scheme.to_ascii_lowercase().as_str() {
+            "https" => true,
+            "http" => false,
+            _ => return Err("only http and https URLs are supported".into()),
+        };
+        let Some(rest) = rest.strip_prefix("//") else {
+            return Err("not an absolute URL (it must start with https://)".into());
+        };
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        if authority.contains('@') {
+            return Err("user information in URLs is not accepted".into());
+        }
+        let (host, port) = split_host_port(authority)?;
+        let host = normalise_host(host)?;
+        let port = match port {
+            None => Origin::default_port(https),
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n != 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
+                _ => return Err("the port is not a number from 1 to 65535".into()),
+            },
+        };
+        let tail = tail.split('#').next().unwrap_or("");
+        let path_and_query = if tail.starts_with('/') {
+            tail.to_owned()
+        } else {
+            format!("/{tail}")
+        };
+        Ok(Target {
+            origin: Origin { https, host, port },
+            path_and_query,
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("{}{}", self.origin, self.path_and_query)
+    }
+
+    /// Resolves a `Location` header against this URL.
+    fn join(&self, location: &str) -> std::result::Result<Target, String> {
+        let location = location.trim();
+        if split_scheme(location).is_some() {
+            return Target::parse(location);
+        }
+        if location.starts_with("//") {
+            let scheme = if self.origin.https { "https:" } else { "http:" };
+            return Target::parse(&format!("{scheme}{location}"));
+        }
+        let base_path = self.path_and_query.split('?').next().unwrap_or("/");
+        let joined = if location.is_empty() || location.starts_with('#') {
+            self.path_and_query.clone()
+        } else if location.starts_with('/') {
+            location.to_owned()
+        } else if location.starts_with('?') {
+            format!("{base_path}{location}")
+        } else {
+            let dir = &base_path[..base_path.rfind('/').map_or(0, |i| i + 1)];
+            let dir = if dir.is_empty() { "/" } else { dir };
+            format!("{dir}{location}")
+        };
+        Target::parse(&format!("{}{}", self.origin, joined))
+    }
+}
+
+/// Splits `scheme:rest` when `input` starts with a syntactically valid scheme.
+fn split_scheme(input: &str) -> Option<(&str, &str)> {
+    let colon = input.find(':')?;
+    let scheme = &input[..colon];
+    let mut chars = scheme.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then(|| (scheme, &input[colon + 1..]))
+}
+
+fn split_host_port(authority: &str) -> std::result::Result<(&str, Option<&str>), String> {
+    if let Some(bracketed) = authority.strip_prefix('[') {
+        let Some(close) = bracketed.find(']') else {
+            return Err("unclosed [ in the host".into());
+        };
+        let host = &authority[..close + 2];
+        let after = &bracketed[close + 1..];
+        return match after {
+            "" => Ok((host, None)),
+            _ => match after.strip_prefix(':') {
+                Some(port) => Ok((host, Some(port))),
+                None => Err("unexpected characters after the IPv6 address".into()),
+            },
+        };
+    }
+    match authority.split_once(':') {
+        Some((host, port)) => Ok((host, Some(port))),
+        None => Ok((authority, None)),
+    }
+}
+
+fn normalise_host(host: &str) -> std::result::Result<String, String> {
+    if let Some(inner) = host.strip_prefix('[') {
+        let inner = inner.trim_end_matches(']');
+        return inner
+            .parse::<Ipv6Addr>()
+            .map(|ip| format!("[{ip}]"))
+            .map_err(|_| "the bracketed host is not an IPv6 address".into());
+    }
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() {
+        return Err("the URL has no host".into());
+    }
+    let ascii = idna::domain_to_ascii_cow(host.as_bytes(), idna::AsciiDenyList::URL)
+        .map_err(|_| "the host name is not valid".to_string())?;
+    let ascii = ascii.into_owned();
+    if ascii.is_empty()
+        || ascii.split('.').any(str::is_empty)
+        || !ascii
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_'))
+    {
+        return Err("the host name is not valid".into());
+    }
+    // A name whose last label is numeric is an IPv4 address; only the plain dotted
+    // quad is accepted, so that one address has one spelling ("127.1", "0x7f.1" and
+    // "2130706433" are refused).
+    let last = ascii.rsplit('.').next().unwrap_or("");
+    let numeric = last.bytes().all(|b| b.is_ascii_digit())
+        || (last.starts_with("0x") && last[2..].bytes().all(|b| b.is_ascii_hexdigit()));
+    if numeric {
+        return match ascii.parse::<Ipv4Addr>() {
+            Ok(ip) if ip.to_string() == ascii => Ok(ascii),
+            _ => Err("a numeric host must be a dotted-quad IPv4 address".into()),
+        };
+    }
+    Ok(ascii)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin(url: &str) -> String {
+        origin_of(url).unwrap_or_else(|e| panic!("{url}: {e}"))
+    }
+
+    #[test]
+    fn origins_are_normalised() {
+        assert_eq!(origin("https://pod.example"), "https://pod.example");
+        assert_eq!(origin("https://pod.example/"), "https://pod.example");
+        assert_eq!(origin("HTTPS://Pod.EXAMPLE/Users/Alice?x=1#f"), "https://pod.example");
+        assert_eq!(origin("https://pod.example:443/a"), "https://pod.example");
+        assert_eq!(origin("http://pod.example:80"), "http://pod.example");
+        assert_eq!(origin("https://pod.example:80"), "https://pod.example:80");
+        assert_eq!(origin("http://pod.example:443"), "http://pod.example:443");
+        assert_eq!(origin("https://pod.example:8443/x"), "https://pod.example:8443");
+        assert_eq!(origin("https://pod.example.?q"), "https://pod.example");
+        assert_eq!(origin("  https://pod.example  "), "https://pod.example");
+        assert_eq!(origin("http://127.0.0.1:3000/"), "http://127.0.0.1:3000");
+        assert_eq!(origin("https://[::1]:8443/"), "https://[::1]:8443");
+        assert_eq!(origin("https://[2001:DB8:0:0::1]/"), "https://[2001:db8::1]");
+        assert_eq!(origin("https://bücher.example/"), "https://xn--bcher-kva.example");
+        assert_eq!(origin("https://pod.example#frag"), "https://pod.example");
+    }
+
+    #[test]
+    fn bad_origins_are_refused() {
+        for url in [
+            "",
+            "pod.example",
+            "pod.example:443",
+            "//pod.example",
+            "ftp://pod.example",
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "https:pod.example",
+            "https://",
+            "https:///path",
+            "https://user@pod.example",
+            "https://user:secret@pod.example/",
+            "https://pod.example:0",
+            "https://pod.example:65536",
+            "https://pod.example:",
+            "https://pod.example:+443",
+            "https://pod.example:12ab",
+            "https://pod..example",
+            "https://pod example",
+            "https://[::1",
+            "https://[::1]x",
+            "https://[not-ip]/",
+            "https://127.1/",
+            "https://0x7f.0.0.1/",
+            "https://2130706433/",
+            "https://pod.exa$mple/",
+        ] {
+            assert!(origin_of(url).is_err(), "{url:?} should be refused");
+        }
+        let e = origin_of("https://alice:hunter2@pod.example").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"));
+        assert!(matches!(e, Error::BadRequest(_)));
+    }
+
+    #[test]
+    fn user_agent_format() {
+        let v = env!("CARGO_PKG_VERSION");
+        assert_eq!(
+            user_agent("https://pod.example/"),
+            format!("lifeboat/{v} (+https://pod.example)")
+        );
+    }
+
+    #[test]
+    fn locations_are_joined() {
+        let base = Target::parse("https://pod.example/a/b?x=1").unwrap();
+        let j = |l: &str| base.join(l).map(|t| t.url());
+        assert_eq!(j("/c").unwrap(), "https://pod.example/c");
+        assert_eq!(j("c").unwrap(), "https://pod.example/a/c");
+        assert_eq!(j("?y=2").unwrap(), "https://pod.example/a/b?y=2");
+        assert_eq!(j("").unwrap(), "https://pod.example/a/b?x=1");
+        assert_eq!(j("//other.example/d").unwrap(), "https://other.example/d");
+        assert_eq!(
+            j("http://other.example:8080/e#f").unwrap(),
+            "http://other.example:8080/e"
+        );
+        assert!(j("file:///etc/passwd").is_err());
+        assert!(j("gopher://x/").is_err());
+    }
+
+    fn v4(s: &str) -> IpAddr {
+        IpAddr::V4(s.parse().unwrap())
+    }
+    fn v6(s: &str) -> IpAddr {
+        IpAddr::V6(s.parse().unwrap())
+    }
+
+    #[test]
+    fn forbidden_ipv4_ranges() {
+        for (ip, range) in [
+            ("0.0.0.0", "unspecified"),
+            ("0.1.2.3", "unspecified"),
+            ("10.0.0.1", "private"),
+            ("10.255.255.255", "private"),
+            ("100.64.0.1", "CGNAT"),
+            ("100.127.255.254", "CGNAT"),
+            ("127.0.0.1", "loopback"),
+            ("127.255.0.9", "loopback"),
+            ("169.254.169.254", "link-local"),
+            ("172.16.0.1", "private"),
+            ("172.31.255.255", "private"),
+            ("192.0.0.8", "IETF"),
+            ("192.0.2.1", "documentation"),
+            ("192.168.1.1", "private"),
+            ("198.18.0.1", "benchmarking"),
+            ("198.19.255.255", "benchmarking"),
+            ("198.51.100.7", "documentation"),
+            ("203.0.113.9", "documentation"),
+            ("224.0.0.1", "multicast"),
+            ("239.255.255.250", "multicast"),
+            ("240.0.0.1", "reserved"),
+            ("255.255.255.255", "broadcast"),
+        ] {
+            let got = forbidden_range(v4(ip));
+            assert!(
+                got.is_some_and(|g| g.contains(range)),
+                "{ip}: expected {range}, got {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn public_ipv4_addresses_pass() {
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "9.255.255.255",
+            "11.0.0.0",
+            "100.63.255.255",
+            "100.128.0.0",
+            "126.255.255.255",
+            "128.0.0.0",
+            "169.253.255.255",
+            "169.255.0.0",
+            "172.15.255.255",
+            "172.32.0.0",
+            "192.0.1.1",
+            "192.0.3.1",
+            "192.167.255.255",
+            "192.169.0.0",
+            "198.17.255.255",
+            "198.20.0.0",
+            "198.51.101.1",
+            "203.0.114.1",
+            "223.255.255.255",
+        ] {
+            assert_eq!(forbidden_range(v4(ip)), None, "{ip} is public");
+        }
+    }
+
+    #[test]
+    fn forbidden_ipv6_ranges() {
+        for (ip, range) in [
+            ("::", "unspecified"),
+            ("::1", "loopback"),
+            ("::7f00:1", "IPv4-compatible"),
+            ("::808:808", "IPv4-compatible"),
+            ("64:ff9b:1::1", "local NAT64"),
+            ("100::1", "discard"),
+            ("2001::1", "IETF"),
+            ("2001:1ff::1", "IETF"),
+            ("2001:db8::1", "documentation"),
+            ("2001:db8:ffff::1", "documentation"),
+            ("3fff::1", "documentation"),
+            ("3fff:fff::1", "documentation"),
+            ("fc00::1", "unique local"),
+            ("fd12:3456::1", "unique local"),
+            ("fec0::1", "site-local"),
+            ("fe80::1", "link-local"),
+            ("febf::1", "link-local"),
+            ("ff02::1", "multicast"),
+            ("ff0e::1", "multicast"),
+            // IPv4-mapped: judged by the IPv4 address.
+            ("::ffff:127.0.0.1", "loopback"),
+            ("::ffff:10.1.2.3", "private"),
+            ("::ffff:172.16.0.1", "private"),
+            ("::ffff:192.168.0.1", "private"),
+            ("::ffff:169.254.169.254", "link-local"),
+            ("::ffff:100.64.0.1", "CGNAT"),
+            ("::ffff:0.0.0.0", "unspecified"),
+            ("::ffff:0.1.2.3", "unspecified"),
+            ("::ffff:255.255.255.255", "broadcast"),
+            ("::ffff:224.0.0.1", "multicast"),
+            ("::ffff:192.0.2.1", "documentation"),
+            ("::ffff:198.51.100.1", "documentation"),
+            ("::ffff:203.0.113.1", "documentation"),
+            // NAT64 and 6to4 carrying forbidden IPv4 addresses.
+            ("64:ff9b::127.0.0.1", "loopback"),
+            ("64:ff9b::10.0.0.1", "private"),
+            ("2002:7f00:1::1", "loopback"),
+            ("2002:c0a8:101::", "private"),
+        ] {
+            let got = forbidden_range(v6(ip));
+            assert!(
+                got.is_some_and(|g| g.contains(range)),
+                "{ip}: expected {range}, got {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn public_ipv6_addresses_pass() {
+        for ip in [
+            "2001:4860:4860::8888",
+            "2606:4700:4700::1111",
+            "2a01:4f8::1",
+            "2001:200::1",
+            "2001:db9::1",
+            "3ffe::1",
+            "4000::1",
+            "fbff::1",
+            "fe00::1",
+            "::ffff:8.8.8.8",
+            "64:ff9b::8.8.8.8",
+            "2002:808:808::1",
+            "1::1",
+        ] {
+            assert_eq!(forbidden_range(v6(ip)), None, "{ip} is public");
+        }
+    }
+
+    #[test]
+    fn guarded_resolver_exempts_exact_socket_addresses_only() {
+        let exempt: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let resolver = GuardedResolver {
+            allow_private: false,
+            exempt: vec![exempt],
+            system: DefaultResolver::default(),
+        };
+        let config = Config::builder().proxy(None).build();
+        let timeout = NextTimeout::default;
+        let ok = resolver
+            .resolve(&"http://127.0.0.1:4000/".parse().unwrap(), &config, timeout())
+            .unwrap();
+        assert_eq!(&ok[..], &[exempt]);
+        let err = resolver
+            .resolve(&"http://127.0.0.1:4001/".parse().unwrap(), &config, timeout())
+            .unwrap_err();
+        assert!(matches!(classify(err), Failed::Refused(r) if r.contains("loopback")));
+    }
+}
