@@ -95,15 +95,18 @@ mod tests {
 
     #[test]
     fn short_pass_phrase_is_refused_with_its_length() {
-        let reason = check_strength("correct horse", &[]).unwrap_err();
+        // Random-looking, so only the length refuses it.
+        let reason = check_strength("Tq7#vLp2!xW", &[]).unwrap_err();
         assert!(reason.contains("too short"), "{reason}");
-        assert!(
-            reason.contains("13 characters") || reason.contains("at least 12"),
-            "{reason}"
-        );
+        assert!(reason.contains("has 11 characters"), "{reason}");
+        assert!(reason.contains("at least 12"), "{reason}");
+        let reason = check_strength("correct", &[]).unwrap_err();
+        assert!(reason.contains("too short"), "{reason}");
         // Characters are counted, not bytes: 11 two-byte letters are still too short.
         let reason = check_strength("ééééééééééé", &[]).unwrap_err();
         assert!(reason.contains("has 11 characters"), "{reason}");
+        // Twelve is enough length.
+        check_strength("Tq7#vLp2!xWz", &[]).unwrap();
     }
 
     #[test]
