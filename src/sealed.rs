@@ -22,8 +22,9 @@
 //! whole header, including the Argon2 costs against [`KdfBounds`], before it derives
 //! anything, so a hostile file cannot make a reader allocate a gigabyte.
 //!
-//! Not owned here: what is sealed (the archive, `archive`), where sealed files are kept
-//! or pushed (`backup`), and the pass-phrase policy ([`crate::passphrase`]).
+//! Not owned here: the archive that is sealed, where sealed files are kept or pushed,
+//! and the pass-phrase policy ([`crate::passphrase`]), which callers apply before
+//! [`SealingKey::derive`].
 
 use std::fmt;
 use std::fs;
@@ -345,7 +346,8 @@ pub struct SealingKey {
 
 impl SealingKey {
     /// Derives a key from a pass phrase with a fresh random salt. Costs outside
-    /// [`KdfBounds::FORMAT`] are refused: no reader would open the files.
+    /// [`KdfBounds::FORMAT`] are refused: no reader would open the files. The pass
+    /// phrase's strength is not checked here: see [`crate::passphrase::check_strength`].
     pub fn derive(passphrase: &str, params: KdfParams) -> Result<SealingKey> {
         check_params(params)?;
         let mut salt = [0u8; SALT_LEN];
