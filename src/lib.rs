@@ -12,14 +12,18 @@
 //! - [`admin`]: podmin commands and the local admin socket.
 //! - [`pod`], [`server`]: the running pod and its start-up and shutdown.
 //! - [`ratelimit`]: token buckets for per-client and per-account limits.
+//! - [`passphrase`]: the backup pass-phrase strength policy, and a redacting type.
+//! - [`sealed`]: the sealed backup file `.lfbk`: header, seal, open, key derivation.
 
 pub mod admin;
 pub mod config;
 pub mod error;
 pub mod http_client;
 pub mod mail;
+pub mod passphrase;
 pub mod pod;
 pub mod ratelimit;
+pub mod sealed;
 pub mod server;
 pub mod store;
 pub mod web;

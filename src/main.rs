@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use lifeboat::admin::{self, AdminReply, AdminRequest};
 use lifeboat::config::{Config, Overrides};
 use lifeboat::pod::Pod;
+use lifeboat::sealed::{self, KdfParams};
 use lifeboat::store::{OpenFailure, Store};
 use lifeboat::{server, Error, Result};
 
@@ -55,6 +56,38 @@ enum Command {
     /// Mail helpers.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Sealed backups (.lfbk files).
+    #[command(subcommand)]
+    Backups(BackupsCommand),
+}
+
+#[derive(Subcommand)]
+enum BackupsCommand {
+    /// Open a sealed backup (.lfbk) offline and write the account archive (JSON). Needs no
+    /// data folder and no running server. The pass phrase comes from --passphrase-file,
+    /// else LIFEBOAT_PASSPHRASE, else a prompt that does not echo.
+    Decrypt {
+        /// The .lfbk file.
+        file: PathBuf,
+        /// Where to write the archive (owner-only permissions); standard output if absent.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Read the pass phrase from this file (one trailing newline is ignored).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Seal an account archive (JSON) into a .lfbk file with a pass phrase, e.g. to carry
+    /// it to another pod by hand. The pass phrase is read as for `decrypt`.
+    Seal {
+        /// The archive JSON file.
+        archive: PathBuf,
+        /// The .lfbk file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Read the pass phrase from this file (one trailing newline is ignored).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -117,9 +150,19 @@ async fn run(cli: Cli, env: BTreeMap<String, String>) -> Result<()> {
         overrides.listen = *listen;
         overrides.public_url = public_url.clone();
     }
-    if let Command::Config(ConfigCommand::Example) = cli.command {
-        print!("{}", Config::example());
-        return Ok(());
+    match &cli.command {
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", Config::example());
+            return Ok(());
+        }
+        Command::Backups(BackupsCommand::Decrypt {
+            file,
+            out,
+            passphrase_file,
+        }) => {
+            return sealed::decrypt_command(file, out.as_deref(), passphrase_file.as_deref());
+        }
+        _ => {}
     }
     let loaded = Config::load(cli.common.config.as_deref(), &env, &overrides)?;
     for warning in &loaded.warnings {
@@ -128,7 +171,20 @@ async fn run(cli: Cli, env: BTreeMap<String, String>) -> Result<()> {
     let config = loaded.config;
     match cli.command {
         Command::Serve { .. } => server::serve(config).await,
-        Command::Config(ConfigCommand::Example) => unreachable!("handled above"),
+        Command::Config(ConfigCommand::Example) | Command::Backups(BackupsCommand::Decrypt { .. }) => {
+            unreachable!("handled above")
+        }
+        Command::Backups(BackupsCommand::Seal {
+            archive,
+            out,
+            passphrase_file,
+        }) => {
+            let params = KdfParams {
+                memory_kib: config.backups.kdf_memory_kib,
+                time_cost: config.backups.kdf_time_cost,
+            };
+            sealed::seal_command(&archive, &out, passphrase_file.as_deref(), params)
+        }
         Command::Config(ConfigCommand::Check) => {
             println!("configuration OK");
             Ok(())

@@ -1,0 +1,1208 @@
+//! The sealed backup file, `.lfbk` (DESIGN §2): its header type, sealing and opening,
+//! the key a home pod keeps instead of the pass phrase, a limiter for the costly key
+//! derivation, and the offline `backups decrypt` command's work.
+//!
+//! Layout, all integers little-endian:
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 4 | magic `LFBK` |
+//! | 4 | 1 | format version, `1` |
+//! | 5 | 1 | KDF id, `1` = Argon2id version 0x13 |
+//! | 6 | 2 | reserved, `0` |
+//! | 8 | 4 | Argon2 memory cost in KiB |
+//! | 12 | 4 | Argon2 time cost |
+//! | 16 | 4 | Argon2 parallelism, `1` |
+//! | 20 | 16 | salt |
+//! | 36 | 24 | nonce |
+//! | 60 | … | `crypto_secretbox`: 16-byte Poly1305 tag, then the XSalsa20 ciphertext |
+//!
+//! The key is Argon2id(pass phrase, salt, m, t, p = 1, 32 bytes), so libsodium alone
+//! (`crypto_pwhash` + `crypto_secretbox_open_easy`) opens the file. Opening checks the
+//! whole header, including the Argon2 costs against [`KdfBounds`], before it derives
+//! anything, so a hostile file cannot make a reader allocate a gigabyte.
+//!
+//! Not owned here: the archive that is sealed, where sealed files are kept or pushed,
+//! and the pass-phrase policy ([`crate::passphrase`]), which callers apply before
+//! [`SealingKey::derive`].
+
+use std::fmt;
+use std::fs;
+use std::io::{IsTerminal, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use crypto_secretbox::aead::{AeadInPlace, KeyInit};
+use crypto_secretbox::{Key, Nonce, Tag, XSalsa20Poly1305};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::passphrase::{self, Passphrase};
+use crate::{Error, Result};
+
+/// The first four bytes of every `.lfbk` file.
+pub const MAGIC: [u8; 4] = *b"LFBK";
+/// The only format version this code reads and writes.
+pub const VERSION: u8 = 1;
+/// KDF id 1: Argon2id, version 0x13.
+pub const KDF_ARGON2ID13: u8 = 1;
+/// Bytes before the `crypto_secretbox` output.
+pub const HEADER_LEN: usize = 60;
+/// Length of the Poly1305 tag that starts the `crypto_secretbox` output.
+pub const TAG_LEN: usize = 16;
+/// The shortest possible `.lfbk` file: a header and the tag of an empty plaintext.
+pub const MIN_FILE_LEN: usize = HEADER_LEN + TAG_LEN;
+/// Length of the Argon2 salt.
+pub const SALT_LEN: usize = 16;
+/// Length of the XSalsa20 nonce.
+pub const NONCE_LEN: usize = 24;
+/// Largest Argon2 memory cost any reader accepts: 1 GiB.
+pub const MAX_MEMORY_KIB: u32 = 1024 * 1024;
+/// Largest Argon2 time cost any reader accepts.
+pub const MAX_TIME_COST: u32 = 10;
+/// The environment variable `backups decrypt` reads a pass phrase from.
+pub const PASSPHRASE_ENV: &str = "LIFEBOAT_PASSPHRASE";
+
+const KEY_LEN: usize = 32;
+
+/// Argon2id costs, as written in the header (parallelism is always 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KdfParams {
+    /// Memory cost in KiB (libsodium's `memlimit` is this × 1024).
+    pub memory_kib: u32,
+    /// Number of passes (libsodium's `opslimit`).
+    pub time_cost: u32,
+}
+
+impl KdfParams {
+    /// The cost for new pass phrases unless configured otherwise: 64 MiB, 3 passes.
+    pub const DEFAULT: KdfParams = KdfParams {
+        memory_kib: 65536,
+        time_cost: 3,
+    };
+}
+
+impl Default for KdfParams {
+    fn default() -> Self {
+        KdfParams::DEFAULT
+    }
+}
+
+/// An inclusive range of Argon2 costs that a reader accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KdfBounds {
+    /// The lowest accepted costs.
+    pub min: KdfParams,
+    /// The highest accepted costs.
+    pub max: KdfParams,
+}
+
+impl KdfBounds {
+    /// What any `.lfbk` reader accepts: from Argon2's own minimum (8 KiB, 1 pass, as
+    /// libsodium) up to the caps of DESIGN §2 (1 GiB, 10 passes).
+    pub const FORMAT: KdfBounds = KdfBounds {
+        min: KdfParams {
+            memory_kib: 8,
+            time_cost: 1,
+        },
+        max: KdfParams {
+            memory_kib: MAX_MEMORY_KIB,
+            time_cost: MAX_TIME_COST,
+        },
+    };
+
+    /// What a backup holder accepts in a push (DESIGN §3): m 19,456–262,144 KiB,
+    /// t 2–10, so that a pusher cannot make a restore cost a gigabyte.
+    pub const HOLDER: KdfBounds = KdfBounds {
+        min: KdfParams {
+            memory_kib: 19_456,
+            time_cost: 2,
+        },
+        max: KdfParams {
+            memory_kib: 262_144,
+            time_cost: 10,
+        },
+    };
+
+    /// Whether `params` lie within these bounds; `Err` names the first cost outside.
+    pub fn check(&self, params: KdfParams) -> Result<(), ParamProblem> {
+        let KdfParams { memory_kib, time_cost } = params;
+        if memory_kib > self.max.memory_kib {
+            return Err(ParamProblem::MemoryAbove {
+                memory_kib,
+                max: self.max.memory_kib,
+            });
+        }
+        if memory_kib < self.min.memory_kib {
+            return Err(ParamProblem::MemoryBelow {
+                memory_kib,
+                min: self.min.memory_kib,
+            });
+        }
+        if time_cost > self.max.time_cost {
+            return Err(ParamProblem::TimeAbove {
+                time_cost,
+                max: self.max.time_cost,
+            });
+        }
+        if time_cost < self.min.time_cost {
+            return Err(ParamProblem::TimeBelow {
+                time_cost,
+                min: self.min.time_cost,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Which Argon2 cost a reader refused, its value and the limit it broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamProblem {
+    /// The memory cost is above the largest accepted.
+    MemoryAbove { memory_kib: u32, max: u32 },
+    /// The memory cost is below the smallest accepted.
+    MemoryBelow { memory_kib: u32, min: u32 },
+    /// The time cost is above the largest accepted.
+    TimeAbove { time_cost: u32, max: u32 },
+    /// The time cost is below the smallest accepted.
+    TimeBelow { time_cost: u32, min: u32 },
+}
+
+impl fmt::Display for ParamProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ParamProblem::MemoryAbove { memory_kib, max } => write!(
+                f,
+                "its Argon2 memory cost, {memory_kib} KiB, is above the limit of {max} KiB"
+            ),
+            ParamProblem::MemoryBelow { memory_kib, min } => write!(
+                f,
+                "its Argon2 memory cost, {memory_kib} KiB, is below the minimum of {min} KiB"
+            ),
+            ParamProblem::TimeAbove { time_cost, max } => {
+                write!(f, "its Argon2 time cost, {time_cost}, is above the limit of {max}")
+            }
+            ParamProblem::TimeBelow { time_cost, min } => {
+                write!(f, "its Argon2 time cost, {time_cost}, is below the minimum of {min}")
+            }
+        }
+    }
+}
+
+/// Why a `.lfbk` file did not open. Each message is meant for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// The file does not start with `LFBK`.
+    #[error("not a lifeboat backup file (.lfbk)")]
+    NotLfbk,
+    /// A format version this code does not know.
+    #[error(
+        "unsupported .lfbk format version {0}: this lifeboat reads version 1 \
+         (a newer lifeboat may read it)"
+    )]
+    UnsupportedVersion(u8),
+    /// A key-derivation function this code does not know.
+    #[error(
+        "unsupported key derivation in the .lfbk file (id {0}): this lifeboat knows \
+         only id 1, Argon2id"
+    )]
+    UnsupportedKdf(u8),
+    /// Reserved bytes not zero, or parallelism not 1.
+    #[error("invalid .lfbk header: {0}")]
+    InvalidHeader(String),
+    /// Argon2 costs outside what this reader accepts; refused before deriving anything.
+    #[error("refused .lfbk file: {0}")]
+    RefusedParameters(ParamProblem),
+    /// The file ends before its header and authentication tag do. A file cut inside
+    /// its ciphertext cannot be told from a damaged one: that is
+    /// [`OpenError::WrongPassphraseOrDamaged`].
+    #[error(
+        "the .lfbk file is truncated: it ends before its header and authentication tag \
+         do; copy or download it again"
+    )]
+    Truncated,
+    /// The authentication tag did not verify.
+    #[error(
+        "wrong pass phrase or damaged file: the two cannot be told apart, because the \
+         file's authentication check fails the same way in both cases"
+    )]
+    WrongPassphraseOrDamaged,
+    /// The key-derivation task ended without an answer (a bug, or the runtime stopping).
+    #[error("internal error: the key derivation was interrupted")]
+    Interrupted,
+}
+
+impl From<OpenError> for Error {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Interrupted => Error::internal(e),
+            e => Error::BadRequest(e.to_string()),
+        }
+    }
+}
+
+/// The header of a `.lfbk` file, with version and KDF id fixed to the ones supported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// The Argon2id costs.
+    pub params: KdfParams,
+    /// The Argon2 salt.
+    pub salt: [u8; SALT_LEN],
+    /// The XSalsa20 nonce.
+    pub nonce: [u8; NONCE_LEN],
+}
+
+impl Header {
+    /// Parses the header at the start of a whole `.lfbk` file. Checks, in order: magic,
+    /// version, KDF id, that the file holds a header and a tag, reserved bytes,
+    /// parallelism, and the costs against [`KdfBounds::FORMAT`]. Allocates nothing.
+    pub fn parse(file: &[u8]) -> Result<Header, OpenError> {
+        if file.len() < MAGIC.len() {
+            // A prefix of the magic (or nothing at all) is the start of a cut file.
+            return Err(if MAGIC.starts_with(file) {
+                OpenError::Truncated
+            } else {
+                OpenError::NotLfbk
+            });
+        }
+        if file[..4] != MAGIC {
+            return Err(OpenError::NotLfbk);
+        }
+        match file.get(4) {
+            None => return Err(OpenError::Truncated),
+            Some(&VERSION) => {}
+            Some(&v) => return Err(OpenError::UnsupportedVersion(v)),
+        }
+        match file.get(5) {
+            None => return Err(OpenError::Truncated),
+            Some(&KDF_ARGON2ID13) => {}
+            Some(&k) => return Err(OpenError::UnsupportedKdf(k)),
+        }
+        if file.len() < MIN_FILE_LEN {
+            return Err(OpenError::Truncated);
+        }
+        let u32_at = |at: usize| u32::from_le_bytes(file[at..at + 4].try_into().unwrap());
+        let reserved = u16::from_le_bytes([file[6], file[7]]);
+        if reserved != 0 {
+            return Err(OpenError::InvalidHeader(format!(
+                "the reserved bytes must be 0, found {reserved:#06x}"
+            )));
+        }
+        let parallelism = u32_at(16);
+        if parallelism != 1 {
+            return Err(OpenError::InvalidHeader(format!(
+                "the Argon2 parallelism must be 1, found {parallelism}"
+            )));
+        }
+        let params = KdfParams {
+            memory_kib: u32_at(8),
+            time_cost: u32_at(12),
+        };
+        KdfBounds::FORMAT.check(params).map_err(OpenError::RefusedParameters)?;
+        Ok(Header {
+            params,
+            salt: file[20..36].try_into().unwrap(),
+            nonce: file[36..60].try_into().unwrap(),
+        })
+    }
+
+    /// The header's bytes, as they start a `.lfbk` file.
+    pub fn write(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[0..4].copy_from_slice(&MAGIC);
+        out[4] = VERSION;
+        out[5] = KDF_ARGON2ID13;
+        // 6..8 reserved, zero
+        out[8..12].copy_from_slice(&self.params.memory_kib.to_le_bytes());
+        out[12..16].copy_from_slice(&self.params.time_cost.to_le_bytes());
+        out[16..20].copy_from_slice(&1u32.to_le_bytes());
+        out[20..36].copy_from_slice(&self.salt);
+        out[36..60].copy_from_slice(&self.nonce);
+        out
+    }
+}
+
+/// What the home pod keeps instead of the pass phrase (DESIGN §2): salt, costs and the
+/// derived key, so later backups are sealed without the user. `Debug` hides the key,
+/// and the key is wiped from memory on drop.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SealingKey {
+    salt: [u8; SALT_LEN],
+    params: KdfParams,
+    key: [u8; KEY_LEN],
+}
+
+impl SealingKey {
+    /// Derives a key from a pass phrase with a fresh random salt. Costs outside
+    /// [`KdfBounds::FORMAT`] are refused: no reader would open the files. The pass
+    /// phrase's strength is not checked here: see [`crate::passphrase::check_strength`].
+    pub fn derive(passphrase: &str, params: KdfParams) -> Result<SealingKey> {
+        check_params(params)?;
+        let mut salt = [0u8; SALT_LEN];
+        OsRng.fill_bytes(&mut salt);
+        let key = derive_key(passphrase, &salt, params)
+            .map_err(|e| Error::bad(format!("the pass phrase cannot be used: {e}")))?;
+        Ok(SealingKey {
+            salt,
+            params,
+            key: *key,
+        })
+    }
+
+    /// The Argon2id costs this key was derived with.
+    pub fn params(&self) -> KdfParams {
+        self.params
+    }
+
+    /// The salt this key was derived with.
+    pub fn salt(&self) -> &[u8; SALT_LEN] {
+        &self.salt
+    }
+}
+
+/// Costs outside [`KdfBounds::FORMAT`] would make files that no reader opens.
+fn check_params(params: KdfParams) -> Result<()> {
+    KdfBounds::FORMAT
+        .check(params)
+        .map_err(|p| Error::bad(format!("refused key-derivation parameters: {p}")))
+}
+
+impl fmt::Debug for SealingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealingKey")
+            .field("salt", &hex::encode(self.salt))
+            .field("params", &self.params)
+            .field("key", &"[redacted]")
+            .finish()
+    }
+}
+
+impl Drop for SealingKey {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Key derivations run on this thread, so tests can show a refusal derived nothing.
+    static DERIVATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Argon2id(pass phrase, salt, m, t, p = 1) → 32 bytes. `params` must already be
+/// within [`KdfBounds::FORMAT`]; this allocates `params.memory_kib` KiB.
+fn derive_key(
+    passphrase: &str,
+    salt: &[u8; SALT_LEN],
+    params: KdfParams,
+) -> Result<Zeroizing<[u8; KEY_LEN]>, argon2::Error> {
+    #[cfg(test)]
+    DERIVATIONS.with(|d| d.set(d.get() + 1));
+    let argon_params = Params::new(params.memory_kib, params.time_cost, 1, Some(KEY_LEN))?;
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params).hash_password_into(
+        passphrase.as_bytes(),
+        salt,
+        key.as_mut(),
+    )?;
+    Ok(key)
+}
+
+/// Seals `plaintext` into a `.lfbk` file under `key`, with a fresh random nonce.
+pub fn seal(plaintext: &[u8], key: &SealingKey) -> Vec<u8> {
+    let mut nonce = [0u8; NONCE_LEN];
+    OsRng.fill_bytes(&mut nonce);
+    seal_with_nonce(plaintext, key, nonce)
+}
+
+fn seal_with_nonce(plaintext: &[u8], key: &SealingKey, nonce: [u8; NONCE_LEN]) -> Vec<u8> {
+    let header = Header {
+        params: key.params,
+        salt: key.salt,
+        nonce,
+    };
+    let mut file = Vec::with_capacity(MIN_FILE_LEN + plaintext.len());
+    file.extend_from_slice(&header.write());
+    file.extend_from_slice(&[0u8; TAG_LEN]);
+    file.extend_from_slice(plaintext);
+    // Detached, so the layout (tag, then ciphertext, as libsodium's `_easy` functions
+    // write it) is spelled out here rather than left to the crate.
+    let tag = XSalsa20Poly1305::new(Key::from_slice(&key.key))
+        .encrypt_in_place_detached(Nonce::from_slice(&nonce), b"", &mut file[MIN_FILE_LEN..])
+        .expect("crypto_secretbox fails only when given associated data");
+    file[HEADER_LEN..MIN_FILE_LEN].copy_from_slice(&tag);
+    file
+}
+
+/// Opens a `.lfbk` file with a pass phrase, accepting any costs within
+/// [`KdfBounds::FORMAT`]; the plaintext is the account archive JSON.
+pub fn open(file: &[u8], passphrase: &str) -> Result<Vec<u8>, OpenError> {
+    open_within(file, passphrase, &KdfBounds::FORMAT)
+}
+
+/// Opens a `.lfbk` file, refusing costs outside `bounds` before deriving anything.
+pub fn open_within(file: &[u8], passphrase: &str, bounds: &KdfBounds) -> Result<Vec<u8>, OpenError> {
+    let header = check_header(file, bounds)?;
+    open_checked(&header, file, passphrase)
+}
+
+/// Parses a pushed `.lfbk` and checks its costs against [`KdfBounds::HOLDER`], as a
+/// backup holder must before it stores the file (DESIGN §3). Derives nothing.
+pub fn check_header_for_holder(file: &[u8]) -> Result<Header, OpenError> {
+    check_header(file, &KdfBounds::HOLDER)
+}
+
+/// [`Header::parse`], then `bounds`: everything that must pass before a derivation.
+fn check_header(file: &[u8], bounds: &KdfBounds) -> Result<Header, OpenError> {
+    let header = Header::parse(file)?;
+    bounds.check(header.params).map_err(OpenError::RefusedParameters)?;
+    Ok(header)
+}
+
+/// Derives the key and opens the box; `header` is `file`'s, already checked.
+fn open_checked(header: &Header, file: &[u8], passphrase: &str) -> Result<Vec<u8>, OpenError> {
+    // Argon2 fails here only for a pass phrase over 4 GiB, which no key was derived from.
+    let key = derive_key(passphrase, &header.salt, header.params).map_err(|_| OpenError::WrongPassphraseOrDamaged)?;
+    let tag = Tag::from_slice(&file[HEADER_LEN..MIN_FILE_LEN]);
+    let mut plaintext = file[MIN_FILE_LEN..].to_vec();
+    XSalsa20Poly1305::new(Key::from_slice(key.as_ref()))
+        .decrypt_in_place_detached(Nonce::from_slice(&header.nonce), b"", &mut plaintext, tag)
+        .map_err(|_| OpenError::WrongPassphraseOrDamaged)?;
+    Ok(plaintext)
+}
+
+/// Bounds how many key derivations run at once, and runs them off the async runtime:
+/// each one takes up to a gigabyte and seconds of CPU (DESIGN §5).
+#[derive(Debug, Clone)]
+pub struct KdfLimiter {
+    permits: Arc<Semaphore>,
+}
+
+impl KdfLimiter {
+    /// A limiter that lets `max_concurrent` derivations run at once (at least one).
+    pub fn new(max_concurrent: usize) -> Self {
+        KdfLimiter {
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+        }
+    }
+
+    /// [`SealingKey::derive`] on a blocking thread, once a permit is free.
+    pub async fn derive(&self, passphrase: Passphrase, params: KdfParams) -> Result<SealingKey> {
+        check_params(params)?;
+        let permit = self.acquire().await;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            SealingKey::derive(passphrase.expose(), params)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("key derivation task: {e}")))?
+    }
+
+    /// [`open_within`] with the derivation on a blocking thread, once a permit is free.
+    /// The header is checked first, so a refused file never waits for or takes a permit.
+    pub async fn open(&self, file: Vec<u8>, passphrase: Passphrase, bounds: KdfBounds) -> Result<Vec<u8>, OpenError> {
+        let header = check_header(&file, &bounds)?;
+        let permit = self.acquire().await;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            open_checked(&header, &file, passphrase.expose())
+        })
+        .await
+        .map_err(|_| OpenError::Interrupted)?
+    }
+
+    /// The permit moves into the blocking task, so it is held until the derivation
+    /// ends even when the caller's future is dropped first.
+    async fn acquire(&self) -> tokio::sync::OwnedSemaphorePermit {
+        Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
+}
+
+/// Reads the pass phrase for a command: from `passphrase_file` (one trailing newline
+/// removed), else from `LIFEBOAT_PASSPHRASE`, else from a no-echo prompt when stdin is
+/// a terminal.
+pub fn read_passphrase(passphrase_file: Option<&Path>) -> Result<Passphrase> {
+    read_passphrase_with(passphrase_file, env_passphrase(), false)
+}
+
+fn env_passphrase() -> Option<std::ffi::OsString> {
+    std::env::var_os(PASSPHRASE_ENV)
+}
+
+/// `confirm` asks twice at a prompt, for a pass phrase being set (a typo would lose
+/// the data).
+fn read_passphrase_with(
+    passphrase_file: Option<&Path>,
+    env_value: Option<std::ffi::OsString>,
+    confirm: bool,
+) -> Result<Passphrase> {
+    passphrase_from_sources(passphrase_file, env_value, || {
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::bad(format!(
+                "no pass phrase given: use --passphrase-file, set {PASSPHRASE_ENV}, or run \
+                 in a terminal to be asked"
+            )));
+        }
+        let ask = |prompt: &str| {
+            rpassword::prompt_password(prompt)
+                .map(Passphrase::new)
+                .map_err(|e| Error::bad(format!("cannot read the pass phrase: {e}")))
+        };
+        let first = ask("Backup pass phrase: ")?;
+        if confirm && ask("Repeat the pass phrase: ")? != first {
+            return Err(Error::bad("the two pass phrases differ"));
+        }
+        Ok(first)
+    })
+}
+
+fn passphrase_from_sources(
+    passphrase_file: Option<&Path>,
+    env_value: Option<std::ffi::OsString>,
+    prompt: impl FnOnce() -> Result<Passphrase>,
+) -> Result<Passphrase> {
+    let passphrase = if let Some(path) = passphrase_file {
+        let bytes = Zeroizing::new(
+            fs::read(path).map_err(|e| Error::bad(format!("cannot read pass phrase file {}: {e}", path.display())))?,
+        );
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| Error::bad(format!("pass phrase file {} is not UTF-8", path.display())))?;
+        let text = text
+            .strip_suffix('\n')
+            .map_or(text, |t| t.strip_suffix('\r').unwrap_or(t));
+        Passphrase::from(text)
+    } else if let Some(value) = env_value {
+        let value = value
+            .into_string()
+            .map_err(|_| Error::bad(format!("{PASSPHRASE_ENV} is not UTF-8")))?;
+        Passphrase::new(value)
+    } else {
+        prompt()?
+    };
+    if passphrase.expose().is_empty() {
+        return Err(Error::bad("the pass phrase is empty"));
+    }
+    Ok(passphrase)
+}
+
+/// `lifeboat backups decrypt FILE [--out OUT]`: opens a `.lfbk` and writes the archive
+/// JSON to `out` (atomically, owner-only) or to stdout. The file is checked before the
+/// pass phrase is asked for.
+pub fn decrypt_command(file: &Path, out: Option<&Path>, passphrase_file: Option<&Path>) -> Result<()> {
+    let sealed = fs::read(file).map_err(|e| Error::bad(format!("cannot read {}: {e}", file.display())))?;
+    Header::parse(&sealed)?;
+    let passphrase = read_passphrase(passphrase_file)?;
+    let archive = Zeroizing::new(open(&sealed, passphrase.expose())?);
+    match out {
+        Some(out) => write_private_file(out, &archive),
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(&archive)
+                .and_then(|()| stdout.flush())
+                .map_err(|e| Error::bad(format!("cannot write to stdout: {e}")))
+        }
+    }
+}
+
+/// Seals an archive JSON file into a `.lfbk` at `out` (atomically, owner-only), with a
+/// pass phrase that must pass [`passphrase::check_strength`]; a prompt asks twice.
+pub fn seal_command(archive_json: &Path, out: &Path, passphrase_file: Option<&Path>, params: KdfParams) -> Result<()> {
+    let archive = Zeroizing::new(
+        fs::read(archive_json).map_err(|e| Error::bad(format!("cannot read {}: {e}", archive_json.display())))?,
+    );
+    serde_json::from_slice::<serde::de::IgnoredAny>(&archive)
+        .map_err(|e| Error::bad(format!("{} is not JSON: {e}", archive_json.display())))?;
+    let passphrase = read_passphrase_with(passphrase_file, env_passphrase(), true)?;
+    passphrase::check_strength(passphrase.expose(), &[]).map_err(Error::BadRequest)?;
+    let key = SealingKey::derive(passphrase.expose(), params)?;
+    write_private_file(out, &seal(&archive, &key))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder, created with
+/// mode 0600, synced, then renamed over `path`: a reader sees the old file or the whole
+/// new one, and nobody else can read it.
+fn write_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let fail = |e: std::io::Error| Error::bad(format!("cannot write {}: {e}", path.display()));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::bad(format!("{} is not a file name", path.display())))?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let tmp = dir.join(format!(
+        ".{}.{:016x}.tmp",
+        name.to_string_lossy(),
+        rand::random::<u64>()
+    ));
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(fail(e));
+    }
+    // Make the rename itself durable; a folder that cannot be opened is no error here.
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest costs a holder accepts: fast enough to derive a few dozen times.
+    const FAST: KdfParams = KdfParams {
+        memory_kib: 19_456,
+        time_cost: 2,
+    };
+    const PASS: &str = "violet tractor drifts under 9 quiet lanterns";
+
+    /// Written by libsodium (PyNaCl 1.6.2): pass phrase "correct horse battery staple",
+    /// salt 00..0f, nonce 64..7b, m 19456, t 2, plaintext `{"version":"2.0"}`.
+    const KAT_FILE: &str = "4c46424b01010000004c00000200000001000000000102030405060708090a0b0c0d0e0f\
+        6465666768696a6b6c6d6e6f707172737475767778797a7b4720f8b28ee260e6c6f839785c10b9ca\
+        ec830023373e13e1e895f9b3d9a195b85b";
+    const KAT_KEY: &str = "818259b6310026a8e0dbac5d2e6927abcfdb07b32258fac4f61b18b80f929085";
+    const KAT_PASS: &str = "correct horse battery staple";
+    const KAT_PLAINTEXT: &[u8] = br#"{"version":"2.0"}"#;
+
+    fn derivations() -> usize {
+        DERIVATIONS.with(|d| d.get())
+    }
+
+    fn fast_key() -> SealingKey {
+        SealingKey::derive(PASS, FAST).unwrap()
+    }
+
+    /// A well-formed file with the given costs (and an empty plaintext's worth of tag).
+    fn file_with_params(memory_kib: u32, time_cost: u32) -> Vec<u8> {
+        let header = Header {
+            params: KdfParams { memory_kib, time_cost },
+            salt: [7; SALT_LEN],
+            nonce: [9; NONCE_LEN],
+        };
+        let mut file = header.write().to_vec();
+        file.extend_from_slice(&[0; TAG_LEN]);
+        file
+    }
+
+    #[test]
+    fn opens_a_file_written_by_libsodium() {
+        let file = hex::decode(KAT_FILE).unwrap();
+        assert_eq!(open(&file, KAT_PASS).unwrap(), KAT_PLAINTEXT);
+    }
+
+    #[test]
+    fn seals_byte_for_byte_what_libsodium_writes() {
+        let salt: [u8; SALT_LEN] = std::array::from_fn(|i| i as u8);
+        let nonce: [u8; NONCE_LEN] = std::array::from_fn(|i| 100 + i as u8);
+        let derived = derive_key(KAT_PASS, &salt, FAST).unwrap();
+        assert_eq!(hex::encode(derived.as_ref()), KAT_KEY);
+        let key = SealingKey {
+            salt,
+            params: FAST,
+            key: *derived,
+        };
+        let file = seal_with_nonce(KAT_PLAINTEXT, &key, nonce);
+        assert_eq!(hex::encode(file), KAT_FILE);
+    }
+
+    #[test]
+    fn header_layout_matches_the_design() {
+        let header = Header {
+            params: KdfParams {
+                memory_kib: 0x0403_0201,
+                time_cost: 0x0807_0605,
+            },
+            salt: [0xAA; SALT_LEN],
+            nonce: [0xBB; NONCE_LEN],
+        };
+        let bytes = header.write();
+        assert_eq!(&bytes[0..4], b"LFBK");
+        assert_eq!(bytes[4], 1, "version");
+        assert_eq!(bytes[5], 1, "KDF id");
+        assert_eq!(&bytes[6..8], &[0, 0], "reserved");
+        assert_eq!(&bytes[8..12], &[1, 2, 3, 4], "memory cost, little-endian");
+        assert_eq!(&bytes[12..16], &[5, 6, 7, 8], "time cost, little-endian");
+        assert_eq!(&bytes[16..20], &[1, 0, 0, 0], "parallelism");
+        assert_eq!(&bytes[20..36], &[0xAA; 16], "salt");
+        assert_eq!(&bytes[36..60], &[0xBB; 24], "nonce");
+    }
+
+    #[test]
+    fn header_parse_reads_what_write_wrote() {
+        let header = Header {
+            params: KdfParams::DEFAULT,
+            salt: std::array::from_fn(|i| i as u8 * 3),
+            nonce: std::array::from_fn(|i| 255 - i as u8),
+        };
+        let mut file = header.write().to_vec();
+        file.extend_from_slice(&[0; TAG_LEN + 5]);
+        assert_eq!(Header::parse(&file).unwrap(), header);
+    }
+
+    #[test]
+    fn seal_then_open_round_trips_and_keeps_the_layout() {
+        let key = fast_key();
+        for plaintext in [&b""[..], KAT_PLAINTEXT, &[0u8; 5000][..]] {
+            let file = seal(plaintext, &key);
+            assert_eq!(file.len(), MIN_FILE_LEN + plaintext.len());
+            let header = Header::parse(&file).unwrap();
+            assert_eq!(header.params, FAST);
+            assert_eq!(&header.salt, key.salt());
+            if !plaintext.is_empty() {
+                assert_ne!(&file[MIN_FILE_LEN..], plaintext, "ciphertext is not the plaintext");
+            }
+            assert_eq!(open(&file, PASS).unwrap(), plaintext);
+        }
+    }
+
+    #[test]
+    fn every_seal_takes_a_fresh_nonce() {
+        let key = fast_key();
+        let a = Header::parse(&seal(KAT_PLAINTEXT, &key)).unwrap();
+        let b = Header::parse(&seal(KAT_PLAINTEXT, &key)).unwrap();
+        assert_eq!(a.salt, b.salt, "same key, same salt");
+        assert_ne!(a.nonce, b.nonce);
+    }
+
+    #[test]
+    fn every_derivation_takes_a_fresh_salt() {
+        let a = fast_key();
+        let b = fast_key();
+        assert_ne!(a.salt, b.salt);
+        assert_ne!(a.key, b.key);
+        assert_eq!(a.params(), FAST);
+    }
+
+    #[test]
+    fn derive_refuses_costs_no_reader_would_accept() {
+        for (m, t) in [(MAX_MEMORY_KIB + 1, 3), (65536, 11), (7, 3), (65536, 0)] {
+            let params = KdfParams {
+                memory_kib: m,
+                time_cost: t,
+            };
+            let before = derivations();
+            let err = SealingKey::derive(PASS, params).unwrap_err();
+            assert!(matches!(err, Error::BadRequest(_)), "{err:?}");
+            assert_eq!(derivations(), before, "refused costs must not be derived with");
+        }
+    }
+
+    #[test]
+    fn wrong_pass_phrase_is_reported_as_indistinguishable_from_damage() {
+        let file = seal(KAT_PLAINTEXT, &fast_key());
+        let err = open(&file, "violet tractor drifts under 8 quiet lanterns").unwrap_err();
+        assert_eq!(err, OpenError::WrongPassphraseOrDamaged);
+        let message = err.to_string();
+        assert!(message.contains("wrong pass phrase or damaged"), "{message}");
+        assert!(message.contains("cannot be told apart"), "{message}");
+    }
+
+    /// What flipping byte `at` of a FAST-cost file must give, region by region.
+    fn expected_after_flip(at: usize, flipped: &[u8]) -> OpenError {
+        let u32_at = |i: usize| u32::from_le_bytes(flipped[i..i + 4].try_into().unwrap());
+        match at {
+            0..=3 => OpenError::NotLfbk,
+            4 => OpenError::UnsupportedVersion(flipped[4]),
+            5 => OpenError::UnsupportedKdf(flipped[5]),
+            6 | 7 | 16..=19 => OpenError::InvalidHeader(String::new()),
+            8..=15 => {
+                let (m, t) = (u32_at(8), u32_at(12));
+                if m > 1024 * 1024 || t > 10 {
+                    OpenError::RefusedParameters(ParamProblem::TimeAbove { time_cost: 0, max: 0 })
+                } else {
+                    // Other costs derive another key: the tag no longer verifies.
+                    OpenError::WrongPassphraseOrDamaged
+                }
+            }
+            // salt, nonce, tag, ciphertext
+            _ => OpenError::WrongPassphraseOrDamaged,
+        }
+    }
+
+    #[test]
+    fn every_single_byte_flip_is_detected_with_the_right_error() {
+        let plaintext = br#"{"v":1}"#;
+        let file = seal(plaintext, &fast_key());
+        assert_eq!(file.len(), MIN_FILE_LEN + plaintext.len());
+        // Every byte of the fixed fields; three positions in each of salt, nonce and tag
+        // (first, middle, last); every byte of the ciphertext.
+        let positions: Vec<usize> = (0..20)
+            .chain([20, 27, 35])
+            .chain([36, 47, 59])
+            .chain([60, 68, 75])
+            .chain(MIN_FILE_LEN..file.len())
+            .collect();
+        for at in positions {
+            for mask in [0x01u8, 0xFF] {
+                let mut flipped = file.clone();
+                flipped[at] ^= mask;
+                let expected = expected_after_flip(at, &flipped);
+                let before = derivations();
+                let got = open(&flipped, PASS).unwrap_err();
+                assert_eq!(
+                    std::mem::discriminant(&got),
+                    std::mem::discriminant(&expected),
+                    "byte {at} ^ {mask:#04x}: got {got:?}, expected {expected:?}"
+                );
+                let derived = derivations() - before;
+                if expected == OpenError::WrongPassphraseOrDamaged {
+                    assert_eq!(derived, 1, "byte {at} ^ {mask:#04x}");
+                } else {
+                    assert_eq!(derived, 0, "byte {at} ^ {mask:#04x} must be refused first");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn parse_refuses_costs_above_the_caps() {
+        let cases = [
+            (MAX_MEMORY_KIB + 1, 3, "1048577 KiB, is above the limit of 1048576 KiB"),
+            (u32::MAX, 3, "4294967295 KiB, is above the limit of 1048576 KiB"),
+            (65536, 11, "time cost, 11, is above the limit of 10"),
+            (65536, u32::MAX, "time cost, 4294967295, is above the limit of 10"),
+            (7, 3, "7 KiB, is below the minimum of 8 KiB"),
+            (65536, 0, "time cost, 0, is below the minimum of 1"),
+        ];
+        for (m, t, says) in cases {
+            let err = Header::parse(&file_with_params(m, t)).unwrap_err();
+            assert!(matches!(err, OpenError::RefusedParameters(_)), "m={m} t={t}: {err:?}");
+            assert!(err.to_string().contains(says), "m={m} t={t}: {err}");
+        }
+        // The caps themselves are accepted (parsing only: nothing is derived here).
+        Header::parse(&file_with_params(MAX_MEMORY_KIB, MAX_TIME_COST)).unwrap();
+        Header::parse(&file_with_params(8, 1)).unwrap();
+    }
+
+    #[test]
+    fn open_refuses_costs_above_the_caps_without_deriving() {
+        for (m, t) in [
+            (MAX_MEMORY_KIB + 1, 2),
+            (u32::MAX, 2),
+            (19_456, 11),
+            (u32::MAX, u32::MAX),
+        ] {
+            let before = derivations();
+            let err = open(&file_with_params(m, t), PASS).unwrap_err();
+            assert!(matches!(err, OpenError::RefusedParameters(_)), "m={m} t={t}: {err:?}");
+            assert_eq!(derivations(), before, "m={m} t={t} was derived with");
+        }
+    }
+
+    #[test]
+    fn holder_bounds_are_those_of_the_design() {
+        let ok = [(19_456, 2), (262_144, 10), (65_536, 3)];
+        for (m, t) in ok {
+            let header = check_header_for_holder(&file_with_params(m, t)).unwrap();
+            assert_eq!(
+                header.params,
+                KdfParams {
+                    memory_kib: m,
+                    time_cost: t
+                }
+            );
+        }
+        let refused = [
+            (19_455, 2),
+            (262_145, 10),
+            (65_536, 1),
+            (65_536, 11),
+            (MAX_MEMORY_KIB, 3),
+        ];
+        for (m, t) in refused {
+            let file = file_with_params(m, t);
+            let err = check_header_for_holder(&file).unwrap_err();
+            assert!(matches!(err, OpenError::RefusedParameters(_)), "m={m} t={t}: {err:?}");
+            let before = derivations();
+            let err = open_within(&file, PASS, &KdfBounds::HOLDER).unwrap_err();
+            assert!(matches!(err, OpenError::RefusedParameters(_)), "m={m} t={t}: {err:?}");
+            assert_eq!(derivations(), before);
+        }
+        assert!(KdfBounds::HOLDER.check(KdfParams::DEFAULT).is_ok());
+    }
+
+    #[test]
+    fn every_file_shorter_than_header_and_tag_is_truncated() {
+        let file = seal(KAT_PLAINTEXT, &fast_key());
+        for len in 0..MIN_FILE_LEN {
+            let before = derivations();
+            assert_eq!(
+                open(&file[..len], PASS).unwrap_err(),
+                OpenError::Truncated,
+                "length {len}"
+            );
+            assert_eq!(derivations(), before);
+        }
+        assert!(OpenError::Truncated.to_string().contains("truncated"));
+    }
+
+    #[test]
+    fn a_file_cut_or_extended_inside_the_ciphertext_does_not_open() {
+        let file = seal(KAT_PLAINTEXT, &fast_key());
+        let cut = &file[..file.len() - 1];
+        assert_eq!(open(cut, PASS).unwrap_err(), OpenError::WrongPassphraseOrDamaged);
+        let mut longer = file.clone();
+        longer.push(0);
+        assert_eq!(open(&longer, PASS).unwrap_err(), OpenError::WrongPassphraseOrDamaged);
+    }
+
+    #[test]
+    fn files_that_are_not_lfbk_are_named_so() {
+        let not_lfbk: [&[u8]; 6] = [
+            br#"{"version":"2.0","user":{}}"#,
+            b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03",
+            b"PK\x03\x04 a zip file of some length, long enough to hold a header.........",
+            b"LFBX\x01\x01\x00\x00",
+            b"{",
+            b"LB",
+        ];
+        for bytes in not_lfbk {
+            assert_eq!(open(bytes, PASS).unwrap_err(), OpenError::NotLfbk, "{bytes:?}");
+        }
+        assert_eq!(OpenError::NotLfbk.to_string(), "not a lifeboat backup file (.lfbk)");
+        // A prefix of the magic is the start of a cut file.
+        for bytes in [&b""[..], b"L", b"LF", b"LFB", b"LFBK"] {
+            assert_eq!(Header::parse(bytes).unwrap_err(), OpenError::Truncated, "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn version_and_kdf_are_read_even_from_a_short_file() {
+        assert_eq!(
+            Header::parse(b"LFBK\x02").unwrap_err(),
+            OpenError::UnsupportedVersion(2)
+        );
+        assert_eq!(
+            Header::parse(b"LFBK\x01\x02").unwrap_err(),
+            OpenError::UnsupportedKdf(2)
+        );
+        assert_eq!(Header::parse(b"LFBK\x01").unwrap_err(), OpenError::Truncated);
+        assert!(OpenError::UnsupportedVersion(2).to_string().contains("version 2"));
+        assert!(OpenError::UnsupportedKdf(2).to_string().contains("id 2"));
+    }
+
+    #[test]
+    fn reserved_bytes_and_parallelism_are_checked() {
+        let good = file_with_params(19_456, 2);
+        for (at, value, says) in [
+            (6, 1, "reserved bytes must be 0"),
+            (7, 0x80, "reserved bytes must be 0"),
+            (16, 0, "parallelism must be 1, found 0"),
+            (16, 2, "parallelism must be 1, found 2"),
+            (19, 1, "parallelism must be 1, found 16777217"),
+        ] {
+            let mut file = good.clone();
+            file[at] = value;
+            let err = Header::parse(&file).unwrap_err();
+            assert!(matches!(err, OpenError::InvalidHeader(_)), "{err:?}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
+    }
+
+    #[test]
+    fn open_errors_become_bad_requests_with_their_message() {
+        let e: Error = OpenError::WrongPassphraseOrDamaged.into();
+        assert!(matches!(&e, Error::BadRequest(m) if m.contains("cannot be told apart")));
+        let e: Error = OpenError::RefusedParameters(ParamProblem::TimeAbove { time_cost: 11, max: 10 }).into();
+        assert_eq!(
+            e.client_message(),
+            "refused .lfbk file: its Argon2 time cost, 11, is above the limit of 10"
+        );
+        let e: Error = OpenError::Interrupted.into();
+        assert!(matches!(e, Error::Internal(_)));
+    }
+
+    #[test]
+    fn sealing_key_hides_its_key_and_survives_storage() {
+        let key = fast_key();
+        let shown = format!("{key:?}");
+        assert!(!shown.contains(&hex::encode(key.key)), "{shown}");
+        assert!(!shown.contains(&format!("{:?}", key.key)), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+
+        let stored = serde_json::to_vec(&key).unwrap();
+        let back: SealingKey = serde_json::from_slice(&stored).unwrap();
+        assert_eq!((back.salt, back.params, back.key), (key.salt, key.params, key.key));
+        let stored = bincode::serde::encode_to_vec(&key, bincode::config::standard()).unwrap();
+        let (back, _): (SealingKey, _) =
+            bincode::serde::decode_from_slice(&stored, bincode::config::standard()).unwrap();
+        // A key read back from storage seals files the pass phrase opens.
+        assert_eq!(open(&seal(KAT_PLAINTEXT, &back), PASS).unwrap(), KAT_PLAINTEXT);
+    }
+
+    #[test]
+    fn pass_phrase_sources_come_in_order_file_env_prompt() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pass");
+        let env = Some(std::ffi::OsString::from("from env"));
+        let no_prompt = || -> Result<Passphrase> { panic!("must not prompt") };
+
+        fs::write(&file, "from file\n").unwrap();
+        let got = passphrase_from_sources(Some(&file), env.clone(), no_prompt).unwrap();
+        assert_eq!(got.expose(), "from file");
+        let got = passphrase_from_sources(None, env.clone(), no_prompt).unwrap();
+        assert_eq!(got.expose(), "from env");
+        let got = passphrase_from_sources(None, None, || Ok(Passphrase::from("typed"))).unwrap();
+        assert_eq!(got.expose(), "typed");
+
+        // One trailing newline only (LF or CRLF); other white space is the pass phrase's.
+        for (content, expected) in [
+            ("two\n\n", "two\n"),
+            ("crlf\r\n", "crlf"),
+            (" spaced ", " spaced "),
+            ("none", "none"),
+        ] {
+            fs::write(&file, content).unwrap();
+            let got = passphrase_from_sources(Some(&file), None, no_prompt).unwrap();
+            assert_eq!(got.expose(), expected, "{content:?}");
+        }
+
+        fs::write(&file, "\n").unwrap();
+        let err = passphrase_from_sources(Some(&file), env.clone(), no_prompt).unwrap_err();
+        assert!(err.to_string().contains("empty"), "{err}");
+        let err = passphrase_from_sources(None, Some(std::ffi::OsString::new()), no_prompt).unwrap_err();
+        assert!(err.to_string().contains("empty"), "{err}");
+        let missing = dir.path().join("missing");
+        let err = passphrase_from_sources(Some(&missing), env, no_prompt).unwrap_err();
+        assert!(err.to_string().contains("cannot read pass phrase file"), "{err}");
+    }
+
+    #[test]
+    fn private_files_are_written_whole_and_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        fs::write(&path, "old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        write_private_file(&path, b"new contents").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new contents");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["out.json"], "no temporary file is left behind");
+    }
+
+    #[test]
+    fn seal_and_decrypt_commands_round_trip_through_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("archive.json");
+        let sealed = dir.path().join("backup.lfbk");
+        let out = dir.path().join("decrypted.json");
+        let pass = dir.path().join("pass");
+        fs::write(&archive, KAT_PLAINTEXT).unwrap();
+        fs::write(&pass, format!("{PASS}\n")).unwrap();
+
+        seal_command(&archive, &sealed, Some(&pass), FAST).unwrap();
+        let bytes = fs::read(&sealed).unwrap();
+        assert_eq!(Header::parse(&bytes).unwrap().params, FAST);
+        assert_eq!(fs::metadata(&sealed).unwrap().permissions().mode() & 0o777, 0o600);
+
+        decrypt_command(&sealed, Some(&out), Some(&pass)).unwrap();
+        assert_eq!(fs::read(&out).unwrap(), KAT_PLAINTEXT);
+        assert_eq!(fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+
+        fs::write(&pass, "violet tractor drifts under 8 quiet lanterns").unwrap();
+        let err = decrypt_command(&sealed, Some(&out), Some(&pass)).unwrap_err();
+        assert!(err.to_string().contains("cannot be told apart"), "{err}");
+    }
+
+    #[test]
+    fn decrypt_command_names_a_foreign_file_before_asking_for_a_pass_phrase() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_lfbk = dir.path().join("archive.json");
+        fs::write(&not_lfbk, KAT_PLAINTEXT).unwrap();
+        // No pass phrase source is given: reaching for one would fail (or prompt).
+        let err = decrypt_command(&not_lfbk, None, None).unwrap_err();
+        assert_eq!(err.to_string(), "not a lifeboat backup file (.lfbk)");
+    }
+
+    #[test]
+    fn seal_command_refuses_weak_pass_phrases_and_non_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("archive.json");
+        let sealed = dir.path().join("backup.lfbk");
+        let pass = dir.path().join("pass");
+        fs::write(&archive, KAT_PLAINTEXT).unwrap();
+        fs::write(&pass, "aaaaaaaaaaaaaaaa").unwrap();
+        let err = seal_command(&archive, &sealed, Some(&pass), FAST).unwrap_err();
+        assert!(err.to_string().contains("too easy to guess"), "{err}");
+
+        fs::write(&archive, b"LFBK not json").unwrap();
+        fs::write(&pass, PASS).unwrap();
+        let err = seal_command(&archive, &sealed, Some(&pass), FAST).unwrap_err();
+        assert!(err.to_string().contains("is not JSON"), "{err}");
+        assert!(!sealed.exists());
+    }
+
+    #[tokio::test]
+    async fn limiter_derives_and_opens_off_the_runtime() {
+        let limiter = KdfLimiter::new(1);
+        let key = limiter.derive(Passphrase::from(PASS), FAST).await.unwrap();
+        let file = seal(KAT_PLAINTEXT, &key);
+        // More calls than permits: each waits its turn and all finish.
+        let opens = (0..3).map(|_| {
+            let limiter = limiter.clone();
+            let file = file.clone();
+            tokio::spawn(async move { limiter.open(file, Passphrase::from(PASS), KdfBounds::HOLDER).await })
+        });
+        for open in opens.collect::<Vec<_>>() {
+            assert_eq!(open.await.unwrap().unwrap(), KAT_PLAINTEXT);
+        }
+        let err = limiter.open(file, Passphrase::from("nope"), KdfBounds::HOLDER).await;
+        assert_eq!(err.unwrap_err(), OpenError::WrongPassphraseOrDamaged);
+        assert_eq!(limiter.permits.available_permits(), 1, "every permit came back");
+    }
+
+    #[tokio::test]
+    async fn limiter_refuses_hostile_files_without_waiting_for_a_permit() {
+        let limiter = KdfLimiter::new(1);
+        // Every permit is taken: anything that waited for one would never finish.
+        let _all = Arc::clone(&limiter.permits).acquire_owned().await.unwrap();
+        let hostile = file_with_params(u32::MAX, 2);
+        let refused = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            limiter.open(hostile, Passphrase::from(PASS), KdfBounds::FORMAT),
+        )
+        .await
+        .expect("a refused file must not wait for a permit");
+        assert!(matches!(refused, Err(OpenError::RefusedParameters(_))), "{refused:?}");
+        let refused = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            limiter.derive(
+                Passphrase::from(PASS),
+                KdfParams {
+                    memory_kib: MAX_MEMORY_KIB + 1,
+                    time_cost: 3,
+                },
+            ),
+        )
+        .await
+        .expect("refused costs must not wait for a permit");
+        assert!(matches!(refused, Err(Error::BadRequest(_))), "{refused:?}");
+    }
+}
