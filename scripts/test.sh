@@ -31,9 +31,6 @@ echo "== cargo test"
 cargo build --locked --all-targets
 cargo test --locked
 
-echo "== systemd unit"
-systemd-analyze verify systemd/lifeboat.service
-
 echo "== end-to-end tests"
 cd tests/e2e
 exec python -m pytest -q -p no:cacheprovider "$@"

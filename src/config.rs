@@ -474,6 +474,9 @@ impl Config {
             }
         }
         config.apply_env(env, &mut problems, &mut warnings);
+        for warning in &warnings {
+            tracing::warn!("{warning}");
+        }
         if let Some(listen) = overrides.listen {
             config.server.listen = listen;
         }

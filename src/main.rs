@@ -165,9 +165,6 @@ async fn run(cli: Cli, env: BTreeMap<String, String>) -> Result<()> {
         _ => {}
     }
     let loaded = Config::load(cli.common.config.as_deref(), &env, &overrides)?;
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
-    }
     let config = loaded.config;
     match cli.command {
         Command::Serve { .. } => server::serve(config).await,

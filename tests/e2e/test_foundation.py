@@ -163,3 +163,13 @@ def test_front_page_renders_in_a_real_browser(start_pod, browser):
     browser.get(pod.url + "/")
     assert "lifeboat" in browser.title
     assert pod.host in browser.find_element("tag name", "h1").text
+
+
+def test_the_systemd_unit_verifies(tmp_path):
+    unit = (Path(__file__).resolve().parents[2] / "systemd" / "lifeboat.service").read_text()
+    assert "DynamicUser=yes" in unit and "ProtectSystem=strict" in unit and "NoNewPrivileges=yes" in unit and "SystemCallFilter=" in unit
+    # verify needs the ExecStart binary to exist: point it at the one just built.
+    (tmp_path / "lifeboat.service").write_text(unit.replace("/usr/local/bin/lifeboat", str(binary())))
+    result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "lifeboat.service")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", result.stderr
