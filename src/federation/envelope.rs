@@ -1,0 +1,296 @@
+//! diaspora*'s Magic Envelope (DESIGN §6): the public envelope that carries a signed
+//! entity, and the encrypted wrapper that carries an envelope to one recipient
+//! (`/receive/users/GUID`).
+
+use aes::Aes256;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use base64::Engine as _;
+use cbc::cipher::block_padding::Pkcs7;
+use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use rand::RngCore;
+use rsa::{Pkcs1v15Encrypt, RsaPrivateKey, RsaPublicKey};
+use serde::{Deserialize, Serialize};
+
+use super::signature;
+use super::xml::{escape_attribute, escape_text, parse_document};
+use crate::{Error, Result};
+
+/// The Magic Envelope XML namespace.
+pub const MAGIC_ENV_NAMESPACE: &str = "http://salmon-protocol.org/ns/magic-env";
+/// The only data type diaspora* uses.
+pub const DATA_TYPE: &str = "application/xml";
+/// The only data encoding diaspora* uses.
+pub const ENCODING: &str = "base64url";
+/// The only signature algorithm diaspora* uses.
+pub const ALGORITHM: &str = "RSA-SHA256";
+/// The `Content-Type` of a public envelope POSTed to `/receive/public`.
+pub const CONTENT_TYPE: &str = "application/magic-envelope+xml";
+
+/// A public Magic Envelope, as built here or as received.
+///
+/// A received envelope keeps the `me:data` text exactly as sent (whitespace removed):
+/// its signature is checked over that text, never over a re-encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MagicEnvelope {
+    data: String,
+    signature: String,
+    key_id: String,
+    payload: Vec<u8>,
+}
+
+impl MagicEnvelope {
+    /// Wraps `entity_xml` (no XML declaration) in an envelope signed by `author_id`'s
+    /// private key.
+    pub fn sign(entity_xml: &str, author_id: &str, private_key: &RsaPrivateKey) -> MagicEnvelope {
+        let data = URL_SAFE.encode(entity_xml.trim().as_bytes());
+        let signature = signature::sign(private_key, signed_text(&data).as_bytes());
+        MagicEnvelope {
+            signature: URL_SAFE.encode(signature),
+            key_id: author_id.to_string(),
+            payload: entity_xml.trim().as_bytes().to_vec(),
+            data,
+        }
+    }
+
+    /// The envelope's XML document.
+    pub fn to_xml(&self) -> String {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+             <me:env xmlns:me=\"{MAGIC_ENV_NAMESPACE}\">\n  \
+             <me:data type=\"{DATA_TYPE}\">{data}</me:data>\n  \
+             <me:encoding>{ENCODING}</me:encoding>\n  \
+             <me:alg>{ALGORITHM}</me:alg>\n  \
+             <me:sig key_id=\"{key_id}\">{signature}</me:sig>\n\
+             </me:env>\n",
+            data = escape_text(&self.data),
+            key_id = escape_attribute(&URL_SAFE.encode(self.key_id.as_bytes())),
+            signature = escape_text(&self.signature),
+        )
+    }
+
+    /// Reads an envelope ([`Error::BadRequest`] when malformed): the root must be
+    /// `env`, the data type, encoding and algorithm diaspora*'s, the data, signature
+    /// and `key_id` present and valid base64url. The signature is not checked here:
+    /// see [`MagicEnvelope::verify`].
+    pub fn parse(xml: &str) -> Result<MagicEnvelope> {
+        let root = parse_document(xml)?;
+        if root.name != "env" {
+            return Err(Error::bad(
+                "not a Magic Envelope (root element is not me:env)",
+            ));
+        }
+        let data_element = root
+            .child("data")
+            .ok_or_else(|| Error::bad("Magic Envelope has no me:data"))?;
+        let data_type = data_element.attribute("type").unwrap_or("").trim();
+        if data_type != DATA_TYPE {
+            return Err(Error::bad(format!(
+                "Magic Envelope data type must be {DATA_TYPE}"
+            )));
+        }
+        let encoding = root.child("encoding").map(|e| e.text()).unwrap_or_default();
+        if encoding.trim() != ENCODING {
+            return Err(Error::bad(format!(
+                "Magic Envelope encoding must be {ENCODING}"
+            )));
+        }
+        let algorithm = root.child("alg").map(|e| e.text()).unwrap_or_default();
+        if algorithm.trim() != ALGORITHM {
+            return Err(Error::bad(format!(
+                "Magic Envelope algorithm must be {ALGORITHM}"
+            )));
+        }
+        let data = signature::remove_ascii_whitespace(&data_element.text());
+        if data.is_empty() {
+            return Err(Error::bad("Magic Envelope data is empty"));
+        }
+        let payload = decode_base64url(&data)
+            .ok_or_else(|| Error::bad("Magic Envelope data is not valid base64url"))?;
+        let signature_element = root
+            .child("sig")
+            .ok_or_else(|| Error::bad("Magic Envelope has no me:sig"))?;
+        let signature = signature::remove_ascii_whitespace(&signature_element.text());
+        if signature.is_empty() || decode_base64url(&signature).is_none() {
+            return Err(Error::bad(
+                "Magic Envelope signature is missing or not base64url",
+            ));
+        }
+        let key_id = signature_element
+            .attribute("key_id")
+            .map(signature::remove_ascii_whitespace)
+            .filter(|key_id| !key_id.is_empty())
+            .ok_or_else(|| Error::bad("Magic Envelope signature has no key_id"))?;
+        let key_id = decode_base64url(&key_id)
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| Error::bad("Magic Envelope key_id is not base64url text"))?;
+        Ok(MagicEnvelope {
+            data,
+            signature,
+            key_id,
+            payload,
+        })
+    }
+
+    /// The signer's diaspora ID, as the envelope names it (decoded `key_id`).
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The `me:data` text as received (whitespace removed) or as written.
+    pub fn data(&self) -> &str {
+        &self.data
+    }
+
+    /// The text the signature covers: data, then the base64url of the data type,
+    /// encoding and algorithm, joined by `.`.
+    pub fn signed_text(&self) -> String {
+        signed_text(&self.data)
+    }
+
+    /// Checks the envelope's signature with the signer's public key
+    /// ([`Error::Unauthorized`] when it does not verify).
+    pub fn verify(&self, public_key: &RsaPublicKey) -> Result<()> {
+        let signature = decode_base64url(&self.signature)
+            .ok_or_else(|| Error::Unauthorized("signature is not base64url".into()))?;
+        signature::verify(public_key, self.signed_text().as_bytes(), &signature)
+            .map_err(|_| Error::Unauthorized("Magic Envelope signature does not verify".into()))
+    }
+
+    /// The decoded entity XML.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// The decoded entity XML as text ([`Error::BadRequest`] when it is not UTF-8).
+    pub fn payload_str(&self) -> Result<&str> {
+        std::str::from_utf8(&self.payload)
+            .map_err(|_| Error::bad("Magic Envelope payload is not UTF-8"))
+    }
+}
+
+fn signed_text(data: &str) -> String {
+    [
+        data.to_string(),
+        URL_SAFE.encode(DATA_TYPE),
+        URL_SAFE.encode(ENCODING),
+        URL_SAFE.encode(ALGORITHM),
+    ]
+    .join(".")
+}
+
+/// base64url with or without padding, as Ruby's `urlsafe_decode64` accepts it.
+fn decode_base64url(text: &str) -> Option<Vec<u8>> {
+    const URL_SAFE_INDIFFERENT: base64::engine::GeneralPurpose =
+        base64::engine::GeneralPurpose::new(
+            &base64::alphabet::URL_SAFE,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+    URL_SAFE_INDIFFERENT.decode(text).ok()
+}
+
+/// The JSON body POSTed to `/receive/users/GUID`.
+#[derive(Serialize, Deserialize)]
+struct EncryptedEnvelope {
+    aes_key: String,
+    encrypted_magic_envelope: String,
+}
+
+/// The AES key and IV, themselves RSA-encrypted inside `aes_key`.
+#[derive(Serialize, Deserialize)]
+struct AesKeyAndIv {
+    key: String,
+    iv: String,
+}
+
+const AES_KEY_BYTES: usize = 32;
+const AES_IV_BYTES: usize = 16;
+const AES_BLOCK_BYTES: usize = 16;
+
+/// Encrypts an envelope for one recipient: AES-256-CBC (PKCS#7) with a fresh random
+/// key and IV, the key and IV RSA-encrypted (PKCS#1 v1.5) with the recipient's public
+/// key. Returns the JSON body, `Content-Type: application/json`.
+pub fn encrypt_for(envelope_xml: &str, recipient_public_key: &RsaPublicKey) -> Result<String> {
+    let mut rng = rand::rngs::OsRng;
+    let mut key = [0u8; AES_KEY_BYTES];
+    let mut iv = [0u8; AES_IV_BYTES];
+    rng.fill_bytes(&mut key);
+    rng.fill_bytes(&mut iv);
+
+    let ciphertext = cbc::Encryptor::<Aes256>::new(&key.into(), &iv.into())
+        .encrypt_padded_vec_mut::<Pkcs7>(envelope_xml.as_bytes());
+    let key_json = serde_json::to_string(&AesKeyAndIv {
+        key: STANDARD.encode(key),
+        iv: STANDARD.encode(iv),
+    })?;
+    let encrypted_key = recipient_public_key
+        .encrypt(&mut rng, Pkcs1v15Encrypt, key_json.as_bytes())
+        .map_err(|e| Error::bad(format!("cannot encrypt for this recipient key: {e}")))?;
+    Ok(serde_json::to_string(&EncryptedEnvelope {
+        aes_key: STANDARD.encode(encrypted_key),
+        encrypted_magic_envelope: STANDARD.encode(ciphertext),
+    })?)
+}
+
+/// Decrypts a body built by [`encrypt_for`] (or by diaspora*) with the recipient's
+/// private key and returns the envelope XML.
+///
+/// Refuses ([`Error::TooLarge`]) an envelope longer than `max_len` bytes before
+/// decrypting it, and ([`Error::BadRequest`]) anything malformed. Every decryption
+/// failure gives the same message, so the answer does not say which layer failed.
+pub fn decrypt(
+    json: &str,
+    recipient_private_key: &RsaPrivateKey,
+    max_len: usize,
+) -> Result<String> {
+    let body: EncryptedEnvelope = serde_json::from_str(json)
+        .map_err(|_| Error::bad("encrypted envelope is not the expected JSON"))?;
+    let encrypted_envelope = signature::remove_ascii_whitespace(&body.encrypted_magic_envelope);
+    // Three bytes per four base64 characters; padding makes the bound generous by at
+    // most two bytes, and PKCS#7 adds at most one block.
+    if encrypted_envelope.len() / 4 * 3 > max_len.saturating_add(AES_BLOCK_BYTES + 2) {
+        return Err(Error::TooLarge(format!(
+            "encrypted envelope is larger than {max_len} bytes"
+        )));
+    }
+    let ciphertext = signature::decode_standard_base64(&encrypted_envelope)
+        .map_err(|_| Error::bad("encrypted envelope is not valid base64"))?;
+    let encrypted_key = signature::decode_standard_base64(&body.aes_key)
+        .map_err(|_| Error::bad("encrypted envelope key is not valid base64"))?;
+
+    // When the RSA layer fails, carry on with a random key so that the caller sees the
+    // same failure, a little later, as for a bad AES layer: which layer failed is what
+    // a padding-oracle attack on the RSA layer needs to learn.
+    let (key, iv) =
+        decrypt_key_and_iv(&encrypted_key, recipient_private_key).unwrap_or_else(random_key_and_iv);
+    let plaintext = cbc::Decryptor::<Aes256>::new(&key.into(), &iv.into())
+        .decrypt_padded_vec_mut::<Pkcs7>(&ciphertext)
+        .map_err(|_| Error::bad("encrypted envelope could not be decrypted"))?;
+    if plaintext.len() > max_len {
+        return Err(Error::TooLarge(format!(
+            "envelope is larger than {max_len} bytes"
+        )));
+    }
+    String::from_utf8(plaintext)
+        .map_err(|_| Error::bad("encrypted envelope could not be decrypted"))
+}
+
+type KeyAndIv = ([u8; AES_KEY_BYTES], [u8; AES_IV_BYTES]);
+
+fn decrypt_key_and_iv(encrypted_key: &[u8], private_key: &RsaPrivateKey) -> Option<KeyAndIv> {
+    let key_json = private_key
+        .decrypt_blinded(&mut rand::rngs::OsRng, Pkcs1v15Encrypt, encrypted_key)
+        .ok()?;
+    let parsed: AesKeyAndIv = serde_json::from_slice(&key_json).ok()?;
+    let key = signature::decode_standard_base64(&parsed.key).ok()?;
+    let iv = signature::decode_standard_base64(&parsed.iv).ok()?;
+    Some((key.try_into().ok()?, iv.try_into().ok()?))
+}
+
+fn random_key_and_iv() -> KeyAndIv {
+    let mut key = [0u8; AES_KEY_BYTES];
+    let mut iv = [0u8; AES_IV_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    rand::rngs::OsRng.fill_bytes(&mut iv);
+    (key, iv)
+}
