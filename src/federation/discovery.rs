@@ -104,26 +104,26 @@ pub fn parse_jrd(body: &[u8]) -> Result<Jrd> {
         .get("links")
         .and_then(Value::as_array)
         .ok_or_else(|| Error::Upstream("WebFinger answer has no links".into()))?;
-    let link = |rel: &str| {
+    // The first link of that relation with a usable href.
+    let link = |rel: &str, usable: fn(&str) -> bool| {
         links
             .iter()
-            .find(|link| link.get("rel").and_then(Value::as_str) == Some(rel))
-            .and_then(|link| link.get("href"))
-            .and_then(Value::as_str)
-            .map(|href| href.trim().to_string())
-            .filter(|href| !href.is_empty())
+            .filter(|link| link.get("rel").and_then(Value::as_str) == Some(rel))
+            .filter_map(|link| link.get("href").and_then(Value::as_str))
+            .map(str::trim)
+            .find(|href| !href.is_empty() && usable(href))
+            .map(str::to_string)
     };
-    let hcard_url = link(REL_HCARD)
-        .filter(|href| is_http_url(href))
+    let hcard_url = link(REL_HCARD, is_http_url)
         .ok_or_else(|| Error::Upstream("WebFinger answer has no http(s) hCard link".into()))?;
-    let seed_location = link(REL_SEED_LOCATION)
+    let seed_location = link(REL_SEED_LOCATION, |_| true)
         .ok_or_else(|| Error::Upstream("WebFinger answer has no seed_location link".into()))?;
     Ok(Jrd {
         subject,
         aliases,
         hcard_url,
         seed_location,
-        profile_page: link(REL_PROFILE_PAGE),
+        profile_page: link(REL_PROFILE_PAGE, |_| true),
     })
 }
 
@@ -351,4 +351,352 @@ fn remove_dot_segments(path: &str) -> String {
         }
     }
     format!("/{}", output.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::federation::test_support::{
+        assert_no_panic_on_damaged_input, key_2048, python_elements, reference,
+    };
+    use rsa::traits::PublicKeyParts;
+
+    fn reference_hcard() -> String {
+        reference("diaspora-examples/hcard.example.html")
+    }
+
+    fn reference_person() -> HcardPerson {
+        parse_hcard(&reference_hcard(), "https://example.org/hcard/users/x").unwrap()
+    }
+
+    #[test]
+    fn parses_the_reference_webfinger() {
+        let jrd =
+            parse_jrd(reference("diaspora-examples/webfinger.example.json").as_bytes()).unwrap();
+        assert_eq!(jrd.subject, "acct:alice@example.org");
+        assert_eq!(jrd.diaspora_id(), Some("alice@example.org"));
+        assert_eq!(
+            jrd.hcard_url,
+            "https://example.org/hcard/users/7dba7ca01d64013485eb3131731751e9"
+        );
+        assert_eq!(jrd.seed_location, "https://example.org/");
+        assert_eq!(jrd.profile_page, None);
+        assert!(jrd.aliases.is_empty());
+    }
+
+    #[test]
+    fn renders_a_jrd_that_parses_back() {
+        let guid = "0123456789abcdef0123456789abcdef";
+        let jrd = render_jrd("alice@pod.example:8443", "https://pod.example:8443/", guid);
+        assert_eq!(
+            jrd,
+            json!({
+                "subject": "acct:alice@pod.example:8443",
+                "aliases": ["https://pod.example:8443/people/0123456789abcdef0123456789abcdef"],
+                "links": [
+                    {"rel": "http://microformats.org/profile/hcard", "type": "text/html",
+                     "href": "https://pod.example:8443/hcard/users/0123456789abcdef0123456789abcdef"},
+                    {"rel": "http://joindiaspora.com/seed_location", "type": "text/html",
+                     "href": "https://pod.example:8443/"},
+                    {"rel": "http://webfinger.net/rel/profile-page", "type": "text/html",
+                     "href": "https://pod.example:8443/u/alice"},
+                ],
+            })
+        );
+        let parsed = parse_jrd(jrd.to_string().as_bytes()).unwrap();
+        assert_eq!(parsed.diaspora_id(), Some("alice@pod.example:8443"));
+        assert_eq!(
+            parsed.hcard_url,
+            hcard_url("https://pod.example:8443", guid)
+        );
+        assert_eq!(parsed.seed_location, "https://pod.example:8443/");
+        assert_eq!(
+            parsed.profile_page.as_deref(),
+            Some("https://pod.example:8443/u/alice")
+        );
+        assert_eq!(
+            parsed.aliases,
+            [person_url("https://pod.example:8443", guid)]
+        );
+    }
+
+    #[test]
+    fn parse_jrd_refuses_incomplete_answers() {
+        let hcard = json!({"rel": REL_HCARD, "href": "https://a.example/hcard/users/x"});
+        let seed = json!({"rel": REL_SEED_LOCATION, "href": "https://a.example/"});
+        let cases = [
+            b"not json".to_vec(),
+            b"[]".to_vec(),
+            json!({"links": [hcard, seed]}).to_string().into_bytes(),
+            json!({"subject": "acct:a@a.example"})
+                .to_string()
+                .into_bytes(),
+            json!({"subject": "acct:a@a.example", "links": [seed]})
+                .to_string()
+                .into_bytes(),
+            json!({"subject": "acct:a@a.example", "links": [hcard]})
+                .to_string()
+                .into_bytes(),
+            json!({"subject": "acct:a@a.example", "links": [
+                {"rel": REL_HCARD, "href": "/hcard/users/x"}, seed]})
+            .to_string()
+            .into_bytes(),
+            json!({"subject": 5, "links": [hcard, seed]})
+                .to_string()
+                .into_bytes(),
+        ];
+        for case in cases {
+            let err = parse_jrd(&case).unwrap_err();
+            assert!(
+                matches!(err, Error::Upstream(_)),
+                "{}: {err:?}",
+                String::from_utf8_lossy(&case)
+            );
+        }
+        let extra = json!({"subject": "acct:a@a.example", "links": [
+            {"rel": "other", "href": 5}, {"rel": REL_HCARD}, hcard, seed]});
+        assert!(parse_jrd(extra.to_string().as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn parses_the_reference_hcard() {
+        let person = reference_person();
+        assert_eq!(person.guid, "7dba7ca01d64013485eb3131731751e9");
+        assert_eq!(person.nickname, None);
+        assert_eq!(person.full_name, "Alice Smith");
+        assert_eq!(person.first_name, "Alice");
+        assert_eq!(person.last_name, "Smith");
+        assert!(person.searchable);
+        assert_eq!(person.public_key.n().bits(), 4096);
+        assert_eq!(
+            person.photo_large_url,
+            "https://example.org/images/thumb_large_a795f872c93309597345.jpg"
+        );
+        assert_eq!(
+            person.photo_medium_url,
+            "https://example.org/images/thumb_medium_a795f872c93309597345.jpg"
+        );
+        assert_eq!(
+            person.photo_small_url,
+            "https://example.org/images/thumb_small_a795f872c93309597345.jpg"
+        );
+    }
+
+    #[test]
+    fn renders_the_reference_hcard_byte_for_byte() {
+        assert_eq!(render_hcard(&reference_person()), reference_hcard());
+    }
+
+    #[test]
+    fn a_rendered_hcard_parses_back_with_escaping_intact() {
+        let person = HcardPerson {
+            guid: "0123456789abcdef0123456789abcdef".into(),
+            nickname: Some("alice".into()),
+            full_name: "Alice <b>\"&amp;\" O'Hara</b>".into(),
+            first_name: "Alice & co".into(),
+            last_name: String::new(),
+            public_key: key_2048().to_public_key(),
+            photo_large_url: "https://pod.example/avatar.png?size=l&v=\"2\"".into(),
+            photo_medium_url: "https://pod.example/avatar.png?size=m".into(),
+            photo_small_url: "https://pod.example/avatar.png?size=s".into(),
+            searchable: false,
+        };
+        let html = render_hcard(&person);
+        assert!(!html.contains("<b>"));
+        assert_eq!(
+            parse_hcard(&html, "https://elsewhere.example/").unwrap(),
+            person
+        );
+
+        // Our rendering is also well-formed XML, read by an independent parser.
+        let elements = python_elements(&html);
+        let find = |tag: &str, nth: usize| {
+            elements
+                .iter()
+                .filter(|e| e.1.ends_with(tag))
+                .nth(nth)
+                .map(|e| e.2.clone())
+                .unwrap()
+        };
+        assert_eq!(find("title", 0), person.full_name);
+        assert_eq!(find("span", 1), "alice");
+        assert_eq!(find("span", 2), person.full_name);
+        assert!(find("pre", 0).starts_with("-----BEGIN PUBLIC KEY-----"));
+        let classes: Vec<String> = elements
+            .iter()
+            .filter(|e| e.1.ends_with("dt"))
+            .map(|e| e.2.clone())
+            .collect();
+        assert_eq!(
+            classes,
+            [
+                "Uid",
+                "Nickname",
+                "Full_name",
+                "Searchable",
+                "Key",
+                "First_name",
+                "Family_name",
+                "Photo",
+                "Photo_medium",
+                "Photo_small"
+            ]
+        );
+    }
+
+    #[test]
+    fn relative_photo_urls_are_resolved_against_the_base() {
+        let html = reference_hcard()
+            .replace(
+                "https://example.org/images/thumb_large_a795f872c93309597345.jpg",
+                "/assets/user/default.png",
+            )
+            .replace(
+                "https://example.org/images/thumb_medium_a795f872c93309597345.jpg",
+                "medium.png",
+            )
+            .replace(
+                "https://example.org/images/thumb_small_a795f872c93309597345.jpg",
+                "//cdn.example/small.png",
+            );
+        let person = parse_hcard(&html, "https://pod.example/hcard/users/abc").unwrap();
+        assert_eq!(
+            person.photo_large_url,
+            "https://pod.example/assets/user/default.png"
+        );
+        assert_eq!(
+            person.photo_medium_url,
+            "https://pod.example/hcard/users/medium.png"
+        );
+        assert_eq!(person.photo_small_url, "https://cdn.example/small.png");
+    }
+
+    #[test]
+    fn resolves_url_references() {
+        let base = "https://pod.example:8443/a/b/c?q=1#f";
+        let cases = [
+            ("https://other.example/x", Some("https://other.example/x")),
+            ("HTTP://other.example", Some("HTTP://other.example")),
+            ("/x.png", Some("https://pod.example:8443/x.png")),
+            ("x.png", Some("https://pod.example:8443/a/b/x.png")),
+            ("../x.png", Some("https://pod.example:8443/a/x.png")),
+            ("../../../../x.png", Some("https://pod.example:8443/x.png")),
+            (
+                "./x.png?v=1",
+                Some("https://pod.example:8443/a/b/x.png?v=1"),
+            ),
+            ("//cdn.example/x", Some("https://cdn.example/x")),
+            ("?v=2", Some("https://pod.example:8443/a/b/c?v=2")),
+            ("javascript:alert(1)", None),
+            ("data:image/png;base64,AAAA", None),
+            ("ftp://x.example/a", None),
+            ("https:///nohost", None),
+            ("/x\ny", None),
+            ("//", None),
+        ];
+        for (reference, expected) in cases {
+            assert_eq!(
+                resolve_url(base, reference).as_deref(),
+                expected,
+                "{reference}"
+            );
+        }
+        assert_eq!(
+            resolve_url("https://pod.example", "x.png").as_deref(),
+            Some("https://pod.example/x.png")
+        );
+        assert_eq!(resolve_url("not a url", "x.png"), None);
+    }
+
+    #[test]
+    fn refuses_hcards_that_diaspora_refuses_or_that_lack_what_lifeboat_needs() {
+        let html = reference_hcard();
+        let base = "https://example.org/";
+        let without = |from: &str, to: &str| {
+            let start = html.find(from).unwrap();
+            let end = html[start..].find(to).unwrap() + start + to.len();
+            format!("{}{}", &html[..start], &html[end..])
+        };
+        let cases = [
+            (without("<dl class=\"entity_full_name\">", "</dl>"), ".fn"),
+            (
+                without("<dl class=\"entity_photo\">", "</dl>"),
+                "entity_photo ",
+            ),
+            (
+                without("<dl class=\"entity_photo_medium\">", "</dl>"),
+                "entity_photo_medium",
+            ),
+            (
+                without("<dl class=\"entity_photo_small\">", "</dl>"),
+                "entity_photo_small",
+            ),
+            (
+                html.replace(
+                    "src=\"https://example.org/images/thumb_small_a795f872c93309597345.jpg\"",
+                    "",
+                ),
+                "entity_photo_small",
+            ),
+            (without("<dl class=\"entity_uid\">", "</dl>"), ".uid"),
+            (without("<dl class=\"entity_key\">", "</dl>"), ".key"),
+            (
+                html.replace("MIICIjANBgkqhkiG9w0BAQEFAAOCAg8AMIICCgKCAgEA", "MIIC"),
+                ".key",
+            ),
+            (
+                html.replace("7dba7ca01d64013485eb3131731751e9", "short"),
+                "guid",
+            ),
+            (
+                html.replace(
+                    "https://example.org/images/thumb_large_a795f872c93309597345.jpg",
+                    "javascript:alert(1)",
+                ),
+                "unusable",
+            ),
+        ];
+        for (damaged, expected) in cases {
+            let err = parse_hcard(&damaged, base).unwrap_err();
+            assert!(matches!(err, Error::Upstream(_)), "{err:?}");
+            assert!(err.to_string().contains(expected), "{err} lacks {expected}");
+        }
+        assert!(parse_hcard("", base).is_err());
+        assert!(parse_hcard("{\"json\": true}", base).is_err());
+    }
+
+    #[test]
+    fn reads_sloppy_html_like_a_browser() {
+        let pem = public_key_to_pem(&key_2048().to_public_key());
+        let html = format!(
+            "<!doctype html><html><head><meta charset=utf-8><title>x</title><link rel=stylesheet href=a.css>\
+             <body><div class=vcard><span class='uid nickname'>0123456789abcdef</span>\
+             <span class=fn>Zo&euml; &amp; &#8212; &#x263A;</span><br>\
+             <pre class=key>\n{pem}</pre>\
+             <span class=searchable> true </span>\
+             <dl class=entity_photo><dd><img class=\"photo avatar\" src=/l.png></dl>\
+             <dl class=entity_photo_medium><dd><IMG CLASS=photo SRC='/m.png'></dl>\
+             <dl class=entity_photo_small><dd><img class=photo src=\"/s.png\"/></dl>"
+        );
+        let person = parse_hcard(&html, "http://pod.test:3000").unwrap();
+        assert_eq!(person.guid, "0123456789abcdef");
+        assert_eq!(person.nickname.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(person.full_name, "Zo&euml; & \u{2014} \u{263A}");
+        assert_eq!(person.first_name, "");
+        assert!(person.searchable);
+        assert_eq!(person.photo_large_url, "http://pod.test:3000/l.png");
+        assert_eq!(person.photo_medium_url, "http://pod.test:3000/m.png");
+        assert_eq!(person.photo_small_url, "http://pod.test:3000/s.png");
+    }
+
+    #[test]
+    fn discovery_parsers_never_panic_on_damaged_input() {
+        assert_no_panic_on_damaged_input(&reference_hcard(), |html| {
+            parse_hcard(html, "https://example.org/")
+        });
+        assert_no_panic_on_damaged_input(
+            &reference("diaspora-examples/webfinger.example.json"),
+            |json| parse_jrd(json.as_bytes()),
+        );
+    }
 }

@@ -294,3 +294,349 @@ fn random_key_and_iv() -> KeyAndIv {
     rand::rngs::OsRng.fill_bytes(&mut iv);
     (key, iv)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::federation::entities::{parse_entity, AccountMigration, Contact, Entity, Profile};
+    use crate::federation::test_support::{
+        assert_no_panic_on_damaged_input, key_2048, other_key_2048, python_elements, reference,
+        run_python, vector_key_pair,
+    };
+
+    fn reference_envelope() -> String {
+        reference("diaspora-examples/magic_envelope.example.xml")
+    }
+
+    fn signed_contact_envelope() -> MagicEnvelope {
+        let contact = Contact::start_sharing("alice@lifeboat.example", "bob@example.com");
+        MagicEnvelope::sign(&contact.to_xml(), "alice@lifeboat.example", key_2048())
+    }
+
+    #[test]
+    fn parses_the_reference_envelope() {
+        let xml = reference_envelope();
+        let envelope = MagicEnvelope::parse(&xml).unwrap();
+        assert_eq!(envelope.key_id(), "alice@example.org");
+        assert!(envelope
+            .data()
+            .starts_with("PHN0YXR1c19tZXNzYWdlPgogIDxhdXRob3I-"));
+        assert!(xml.contains(envelope.data()), "data kept as received");
+        let payload = envelope.payload_str().unwrap();
+        assert!(payload.starts_with("<status_message>\n  <author>alice@example.org</author>"));
+        assert_eq!(
+            parse_entity(payload).unwrap(),
+            Entity::Other("status_message".into())
+        );
+        // No key was published for the sample: any key we have must refuse it.
+        let (_, some_key) = vector_key_pair();
+        let err = envelope.verify(&some_key).unwrap_err();
+        assert!(matches!(err, Error::Unauthorized(_)));
+    }
+
+    #[test]
+    fn signed_text_is_data_and_the_encoded_parameters() {
+        let envelope = signed_contact_envelope();
+        assert_eq!(
+            envelope.signed_text(),
+            format!(
+                "{}.YXBwbGljYXRpb24veG1s.YmFzZTY0dXJs.UlNBLVNIQTI1Ng==",
+                envelope.data()
+            )
+        );
+    }
+
+    #[test]
+    fn a_signed_envelope_round_trips_and_verifies_with_the_signers_key_only() {
+        let key = key_2048();
+        let migration = AccountMigration::new_signed(
+            "alice@old.example",
+            Profile {
+                author: "alice@lifeboat.example".into(),
+                ..Profile::default()
+            },
+            other_key_2048(),
+        );
+        let entity_xml = migration.to_xml();
+        let envelope = MagicEnvelope::sign(&entity_xml, "alice@old.example", key);
+        assert_eq!(envelope.data(), URL_SAFE.encode(entity_xml.as_bytes()));
+        envelope.verify(&key.to_public_key()).unwrap();
+
+        let received = MagicEnvelope::parse(&envelope.to_xml()).unwrap();
+        assert_eq!(received, envelope);
+        assert_eq!(received.key_id(), "alice@old.example");
+        assert_eq!(received.payload(), entity_xml.as_bytes());
+        received.verify(&key.to_public_key()).unwrap();
+        assert!(received.verify(&other_key_2048().to_public_key()).is_err());
+        assert_eq!(
+            parse_entity(received.payload_str().unwrap()).unwrap(),
+            Entity::AccountMigration(migration)
+        );
+    }
+
+    #[test]
+    fn written_envelope_has_diasporas_structure_for_an_independent_reader() {
+        let envelope = signed_contact_envelope();
+        let xml = envelope.to_xml();
+        let elements = python_elements(&xml);
+        let ns = |local: &str| format!("{{{MAGIC_ENV_NAMESPACE}}}{local}");
+        let tags: Vec<String> = elements.iter().map(|e| e.1.clone()).collect();
+        assert_eq!(
+            tags,
+            [ns("env"), ns("data"), ns("encoding"), ns("alg"), ns("sig")]
+        );
+        assert_eq!(elements[1].2, envelope.data());
+        assert_eq!(elements[2].2, "base64url");
+        assert_eq!(elements[3].2, "RSA-SHA256");
+        let attributes = run_python(
+            r#"
+import sys, xml.etree.ElementTree as ET
+root = ET.fromstring(sys.stdin.buffer.read())
+ns = "{http://salmon-protocol.org/ns/magic-env}"
+print(root.find(ns + "data").get("type"))
+print(root.find(ns + "sig").get("key_id"))
+"#,
+            &xml,
+        );
+        assert_eq!(
+            attributes,
+            "application/xml\nYWxpY2VAbGlmZWJvYXQuZXhhbXBsZQ==\n"
+        );
+        assert!(envelope.data().ends_with('=') || envelope.data().len() % 4 == 0);
+    }
+
+    #[test]
+    fn verification_uses_the_received_data_text_with_whitespace_removed() {
+        let envelope = signed_contact_envelope();
+        let data = envelope.data();
+        let wrapped: String = data
+            .as_bytes()
+            .chunks(40)
+            .map(|chunk| format!("\n    {}", std::str::from_utf8(chunk).unwrap()))
+            .collect();
+        let xml = envelope
+            .to_xml()
+            .replace(&format!(">{data}<"), &format!(">{wrapped}\n  <"));
+        assert_ne!(xml, envelope.to_xml());
+        let received = MagicEnvelope::parse(&xml).unwrap();
+        assert_eq!(received.data(), data);
+        received.verify(&key_2048().to_public_key()).unwrap();
+
+        // The same payload without padding is a different signed text: refused.
+        let unpadded = data.trim_end_matches('=');
+        if unpadded != data {
+            let xml = envelope.to_xml().replace(data, unpadded);
+            let received = MagicEnvelope::parse(&xml).unwrap();
+            assert_eq!(received.payload(), envelope.payload());
+            assert!(received.verify(&key_2048().to_public_key()).is_err());
+        }
+    }
+
+    #[test]
+    fn altered_data_or_signature_does_not_verify() {
+        let envelope = signed_contact_envelope();
+        let public_key = key_2048().to_public_key();
+        let forged_payload = URL_SAFE
+            .encode(Contact::start_sharing("mallory@evil.example", "bob@example.com").to_xml());
+        let xml = envelope.to_xml().replace(envelope.data(), &forged_payload);
+        let forged = MagicEnvelope::parse(&xml).unwrap();
+        assert!(matches!(
+            forged.verify(&public_key).unwrap_err(),
+            Error::Unauthorized(_)
+        ));
+
+        let mut signature = decode_base64url(&envelope.signature).unwrap();
+        signature[0] ^= 0x80;
+        let xml = envelope
+            .to_xml()
+            .replace(&envelope.signature, &URL_SAFE.encode(signature));
+        let forged = MagicEnvelope::parse(&xml).unwrap();
+        assert!(forged.verify(&public_key).is_err());
+    }
+
+    #[test]
+    fn parse_refuses_malformed_envelopes() {
+        let good = signed_contact_envelope().to_xml();
+        let cases = [
+            good.replace("RSA-SHA256", "RSA-SHA1"),
+            good.replace(">base64url<", ">base64<"),
+            good.replace("application/xml", "text/plain"),
+            good.replace(" key_id=", " other="),
+            good.replace("me:sig", "me:signature"),
+            good.replace("me:env", "me:envelope"),
+            good.replace("<me:data type", "<me:data  x=\"1\" type")
+                .replace(">PGNv", ">!!!"),
+            good.replace("key_id=\"", "key_id=\"***"),
+            "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e \"e\">]><me:env xmlns:me=\"http://salmon-protocol.org/ns/magic-env\"/>".to_string(),
+            String::new(),
+            "{\"aes_key\": \"x\"}".to_string(),
+        ];
+        for case in cases {
+            let err = MagicEnvelope::parse(&case).unwrap_err();
+            assert!(matches!(err, Error::BadRequest(_)), "{case}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn envelope_reader_never_panics_on_damaged_input() {
+        assert_no_panic_on_damaged_input(&reference_envelope(), |xml| {
+            MagicEnvelope::parse(xml).map(|envelope| {
+                let (_, key) = vector_key_pair();
+                let _ = envelope.verify(&key);
+            })
+        });
+    }
+
+    #[test]
+    fn encrypted_envelope_round_trips_for_its_recipient_only() {
+        let envelope_xml = signed_contact_envelope().to_xml();
+        let recipient = other_key_2048();
+        let json = encrypt_for(&envelope_xml, &recipient.to_public_key()).unwrap();
+
+        let body: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let fields: Vec<&String> = body.as_object().unwrap().keys().collect();
+        assert_eq!(fields, ["aes_key", "encrypted_magic_envelope"]);
+        let aes_key = STANDARD.decode(body["aes_key"].as_str().unwrap()).unwrap();
+        let key_json = recipient.decrypt(Pkcs1v15Encrypt, &aes_key).unwrap();
+        let key_and_iv: serde_json::Value = serde_json::from_slice(&key_json).unwrap();
+        assert_eq!(
+            STANDARD
+                .decode(key_and_iv["key"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            32
+        );
+        assert_eq!(
+            STANDARD
+                .decode(key_and_iv["iv"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            16
+        );
+
+        let decrypted = decrypt(&json, recipient, 1 << 20).unwrap();
+        assert_eq!(decrypted, envelope_xml);
+        let envelope = MagicEnvelope::parse(&decrypted).unwrap();
+        envelope.verify(&key_2048().to_public_key()).unwrap();
+
+        let err = decrypt(&json, key_2048(), 1 << 20).unwrap_err();
+        assert!(matches!(err, Error::BadRequest(_)), "{err:?}");
+
+        let again = encrypt_for(&envelope_xml, &recipient.to_public_key()).unwrap();
+        assert_ne!(again, json, "a fresh key and IV every time");
+    }
+
+    #[test]
+    fn encrypts_for_the_small_reference_key_too() {
+        let (private_key, public_key) = vector_key_pair();
+        let json = encrypt_for("<me:env/>", &public_key).unwrap();
+        assert_eq!(decrypt(&json, &private_key, 100).unwrap(), "<me:env/>");
+    }
+
+    #[test]
+    fn tampered_ciphertext_is_refused_without_panicking() {
+        let envelope = signed_contact_envelope();
+        let recipient = other_key_2048();
+        let json = encrypt_for(&envelope.to_xml(), &recipient.to_public_key()).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let ciphertext = STANDARD
+            .decode(body["encrypted_magic_envelope"].as_str().unwrap())
+            .unwrap();
+        for position in [
+            0,
+            17,
+            ciphertext.len() / 2,
+            ciphertext.len() - 17,
+            ciphertext.len() - 1,
+        ] {
+            let mut damaged = ciphertext.clone();
+            damaged[position] ^= 0x04;
+            let tampered = serde_json::json!({
+                "aes_key": body["aes_key"],
+                "encrypted_magic_envelope": STANDARD.encode(&damaged),
+            })
+            .to_string();
+            // CBC damage either breaks the padding or garbles the XML or the signed
+            // data; in no case does a valid envelope come out.
+            let outcome = decrypt(&tampered, recipient, 1 << 20)
+                .and_then(|xml| MagicEnvelope::parse(&xml))
+                .and_then(|received| received.verify(&key_2048().to_public_key()));
+            assert!(outcome.is_err(), "damage at {position} went unnoticed");
+        }
+        let truncated = serde_json::json!({
+            "aes_key": body["aes_key"],
+            "encrypted_magic_envelope": STANDARD.encode(&ciphertext[..ciphertext.len() - 5]),
+        })
+        .to_string();
+        assert!(decrypt(&truncated, recipient, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn a_tampered_inner_signature_decrypts_but_does_not_verify() {
+        let envelope = signed_contact_envelope();
+        let mut signature = decode_base64url(&envelope.signature).unwrap();
+        let last = signature.len() - 1;
+        signature[last] ^= 1;
+        let xml = envelope
+            .to_xml()
+            .replace(&envelope.signature, &URL_SAFE.encode(signature));
+        let recipient = other_key_2048();
+        let json = encrypt_for(&xml, &recipient.to_public_key()).unwrap();
+        let received = MagicEnvelope::parse(&decrypt(&json, recipient, 1 << 20).unwrap()).unwrap();
+        assert!(matches!(
+            received.verify(&key_2048().to_public_key()).unwrap_err(),
+            Error::Unauthorized(_)
+        ));
+    }
+
+    #[test]
+    fn decrypt_refuses_oversized_and_malformed_bodies() {
+        let (private_key, public_key) = vector_key_pair();
+        let large = "x".repeat(10_000);
+        let json = encrypt_for(&large, &public_key).unwrap();
+        assert_eq!(decrypt(&json, &private_key, 10_000).unwrap(), large);
+        let err = decrypt(&json, &private_key, 9_999).unwrap_err();
+        assert!(matches!(err, Error::TooLarge(_)), "{err:?}");
+        let err = decrypt(&json, &private_key, 5_000).unwrap_err();
+        assert!(matches!(err, Error::TooLarge(_)), "{err:?}");
+
+        let body: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let with = |aes_key: &str, envelope: &str| {
+            serde_json::json!({"aes_key": aes_key, "encrypted_magic_envelope": envelope})
+                .to_string()
+        };
+        let aes_key = body["aes_key"].as_str().unwrap();
+        let encrypted = body["encrypted_magic_envelope"].as_str().unwrap();
+        for bad in [
+            with("not base64!", encrypted),
+            with(aes_key, "not base64!"),
+            with(aes_key, ""),
+            with("", encrypted),
+            with(&STANDARD.encode([1u8; 128]), encrypted),
+            "{}".to_string(),
+            "[]".to_string(),
+            "not json".to_string(),
+            String::new(),
+        ] {
+            let err = decrypt(&bad, &private_key, 1 << 20).unwrap_err();
+            assert!(matches!(err, Error::BadRequest(_)), "{bad}: {err:?}");
+        }
+        let wrapped = with(
+            aes_key,
+            &encrypted
+                .as_bytes()
+                .chunks(60)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        assert_eq!(decrypt(&wrapped, &private_key, 1 << 20).unwrap(), large);
+    }
+
+    #[test]
+    fn decrypt_never_panics_on_damaged_input() {
+        let (private_key, public_key) = vector_key_pair();
+        let json = encrypt_for("<me:env/>", &public_key).unwrap();
+        assert_no_panic_on_damaged_input(&json, |body| decrypt(body, &private_key, 1 << 16));
+    }
+}

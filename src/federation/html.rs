@@ -88,12 +88,6 @@ impl<'a> ElementRef<'a> {
         &self.document.nodes[self.index]
     }
 
-    /// The element's tag name, lower-cased.
-    #[allow(dead_code)]
-    pub fn name(&self) -> &'a str {
-        &self.node().name
-    }
-
     /// The value of an attribute (names are compared case-insensitively).
     pub fn attribute(&self, name: &str) -> Option<&'a str> {
         self.node()
@@ -448,7 +442,7 @@ mod tests {
         let fn_text = document.first_with_class("fn").unwrap().text();
         assert_eq!(fn_text, "A & B <3 AB &unknown; \u{A0}");
         let photo = document.first_with_class("photo").unwrap();
-        assert_eq!(photo.name(), "img");
+        assert_eq!(photo.attribute("src"), Some("/x.png"));
         assert_eq!(photo.attribute("alt"), Some(""));
         let nested = document
             .first_with_class_inside("entity_photo", "photo", "src")

@@ -17,6 +17,8 @@ pub mod entities;
 pub mod envelope;
 mod html;
 pub mod signature;
+#[cfg(test)]
+mod test_support;
 mod xml;
 
 pub use discovery::{parse_hcard, parse_jrd, render_hcard, render_jrd, HcardPerson, Jrd};

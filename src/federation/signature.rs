@@ -159,21 +159,9 @@ fn normalize_pem(pem: &str) -> String {
 mod tests {
     use super::*;
 
-    const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/");
-
-    fn read_reference(path: &str) -> String {
-        std::fs::read_to_string(format!("{REFERENCE}{path}")).expect("reference file")
-    }
-
-    fn vector_keys() -> (RsaPrivateKey, RsaPublicKey) {
-        let private_key =
-            private_key_from_pem(&read_reference("signature-vectors/author_private_key.pem"))
-                .unwrap();
-        let public_key =
-            public_key_from_pem(&read_reference("signature-vectors/author_public_key.pem"))
-                .unwrap();
-        (private_key, public_key)
-    }
+    use crate::federation::test_support::{
+        reference as read_reference, vector_key_pair as vector_keys,
+    };
 
     fn vector_cases() -> Vec<(String, String)> {
         let vectors: serde_json::Value =
