@@ -61,11 +61,13 @@ pub fn render_jrd(diaspora_id: &str, base_url: &str, guid: &str) -> Value {
 pub struct Jrd {
     /// As written, normally `acct:user@host`.
     pub subject: String,
+    /// Other URLs of the person, as listed.
     pub aliases: Vec<String>,
     /// Absolute http(s) URL of the hCard.
     pub hcard_url: String,
     /// The pod's root URL.
     pub seed_location: String,
+    /// The person's profile page, when linked.
     pub profile_page: Option<String>,
 }
 
@@ -130,12 +132,17 @@ pub fn parse_jrd(body: &[u8]) -> Result<Jrd> {
 /// A person as an hCard describes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HcardPerson {
+    /// The person's guid (`.uid`), valid per [`valid_guid`].
     pub guid: String,
     /// The user part of the diaspora ID; optional in other pods' hCards.
     pub nickname: Option<String>,
+    /// Display name (`.fn`); may be empty.
     pub full_name: String,
+    /// `.given_name`; empty when absent.
     pub first_name: String,
+    /// `.family_name`; empty when absent.
     pub last_name: String,
+    /// The person's signing key (`.key`, SPKI PEM when rendered).
     pub public_key: RsaPublicKey,
     /// The 300×300 avatar URL.
     pub photo_large_url: String,
@@ -143,6 +150,7 @@ pub struct HcardPerson {
     pub photo_medium_url: String,
     /// The 50×50 avatar URL.
     pub photo_small_url: String,
+    /// Whether the person may be found by name (`.searchable` is `true`).
     pub searchable: bool,
 }
 

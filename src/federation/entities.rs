@@ -19,21 +19,33 @@ pub struct Profile {
     pub author: String,
     /// When the profile last changed, ISO 8601 UTC (see [`format_timestamp`]).
     pub edited_at: Option<String>,
+    /// Display name: at most 70 characters, no `;`.
     pub full_name: Option<String>,
+    /// At most 32 characters, no `;`.
     pub first_name: Option<String>,
+    /// At most 32 characters, no `;`.
     pub last_name: Option<String>,
+    /// The large (300×300) avatar URL; diaspora* also accepts a path.
     pub image_url: Option<String>,
+    /// The medium (100×100) avatar URL.
     pub image_url_medium: Option<String>,
+    /// The small (50×50) avatar URL.
     pub image_url_small: Option<String>,
+    /// Free text, at most 65,535 characters.
     pub bio: Option<String>,
     /// `YYYY-MM-DD`.
     pub birthday: Option<String>,
+    /// At most 255 characters.
     pub gender: Option<String>,
+    /// At most 255 characters.
     pub location: Option<String>,
+    /// Whether the person may be found by name (diaspora*'s default: true).
     pub searchable: Option<bool>,
+    /// Whether the extended profile is public (diaspora*'s default: false).
     pub public: Option<bool>,
+    /// Whether the person marks their content not safe for work (default: false).
     pub nsfw: Option<bool>,
-    /// Space-separated `#tags`.
+    /// Space-separated `#tags`, at most 5.
     pub tag_string: Option<String>,
 }
 
@@ -198,10 +210,15 @@ impl AccountMigration {
 /// diaspora*'s `contact` entity: `author` starts or stops sharing with `recipient`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
+    /// The diaspora ID of the person who shares (the envelope's signer).
     pub author: String,
+    /// The diaspora ID of the person shared with.
     pub recipient: String,
+    /// `author` follows `recipient`'s posts.
     pub following: bool,
+    /// `author` shares their posts with `recipient`.
     pub sharing: bool,
+    /// `author` blocks `recipient`; never together with following or sharing.
     pub blocking: bool,
 }
 
@@ -268,6 +285,7 @@ impl Contact {
 /// diaspora*'s `account_deletion` entity: `author` closed their account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountDeletion {
+    /// The diaspora ID of the closed account.
     pub author: String,
 }
 
@@ -298,9 +316,13 @@ impl AccountDeletion {
 /// Any received entity, recognised by its root element.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entity {
+    /// A `profile` update.
     Profile(Profile),
+    /// An `account_migration`: someone moved.
     AccountMigration(AccountMigration),
+    /// A `contact`: someone started or stopped sharing.
     Contact(Contact),
+    /// An `account_deletion`: someone closed their account.
     AccountDeletion(AccountDeletion),
     /// An entity lifeboat does not handle (posts, comments, likes…): its root element
     /// name. Callers accept and ignore it.

@@ -39,8 +39,8 @@ pub struct MagicEnvelope {
 }
 
 impl MagicEnvelope {
-    /// Wraps `entity_xml` (no XML declaration) in an envelope signed by `author_id`'s
-    /// private key.
+    /// Wraps `entity_xml` (no XML declaration; surrounding whitespace is dropped, as
+    /// diaspora* does) in an envelope signed by `author_id`'s private key.
     pub fn sign(entity_xml: &str, author_id: &str, private_key: &RsaPrivateKey) -> MagicEnvelope {
         let data = URL_SAFE.encode(entity_xml.trim().as_bytes());
         let signature = signature::sign(private_key, signed_text(&data).as_bytes());
@@ -631,6 +631,92 @@ print(root.find(ns + "sig").get("key_id"))
                 .join("\n"),
         );
         assert_eq!(decrypt(&wrapped, &private_key, 1 << 20).unwrap(), large);
+    }
+
+    /// diaspora*'s algorithms re-implemented in python (its `cryptography` package):
+    /// verifies our envelope as diaspora*'s `MagicEnvelope.unenvelop` does (decode the
+    /// data, re-encode it), decrypts our encrypted body as `EncryptedMagicEnvelope`
+    /// does, and encrypts one for us to decrypt.
+    #[test]
+    fn interoperates_with_an_independent_implementation() {
+        if run_python(
+            "import importlib.util as u; print(u.find_spec('cryptography') is not None)",
+            "",
+        )
+        .trim()
+            != "True"
+        {
+            eprintln!("skipped: python3 has no `cryptography` package");
+            return;
+        }
+        let (private_key, public_key) = vector_key_pair();
+        let contact = Contact::start_sharing("alice@example.org", "bob@example.com");
+        let envelope_xml =
+            MagicEnvelope::sign(&contact.to_xml(), "alice@example.org", &private_key).to_xml();
+        let encrypted = encrypt_for(&envelope_xml, &public_key).unwrap();
+        let input = serde_json::json!({
+            "private_key": reference("signature-vectors/author_private_key.pem"),
+            "public_key": reference("signature-vectors/author_public_key.pem"),
+            "envelope": envelope_xml,
+            "encrypted": encrypted,
+        });
+        let script = r#"
+import sys, json, os, base64, xml.etree.ElementTree as ET
+from cryptography.hazmat.primitives import hashes, serialization, padding as sym_padding
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+given = json.load(sys.stdin)
+private_key = serialization.load_pem_private_key(given["private_key"].encode(), None)
+public_key = serialization.load_pem_public_key(given["public_key"].encode())
+ns = "{http://salmon-protocol.org/ns/magic-env}"
+u = lambda b: base64.urlsafe_b64encode(b).decode()
+
+env = ET.fromstring(given["envelope"])
+data = env.find(ns + "data")
+payload = base64.urlsafe_b64decode(data.text)
+subject = ".".join([u(payload), u(data.get("type").encode()),
+                    u(env.find(ns + "encoding").text.encode()), u(env.find(ns + "alg").text.encode())])
+signature = base64.urlsafe_b64decode(env.find(ns + "sig").text)
+public_key.verify(signature, subject.encode(), padding.PKCS1v15(), hashes.SHA256())
+key_id = base64.urlsafe_b64decode(env.find(ns + "sig").get("key_id")).decode()
+
+body = json.loads(given["encrypted"])
+key_json = json.loads(private_key.decrypt(base64.b64decode(body["aes_key"]), padding.PKCS1v15()))
+decryptor = Cipher(algorithms.AES(base64.b64decode(key_json["key"])),
+                   modes.CBC(base64.b64decode(key_json["iv"]))).decryptor()
+padded = decryptor.update(base64.b64decode(body["encrypted_magic_envelope"])) + decryptor.finalize()
+unpadder = sym_padding.PKCS7(128).unpadder()
+decrypted = (unpadder.update(padded) + unpadder.finalize()).decode()
+
+key, iv = os.urandom(32), os.urandom(16)
+padder = sym_padding.PKCS7(128).padder()
+plain = padder.update(given["envelope"].encode()) + padder.finalize()
+encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+ciphertext = encryptor.update(plain) + encryptor.finalize()
+aes_key = public_key.encrypt(json.dumps({"key": base64.b64encode(key).decode(),
+                                         "iv": base64.b64encode(iv).decode()}).encode(),
+                             padding.PKCS1v15())
+print(json.dumps({
+    "payload": payload.decode(),
+    "key_id": key_id,
+    "decrypted": decrypted,
+    "encrypted": json.dumps({"aes_key": base64.b64encode(aes_key).decode(),
+                             "encrypted_magic_envelope": base64.b64encode(ciphertext).decode()}),
+}))
+"#;
+        let output: serde_json::Value =
+            serde_json::from_str(&run_python(script, &input.to_string())).unwrap();
+        assert_eq!(output["payload"], contact.to_xml());
+        assert_eq!(output["key_id"], "alice@example.org");
+        assert_eq!(output["decrypted"], envelope_xml);
+        let from_python =
+            decrypt(output["encrypted"].as_str().unwrap(), &private_key, 1 << 20).unwrap();
+        assert_eq!(from_python, envelope_xml);
+        MagicEnvelope::parse(&from_python)
+            .unwrap()
+            .verify(&public_key)
+            .unwrap();
     }
 
     #[test]

@@ -158,14 +158,11 @@ fn normalize_pem(pem: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    use crate::federation::test_support::{
-        reference as read_reference, vector_key_pair as vector_keys,
-    };
+    use crate::federation::test_support::{reference, vector_key_pair};
 
     fn vector_cases() -> Vec<(String, String)> {
         let vectors: serde_json::Value =
-            serde_json::from_str(&read_reference("signature-vectors/vectors.json")).unwrap();
+            serde_json::from_str(&reference("signature-vectors/vectors.json")).unwrap();
         vectors["cases"]
             .as_array()
             .unwrap()
@@ -181,7 +178,7 @@ mod tests {
 
     #[test]
     fn reproduces_the_reference_signatures_exactly() {
-        let (private_key, _) = vector_keys();
+        let (private_key, _) = vector_key_pair();
         let cases = vector_cases();
         assert_eq!(cases.len(), 3);
         for (signed_text, expected) in cases {
@@ -191,7 +188,7 @@ mod tests {
 
     #[test]
     fn verifies_the_reference_signatures_with_the_published_public_key() {
-        let (private_key, public_key) = vector_keys();
+        let (private_key, public_key) = vector_key_pair();
         assert_eq!(public_key, private_key.to_public_key());
         for (signed_text, signature) in vector_cases() {
             verify_base64(&public_key, signed_text.as_bytes(), &signature).unwrap();
@@ -202,7 +199,7 @@ mod tests {
 
     #[test]
     fn refuses_a_signature_over_other_text_or_altered_bytes() {
-        let (_, public_key) = vector_keys();
+        let (_, public_key) = vector_key_pair();
         let (signed_text, signature) = vector_cases().remove(0);
         let altered_text = format!("{signed_text}.");
         let err = verify_base64(&public_key, altered_text.as_bytes(), &signature).unwrap_err();
@@ -218,7 +215,7 @@ mod tests {
 
     #[test]
     fn the_reference_key_is_too_weak_for_lifeboat() {
-        let (_, public_key) = vector_keys();
+        let (_, public_key) = vector_key_pair();
         let err = check_key_strength(&public_key).unwrap_err();
         assert!(err.to_string().contains("1024 bits"), "{err}");
     }
@@ -229,7 +226,7 @@ mod tests {
         let key = RsaPrivateKey::new(&mut rng, 2048).unwrap();
         check_key_strength(&key.to_public_key()).unwrap();
 
-        let hcard = read_reference("diaspora-examples/hcard.example.html");
+        let hcard = reference("diaspora-examples/hcard.example.html");
         let start = hcard.find("-----BEGIN PUBLIC KEY-----").unwrap();
         let end = hcard.find("-----END PUBLIC KEY-----").unwrap() + 24;
         let key_4096 = public_key_from_pem(&hcard[start..end]).unwrap();
@@ -244,7 +241,7 @@ mod tests {
     #[test]
     fn private_keys_round_trip_through_pkcs1_and_are_read_from_pkcs8() {
         use rsa::pkcs8::EncodePrivateKey;
-        let (private_key, _) = vector_keys();
+        let (private_key, _) = vector_key_pair();
         let pkcs1 = private_key_to_pem(&private_key).unwrap();
         assert!(pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
         assert_eq!(private_key_from_pem(&pkcs1).unwrap(), private_key);
@@ -260,8 +257,8 @@ mod tests {
     #[test]
     fn public_keys_are_read_from_spki_and_pkcs1_and_written_as_spki() {
         use rsa::pkcs1::EncodeRsaPublicKey;
-        let reference_pem = read_reference("signature-vectors/author_public_key.pem");
-        let (_, public_key) = vector_keys();
+        let reference_pem = reference("signature-vectors/author_public_key.pem");
+        let (_, public_key) = vector_key_pair();
         assert_eq!(public_key_to_pem(&public_key), reference_pem);
 
         let pkcs1 = public_key.to_pkcs1_pem(LineEnding::LF).unwrap();
@@ -277,8 +274,8 @@ mod tests {
 
     #[test]
     fn fingerprint_is_sha256_of_the_spki_der() {
-        let (_, public_key) = vector_keys();
-        let pem = read_reference("signature-vectors/author_public_key.pem");
+        let (_, public_key) = vector_key_pair();
+        let pem = reference("signature-vectors/author_public_key.pem");
         let base64_body: String = pem
             .lines()
             .filter(|line| !line.starts_with("-----"))
