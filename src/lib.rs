@@ -14,10 +14,13 @@
 //! - [`ratelimit`]: token buckets for per-client and per-account limits.
 //! - [`passphrase`]: the backup pass-phrase strength policy, and a redacting type.
 //! - [`sealed`]: the sealed backup file `.lfbk`: header, seal, open, key derivation.
+//! - [`federation`]: diaspora*'s wire formats: entities, Magic Envelope, signatures,
+//!   WebFinger and hCard.
 
 pub mod admin;
 pub mod config;
 pub mod error;
+pub mod federation;
 pub mod http_client;
 pub mod mail;
 pub mod passphrase;
