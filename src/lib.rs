@@ -3,6 +3,7 @@
 //!
 //! Modules, one per domain; each says at its top what it owns:
 //! - [`error`]: the crate-wide error type and its policy.
+//! - [`account`]: local accounts, their data and their archive form.
 //! - [`config`]: every option, declared once; loading and validation.
 //! - [`store`]: the embedded store, its trees and key layouts, units of work.
 //! - [`mail`]: outgoing mail, its durable queue and its transports.
@@ -17,6 +18,7 @@
 //! - [`federation`]: diaspora*'s wire formats: entities, Magic Envelope, signatures,
 //!   WebFinger and hCard.
 
+pub mod account;
 pub mod admin;
 pub mod config;
 pub mod error;
