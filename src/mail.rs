@@ -50,7 +50,7 @@ const RESCAN_INTERVAL: Duration = Duration::from_secs(300);
 const MAX_ADDRESS_LEN: usize = 254;
 
 /// One plain-text message to one recipient.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mail {
     /// The recipient: one address, `local@domain`, nothing else.
     pub to: String,
@@ -58,6 +58,18 @@ pub struct Mail {
     pub subject: String,
     /// The body, UTF-8 plain text.
     pub text: String,
+}
+
+/// Shows recipient and subject, and only the size of the body: bodies carry secret
+/// links, and a `{:?}` must not put one into a log.
+impl std::fmt::Debug for Mail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail")
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .field("text", &format_args!("<{} bytes>", self.text.len()))
+            .finish()
+    }
 }
 
 impl Mail {
@@ -212,10 +224,24 @@ impl SmtpTransport {
             ])
         })?;
         let server = format!("{host}:{port}");
+        let tls = match mail.smtp_tls {
+            // `deliver` uses `connect_plain` for this mode, which never touches TLS, so the
+            // connector is never used; taking mail-send's non-verifying one spares a relay
+            // on the same machine from needing the system's CA certificates.
+            SmtpTls::None => mail_send::smtp::tls::build_tls_connector(true),
+            // Certificates are verified against the system's CA certificates.
+            SmtpTls::StartTls | SmtpTls::Implicit => {
+                mail_send::smtp::tls::build_tls_connector(false)
+            }
+        }
+        .map_err(|e| {
+            Error::Config(vec![format!(
+                "mail.smtp_tls: cannot use TLS with {server}: {e}"
+            )])
+        })?;
         // `implicit_tls(false)` makes `connect` upgrade with STARTTLS (and refuse a server
-        // that does not offer it); `connect_plain` never touches TLS.
-        let mut builder = SmtpClientBuilder::new(host, port)
-            .map_err(|e| Error::internal(format!("mail: cannot set up TLS for {server}: {e}")))?
+        // that does not offer it).
+        let mut builder = SmtpClientBuilder::new_with_tls_connector(host, port, tls)
             .implicit_tls(mail.smtp_tls == SmtpTls::Implicit)
             .timeout(SMTP_STEP_TIMEOUT)
             .helo_host(helo_host);
@@ -509,7 +535,14 @@ impl Mailer {
             None => Arc::new(EmlTransport::new(store.dir().join("outbox"))?),
         };
         let from = config.mail_from();
-        check_address(&from).map_err(|e| Error::Config(vec![format!("mail.from: {e}")]))?;
+        check_address(&from).map_err(|e| {
+            let hint = if config.mail.from.is_none() {
+                " (the default, lifeboat@ the public host; set mail.from)"
+            } else {
+                ""
+            };
+            Error::Config(vec![format!("mail.from: {e}{hint}")])
+        })?;
         Mailer::with_transport(store, &from, transport)
     }
 
@@ -970,6 +1003,175 @@ mod tests {
         assert_eq!(helo_host(&config), "pod.example.org");
         config.server.public_url = Some("http://[::1]:8080".into());
         assert_eq!(helo_host(&config), "[::1]");
+    }
+
+    /// Records what it is given; fails while `failing`, never answers while `hanging`.
+    #[derive(Default)]
+    struct Fake {
+        sent: std::sync::Mutex<Vec<Mail>>,
+        calls: std::sync::atomic::AtomicU32,
+        failing: AtomicBool,
+        hanging: AtomicBool,
+    }
+
+    impl Transport for Fake {
+        fn send<'a>(&'a self, _from: &'a str, mail: &'a Mail) -> SendFuture<'a> {
+            Box::pin(async move {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                if self.hanging.load(Ordering::SeqCst) {
+                    std::future::pending::<()>().await;
+                }
+                if self.failing.load(Ordering::SeqCst) {
+                    return Err(Error::Upstream(
+                        "mail server test: answered 451 busy".into(),
+                    ));
+                }
+                self.sent.lock().unwrap().push(mail.clone());
+                Ok(())
+            })
+        }
+        fn describe(&self) -> String {
+            "fake".into()
+        }
+    }
+
+    async fn fake_mailer(dir: &Path) -> (Store, Arc<Fake>, Mailer) {
+        let store = Store::open(dir).unwrap();
+        let fake = Arc::new(Fake::default());
+        let mailer =
+            Mailer::with_transport(store.clone(), "lifeboat@pod.example", fake.clone()).unwrap();
+        (store, fake, mailer)
+    }
+
+    fn only(store: &Store) -> (u64, QueuedMail) {
+        let mut all = store.queued_mails().unwrap();
+        assert_eq!(all.len(), 1, "{all:?}");
+        all.remove(0)
+    }
+
+    #[tokio::test]
+    async fn failures_are_rescheduled_with_backoff_then_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, fake, mailer) = fake_mailer(dir.path()).await;
+        fake.failing.store(true, Ordering::SeqCst);
+        mailer
+            .enqueue(Mail::new("alice@example.org", "Hi", "secret link"))
+            .await
+            .unwrap();
+
+        let (id, queued) = only(&store);
+        assert_eq!((queued.attempts, queued.last_error.as_deref()), (0, None));
+        let before = unix_now();
+        mailer.attempt(id, queued).await.unwrap();
+        let (_, queued) = only(&store);
+        assert_eq!(queued.attempts, 1);
+        assert!(
+            (before + 30..=unix_now() + 30).contains(&queued.next_attempt_unix),
+            "{queued:?}"
+        );
+        assert_eq!(
+            queued.last_error.as_deref(),
+            Some("mail server test: answered 451 busy")
+        );
+
+        let before = unix_now();
+        mailer.attempt(id, queued).await.unwrap();
+        let (_, mut queued) = only(&store);
+        assert_eq!(queued.attempts, 2);
+        assert!(
+            (before + 60..=unix_now() + 60).contains(&queued.next_attempt_unix),
+            "{queued:?}"
+        );
+
+        // Three days after it was queued, the next failure is the last.
+        queued.created_unix -= 3 * 86400;
+        mailer.attempt(id, queued).await.unwrap();
+        assert!(store.queued_mails().unwrap().is_empty());
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 3);
+        assert!(fake.sent.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unusable_queued_mail_is_dropped_without_sending() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, fake, mailer) = fake_mailer(dir.path()).await;
+        // Written past `enqueue_in`'s check, as a damaged or older entry might be.
+        let bad = QueuedMail {
+            mail: Mail::new("alice@example.org\r\nBcc: eve@example.org", "Hi", "text"),
+            attempts: 0,
+            next_attempt_unix: 0,
+            created_unix: unix_now(),
+            last_error: None,
+        };
+        store
+            .transaction(|tx| store.enqueue_mail(tx, 7, &bad))
+            .unwrap();
+        mailer.attempt(7, bad).await.unwrap();
+        assert!(store.queued_mails().unwrap().is_empty());
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn mail_debug_output_hides_the_body() {
+        let mail = Mail::new(
+            "alice@example.org",
+            "Restore",
+            "https://pod.example/restore/SECRET",
+        );
+        let shown = format!(
+            "{:?}",
+            QueuedMail {
+                mail,
+                attempts: 0,
+                next_attempt_unix: 0,
+                created_unix: 0,
+                last_error: None
+            }
+        );
+        assert!(
+            shown.contains("alice@example.org") && shown.contains("Restore"),
+            "{shown}"
+        );
+        assert!(!shown.contains("SECRET"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn one_worker_only_and_it_stops_even_mid_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_store, fake, mailer) = fake_mailer(dir.path()).await;
+        fake.hanging.store(true, Ordering::SeqCst);
+        let (stop, shutdown) = watch::channel(false);
+        let worker = tokio::spawn(mailer.clone().run(shutdown.clone()));
+        mailer
+            .enqueue(Mail::new("alice@example.org", "Hi", "text"))
+            .await
+            .unwrap();
+        for _ in 0..3000 {
+            if fake.calls.load(Ordering::SeqCst) > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            fake.calls.load(Ordering::SeqCst),
+            1,
+            "the worker is inside a delivery that never ends"
+        );
+
+        // A second worker on the same mailer returns at once.
+        tokio::time::timeout(Duration::from_secs(60), mailer.clone().run(shutdown))
+            .await
+            .expect("a second worker refuses to run");
+
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(60), worker)
+            .await
+            .expect("the worker stops mid-delivery")
+            .unwrap();
+        assert!(
+            !mailer.running.load(Ordering::SeqCst),
+            "a new worker may start later"
+        );
     }
 
     #[tokio::test]
