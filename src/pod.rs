@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::account::keys::KeyPool;
 use crate::config::Config;
 use crate::mail::Mailer;
 use crate::ratelimit::RateLimiter;
@@ -17,6 +18,8 @@ pub struct Pod {
     pub config: Config,
     pub store: Store,
     pub mailer: Mailer,
+    /// Key pairs for new accounts, made ahead of need.
+    pub keys: KeyPool,
     pub trusted_proxies: Vec<IpAddr>,
     pub limits: Limits,
 }
@@ -50,10 +53,12 @@ impl Pod {
             ),
             mail_forms: RateLimiter::new(5, 20, Duration::from_secs(3600)),
         };
+        let keys = KeyPool::new(store.clone(), config.accounts.key_bits);
         Ok(Arc::new(Pod {
             config,
             store,
             mailer,
+            keys,
             trusted_proxies,
             limits,
         }))

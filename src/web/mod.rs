@@ -5,7 +5,10 @@
 //! secret tokens), security headers, body limits checked while reading, and the
 //! mapping of [`Error`] to a status with a client-safe message.
 
+pub mod accounts;
 pub mod client_addr;
+pub mod discovery;
+pub mod forms;
 pub mod nodeinfo;
 pub mod pages;
 
@@ -35,7 +38,9 @@ pub struct Request {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub client: ClientAddr,
-    body: Option<BodyStream>,
+    // A Mutex only to make `Request` Sync (handlers hold `&Request` across awaits);
+    // the body is taken once, through `&mut self`, so it is never contended.
+    body: std::sync::Mutex<Option<BodyStream>>,
 }
 
 impl Request {
@@ -52,6 +57,8 @@ impl Request {
         }
         let mut stream = self
             .body
+            .get_mut()
+            .map_err(|_| Error::internal("request body lock poisoned"))?
             .take()
             .ok_or_else(|| Error::internal("request body read twice"))?;
         let mut out = BytesMut::new();
@@ -148,7 +155,7 @@ pub fn filter(
                     query: (!query.is_empty()).then_some(query),
                     headers,
                     client,
-                    body: Some(body),
+                    body: std::sync::Mutex::new(Some(body)),
                 };
                 handle(pod, request)
             },
@@ -186,7 +193,7 @@ async fn handle(pod: Arc<Pod>, request: Request) -> Response {
 }
 
 /// Picks the handler for a request.
-async fn dispatch(pod: &Arc<Pod>, req: Request) -> Result<Response> {
+async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
     let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
     let path = req.path.clone();
     match (&req.method, segments.as_slice()) {
@@ -209,6 +216,26 @@ async fn dispatch(pod: &Arc<Pod>, req: Request) -> Result<Response> {
             Ok(response)
         }
         (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok\n")),
+        (&Method::GET, [".well-known", "webfinger"]) => discovery::webfinger(pod, &req),
+        (&Method::GET, ["hcard", "users", guid]) => discovery::hcard(pod, guid),
+        (&Method::GET, ["people", guid]) => discovery::person_page(pod, guid),
+        (&Method::GET, ["u", username]) => discovery::profile_by_username(pod, username),
+        (&Method::GET, ["avatars", guid]) => discovery::avatar(pod, guid),
+        (&Method::GET, ["users", "sign_up"]) => accounts::sign_up_form(pod, &req).await,
+        (&Method::POST, ["users", "sign_up"]) => accounts::sign_up(pod, &mut req).await,
+        (&Method::GET, ["users", "confirm_email"]) => accounts::confirm_email_page(pod, &req).await,
+        (&Method::POST, ["users", "confirm_email"]) => accounts::confirm_email(pod, &mut req).await,
+        (&Method::GET, ["users", "sign_in"]) => accounts::sign_in_form(pod, &req).await,
+        (&Method::POST, ["users", "sign_in"]) => accounts::sign_in(pod, &mut req).await,
+        (&Method::POST, ["users", "sign_out"]) => accounts::sign_out(pod, &mut req).await,
+        (&Method::GET, ["users", "password", "forgot"]) => accounts::forgot_form(pod, &req).await,
+        (&Method::POST, ["users", "password", "forgot"]) => accounts::forgot(pod, &mut req).await,
+        (&Method::GET, ["users", "password", "reset"]) => accounts::reset_form(pod, &req).await,
+        (&Method::POST, ["users", "password", "reset"]) => accounts::reset(pod, &mut req).await,
+        (&Method::GET, ["settings"]) => accounts::settings(pod, &req).await,
+        (&Method::POST, ["settings", "email"]) => accounts::change_email(pod, &mut req).await,
+        (&Method::POST, ["settings", "password"]) => accounts::change_password(pod, &mut req).await,
+        (&Method::POST, ["settings", "delete"]) => accounts::delete(pod, &mut req).await,
         _ => Err(Error::NotFound(format!("no page at {path}"))),
     }
 }
