@@ -158,3 +158,55 @@ mod tests {
         assert!(check_aspect_name(" ").is_err());
     }
 }
+
+/// The largest avatar accepted.
+pub const AVATAR_MAX_BYTES: usize = 512 * 1024;
+
+/// The image type of `bytes`, judged by their first bytes: PNG, JPEG, GIF or WebP.
+pub fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
+}
+
+/// Checks an uploaded picture by its bytes (never by its name or declared type).
+pub fn check_avatar(bytes: &[u8]) -> Result<super::Avatar> {
+    if bytes.len() > AVATAR_MAX_BYTES {
+        return Err(Error::TooLarge(format!(
+            "the picture is larger than {} KiB",
+            AVATAR_MAX_BYTES / 1024
+        )));
+    }
+    let content_type =
+        sniff_image(bytes).ok_or_else(|| Error::bad("the picture must be a PNG, JPEG, GIF or WebP image"))?;
+    Ok(super::Avatar {
+        content_type: content_type.to_string(),
+        data: bytes.to_vec(),
+    })
+}
+
+#[cfg(test)]
+mod avatar_tests {
+    use super::*;
+
+    #[test]
+    fn pictures_are_judged_by_their_bytes() {
+        assert_eq!(
+            check_avatar(b"\x89PNG\r\n\x1a\n....").unwrap().content_type,
+            "image/png"
+        );
+        assert_eq!(sniff_image(b"RIFF\0\0\0\0WEBPVP8 "), Some("image/webp"));
+        assert!(check_avatar(b"<svg onload=alert(1)>").is_err());
+        let mut big = b"GIF89a".to_vec();
+        big.resize(AVATAR_MAX_BYTES + 1, 0);
+        assert!(matches!(check_avatar(&big), Err(Error::TooLarge(_))));
+    }
+}

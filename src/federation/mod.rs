@@ -16,6 +16,7 @@ pub mod discovery;
 pub mod entities;
 pub mod envelope;
 mod html;
+pub mod lookup;
 pub mod signature;
 #[cfg(test)]
 mod test_support;

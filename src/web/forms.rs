@@ -166,7 +166,10 @@ pub fn csrf(pod: &Pod, req: &Request) -> (String, Option<String>) {
     match cookie(req, CSRF_COOKIE).filter(|v| v.len() == 43) {
         Some(token) => (token, None),
         None => {
-            let token = crate::account::credentials::random_token();
+            let token = req
+                .fresh_csrf
+                .get_or_init(crate::account::credentials::random_token)
+                .clone();
             let set = set_cookie(pod, CSRF_COOKIE, &token, None, "Strict");
             (token, Some(set))
         }

@@ -5,6 +5,7 @@
 //! secret tokens), security headers, body limits checked while reading, and the
 //! mapping of [`Error`] to a status with a client-safe message.
 
+pub mod account_data;
 pub mod accounts;
 pub mod client_addr;
 pub mod discovery;
@@ -41,6 +42,9 @@ pub struct Request {
     // A Mutex only to make `Request` Sync (handlers hold `&Request` across awaits);
     // the body is taken once, through `&mut self`, so it is never contended.
     body: std::sync::Mutex<Option<BodyStream>>,
+    /// The CSRF token made for this request when the browser had none (one per request,
+    /// so every form of a page and its cookie agree).
+    fresh_csrf: std::sync::OnceLock<String>,
 }
 
 impl Request {
@@ -156,6 +160,7 @@ pub fn filter(
                     headers,
                     client,
                     body: std::sync::Mutex::new(Some(body)),
+                    fresh_csrf: std::sync::OnceLock::new(),
                 };
                 handle(pod, request)
             },
@@ -233,6 +238,18 @@ async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
         (&Method::GET, ["users", "password", "reset"]) => accounts::reset_form(pod, &req).await,
         (&Method::POST, ["users", "password", "reset"]) => accounts::reset(pod, &mut req).await,
         (&Method::GET, ["settings"]) => accounts::settings(pod, &req).await,
+        (&Method::GET, ["profile"]) => account_data::profile_form(pod, &req).await,
+        (&Method::POST, ["profile"]) => account_data::save_profile(pod, &mut req).await,
+        (&Method::GET, ["aspects"]) => account_data::aspects(pod, &req).await,
+        (&Method::POST, ["aspects"]) => account_data::add_aspect(pod, &mut req).await,
+        (&Method::POST, ["aspects", "delete"]) => account_data::delete_aspect(pod, &mut req).await,
+        (&Method::GET, ["contacts"]) => account_data::contacts(pod, &req).await,
+        (&Method::POST, ["contacts"]) => account_data::add_contact(pod, &mut req).await,
+        (&Method::POST, ["contacts", "aspects"]) => account_data::contact_aspects(pod, &mut req).await,
+        (&Method::POST, ["contacts", "remove"]) => account_data::remove_contact(pod, &mut req).await,
+        (&Method::GET, ["tags" | "blocks"]) => account_data::list_page(pod, &req).await,
+        (&Method::POST, ["tags" | "blocks"]) => account_data::list_add(pod, &mut req).await,
+        (&Method::POST, ["tags" | "blocks", "remove"]) => account_data::list_remove(pod, &mut req).await,
         (&Method::POST, ["settings", "email"]) => accounts::change_email(pod, &mut req).await,
         (&Method::POST, ["settings", "password"]) => accounts::change_password(pod, &mut req).await,
         (&Method::POST, ["settings", "delete"]) => accounts::delete(pod, &mut req).await,
