@@ -110,6 +110,8 @@ pub async fn execute(pod: &Arc<Pod>, request: AdminRequest) -> Result<AdminReply
                 username,
                 email,
                 password,
+                passphrase: None,
+                backups_opted_out: false,
             };
             let account = crate::account::create_by_podmin(pod, form).await?;
             let admin = if pod.config.accounts.admins.contains(&account.username) {

@@ -21,6 +21,8 @@ pub struct Pod {
     pub mailer: Mailer,
     /// The one outbound HTTP client (address checks, timeouts, size caps).
     pub http: HttpClient,
+    /// Runs Argon2 key derivations off the runtime, a bounded number at a time.
+    pub kdf: crate::sealed::KdfLimiter,
     /// Key pairs for new accounts, made ahead of need.
     pub keys: KeyPool,
     pub trusted_proxies: Vec<IpAddr>,
@@ -57,6 +59,7 @@ impl Pod {
             mail_forms: RateLimiter::new(5, 20, Duration::from_secs(3600)),
         };
         let keys = KeyPool::new(store.clone(), config.accounts.key_bits);
+        let kdf = crate::sealed::KdfLimiter::new(config.backups.kdf_concurrency);
         let http = HttpClient::new(ClientPolicy {
             allow_http: config.federation.allow_http,
             allow_private_addresses: config.federation.allow_private_addresses,
@@ -70,6 +73,7 @@ impl Pod {
             store,
             mailer,
             http,
+            kdf,
             keys,
             trusted_proxies,
             limits,

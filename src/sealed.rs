@@ -327,6 +327,12 @@ impl Header {
     }
 }
 
+impl PartialEq for SealingKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.salt == other.salt && self.params == other.params && self.key == other.key
+    }
+}
+
 /// What the home pod keeps instead of the pass phrase (DESIGN §2): salt, costs and the
 /// derived key, so later backups are sealed without the user. `Debug` hides the key,
 /// and the key is wiped from memory on drop.

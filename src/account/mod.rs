@@ -75,6 +75,10 @@ pub struct SignUp {
     pub username: String,
     pub email: String,
     pub password: String,
+    /// The backup pass phrase, or None to decide later (podmin-made accounts) or when
+    /// the person opted out (`backups_opted_out`).
+    pub passphrase: Option<String>,
+    pub backups_opted_out: bool,
 }
 
 /// Creates an account from the web sign-up form and mails the address a link to
@@ -101,6 +105,12 @@ async fn create(pod: &Pod, form: SignUp, email_confirmed: bool) -> Result<Accoun
     let email = normalize_email(&form.email)?;
     check_password(&form.password)?;
     ensure_free(&pod.store, &form.username, &email)?;
+    let sealing_key = match &form.passphrase {
+        Some(passphrase) if !form.backups_opted_out => {
+            Some(derive_sealing_key(pod, passphrase, &[&form.username, &email]).await?)
+        }
+        _ => None,
+    };
     let password = form.password;
     let password_hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password))
         .await
@@ -130,6 +140,8 @@ async fn create(pod: &Pod, form: SignUp, email_confirmed: bool) -> Result<Accoun
         moved_from: None,
         closed: None,
         moving: false,
+        sealing_key,
+        backups_opted_out: form.backups_opted_out,
     };
     let confirmation = (!email_confirmed).then(|| (credentials::random_token(), pod.store.generate_id()));
     let confirmation = match confirmation {
@@ -459,4 +471,47 @@ pub async fn update(pod: &Pod, username: &str, change: impl Fn(&mut Account) -> 
     })?;
     pod.store.durable().await?;
     Ok(account)
+}
+
+/// Checks a backup pass phrase's strength and derives the key backups are sealed with
+/// (off the runtime, a bounded number at a time). The pass phrase itself is dropped.
+pub async fn derive_sealing_key(
+    pod: &Pod,
+    passphrase: &str,
+    user_inputs: &[&str],
+) -> Result<crate::sealed::SealingKey> {
+    crate::passphrase::check_strength(passphrase, user_inputs).map_err(Error::BadRequest)?;
+    let params = crate::sealed::KdfParams {
+        memory_kib: pod.config.backups.kdf_memory_kib,
+        time_cost: pod.config.backups.kdf_time_cost,
+    };
+    pod.kdf
+        .derive(crate::passphrase::Passphrase::new(passphrase.to_string()), params)
+        .await
+}
+
+/// Sets or changes the backup pass phrase (after the password is re-entered). Not a
+/// move: the next backup is simply sealed with the new key.
+pub async fn set_passphrase(pod: &Pod, username: &str, password: &str, passphrase: &str) -> Result<Account> {
+    let account = open_account(&pod.store, username)?;
+    check_current_password(&account, password).await?;
+    let key = derive_sealing_key(pod, passphrase, &[&account.username, &account.email]).await?;
+    update(pod, username, |a| {
+        a.sealing_key = Some(key.clone());
+        a.backups_opted_out = false;
+        Ok(())
+    })
+    .await
+}
+
+/// Removes the pass phrase and stops backups (after the password is re-entered).
+pub async fn opt_out_of_backups(pod: &Pod, username: &str, password: &str) -> Result<Account> {
+    let account = open_account(&pod.store, username)?;
+    check_current_password(&account, password).await?;
+    update(pod, username, |a| {
+        a.sealing_key = None;
+        a.backups_opted_out = true;
+        Ok(())
+    })
+    .await
 }

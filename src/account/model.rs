@@ -44,6 +44,11 @@ pub struct Account {
     pub closed: Option<Closed>,
     /// Set when the user pressed "Move to another pod": a received migration applies at once.
     pub moving: bool,
+    /// The key backups are sealed with, derived from the user's pass phrase (which is
+    /// never stored). None: no pass phrase set yet, or backups refused.
+    pub sealing_key: Option<crate::sealed::SealingKey>,
+    /// The user chose not to have encrypted backups.
+    pub backups_opted_out: bool,
 }
 
 /// The diaspora* profile fields (DESIGN §6 limits apply when they are entered).

@@ -67,6 +67,14 @@ fn render_sign_up(
             label for="password" { "Password" }
             input #password type="password" name="password" required minlength="8" autocomplete="new-password";
             p.hint { "At least 8 characters." }
+            fieldset {
+                legend { "Encrypted backup" }
+                p.hint { "This pod keeps an encrypted copy of your account on another pod, so you can bring it back if this pod ever disappears. Only this pass phrase opens it: write it down and keep it safe. We never store it and cannot recover it." }
+                label for="passphrase" { "Backup pass phrase" }
+                input #passphrase type="password" name="passphrase" minlength="12" autocomplete="new-password";
+                p.hint { "At least 12 characters and hard to guess, e.g. four or five unrelated words." }
+                label { input type="checkbox" name="no_backups"; " No encrypted backups for me (you can turn them on later in your settings)" }
+            }
             button type="submit" { "Create account" }
         }
         p { "Already have an account? " a href="/users/sign_in" { "Sign in" } "." }
@@ -83,12 +91,18 @@ pub async fn sign_up(pod: &Pod, req: &mut Request) -> Result<Response> {
     }
     let username = form.text("username").trim().to_ascii_lowercase();
     let email = form.text("email").to_string();
+    if form.optional("passphrase").is_none() && !form.checked("no_backups") {
+        let message = "choose a backup pass phrase, or tick \"No encrypted backups\"";
+        return render_sign_up(pod, req, StatusCode::BAD_REQUEST, Some(message), &username, &email);
+    }
     let result = account::sign_up(
         pod,
         SignUp {
             username: username.clone(),
             email: email.clone(),
             password: form.text("password").to_string(),
+            passphrase: form.optional("passphrase"),
+            backups_opted_out: form.checked("no_backups"),
         },
     )
     .await;
@@ -337,6 +351,7 @@ fn render_settings(
                 @if account.email_confirmed { "confirmed" } @else { strong { "not confirmed yet" } ": check your mailbox for the link." }
             }
         }
+        (backup_section(account, &csrf))
         section.card {
             h2 { "Change email address" }
             form.stack method="post" action="/settings/email" {
@@ -430,6 +445,64 @@ pub async fn delete(pod: &Pod, req: &mut Request) -> Result<Response> {
                 Some(clear),
             ))
         }
+        Err(e @ Error::Unauthorized(_)) => render_settings(pod, req, &account, e.status(), Some(&e.client_message())),
+        Err(e) => Err(e),
+    }
+}
+
+fn backup_section(account: &Account, csrf: &str) -> Markup {
+    html! {
+        section.card #backup {
+            h2 { "Encrypted backup" }
+            @if account.sealing_key.is_some() {
+                p { "Your backup pass phrase is set. Your account's backup is sealed with it; only it opens the backup, so keep it safe." }
+            } @else if account.backups_opted_out {
+                p { "You chose not to have encrypted backups. If this pod disappears, your account cannot be restored." }
+            } @else {
+                p.notice { "Choose a backup pass phrase to have your account backed up, encrypted, on another pod." }
+            }
+            form.stack method="post" action="/settings/passphrase" {
+                (csrf_field(csrf))
+                label for="passphrase" { @if account.sealing_key.is_some() { "New backup pass phrase" } @else { "Backup pass phrase" } }
+                input #passphrase type="password" name="passphrase" required minlength="12" autocomplete="new-password";
+                p.hint { "At least 12 characters and hard to guess. We never store it and cannot recover it." }
+                label for="passphrase_password" { "Current password" }
+                input #passphrase_password type="password" name="password" required autocomplete="current-password";
+                button type="submit" { @if account.sealing_key.is_some() { "Change pass phrase" } @else { "Set pass phrase" } }
+            }
+            @if !account.backups_opted_out {
+                form.stack method="post" action="/settings/backups/opt_out" {
+                    (csrf_field(csrf))
+                    label for="optout_password" { "Current password" }
+                    input #optout_password type="password" name="password" required autocomplete="current-password";
+                    button.secondary type="submit" { "Stop encrypted backups" }
+                }
+            }
+        }
+    }
+}
+
+pub async fn set_passphrase(pod: &Pod, req: &mut Request) -> Result<Response> {
+    let (account, form) = match settings_form(pod, req).await? {
+        Ok(x) => x,
+        Err(redirect) => return Ok(redirect),
+    };
+    match account::set_passphrase(pod, &account.username, form.text("password"), form.text("passphrase")).await {
+        Ok(_) => see_other("/settings?done=passphrase_set#backup"),
+        Err(e @ (Error::BadRequest(_) | Error::Unauthorized(_))) => {
+            render_settings(pod, req, &account, e.status(), Some(&e.client_message()))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn opt_out(pod: &Pod, req: &mut Request) -> Result<Response> {
+    let (account, form) = match settings_form(pod, req).await? {
+        Ok(x) => x,
+        Err(redirect) => return Ok(redirect),
+    };
+    match account::opt_out_of_backups(pod, &account.username, form.text("password")).await {
+        Ok(_) => see_other("/settings?done=backups_off#backup"),
         Err(e @ Error::Unauthorized(_)) => render_settings(pod, req, &account, e.status(), Some(&e.client_message())),
         Err(e) => Err(e),
     }

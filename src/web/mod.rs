@@ -253,6 +253,8 @@ async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
         (&Method::POST, ["settings", "email"]) => accounts::change_email(pod, &mut req).await,
         (&Method::POST, ["settings", "password"]) => accounts::change_password(pod, &mut req).await,
         (&Method::POST, ["settings", "delete"]) => accounts::delete(pod, &mut req).await,
+        (&Method::POST, ["settings", "passphrase"]) => accounts::set_passphrase(pod, &mut req).await,
+        (&Method::POST, ["settings", "backups", "opt_out"]) => accounts::opt_out(pod, &mut req).await,
         _ => Err(Error::NotFound(format!("no page at {path}"))),
     }
 }

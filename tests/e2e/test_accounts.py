@@ -28,9 +28,12 @@ def link_in(smtp, body_of):
     return match.group(1)
 
 
-def sign_up(browser, pod, username="alice", email="alice@example.org", password="correct horse 1"):
+PASSPHRASE = "violet tractor humming seventeen lanterns"
+
+
+def sign_up(browser, pod, username="alice", email="alice@example.org", password="correct horse 1", passphrase=PASSPHRASE):
     browser.get(pod.url + "/users/sign_up")
-    fill(browser, {"username": username, "email": email, "password": password})
+    fill(browser, {"username": username, "email": email, "password": password, "passphrase": passphrase})
     submit(browser, "/users/sign_up")
     wait_until(lambda: "/settings" in browser.current_url, what="the settings page after sign-up")
 
@@ -119,14 +122,14 @@ def test_usernames_are_unique_reserved_for_admins_and_never_reused(start_pod):
     s.get(pod.url + "/users/sign_up")
 
     def signup(username, email):
-        return s.post(pod.url + "/users/sign_up", data={"csrf": s.cookies["lb_csrf"], "username": username, "email": email, "password": "long enough pw"}, allow_redirects=False)
+        return s.post(pod.url + "/users/sign_up", data={"csrf": s.cookies["lb_csrf"], "username": username, "email": email, "password": "long enough pw", "no_backups": "on"}, allow_redirects=False)
 
     assert signup("root", "root@example.org").status_code == 409
     assert signup("Bad Name", "x@example.org").status_code == 400
     assert signup("erin", "erin@example.org").status_code == 303
     s2 = requests.Session()
     s2.get(pod.url + "/users/sign_up")
-    r = s2.post(pod.url + "/users/sign_up", data={"csrf": s2.cookies["lb_csrf"], "username": "erin", "email": "other@example.org", "password": "long enough pw"})
+    r = s2.post(pod.url + "/users/sign_up", data={"csrf": s2.cookies["lb_csrf"], "username": "erin", "email": "other@example.org", "password": "long enough pw", "no_backups": "on"})
     assert r.status_code == 409 and "taken" in r.text
     # erin deletes the account; the name stays taken
     settings = s.get(pod.url + "/settings")
@@ -134,7 +137,7 @@ def test_usernames_are_unique_reserved_for_admins_and_never_reused(start_pod):
     r = s.post(pod.url + "/settings/delete", data={"csrf": s.cookies["lb_csrf"], "password": "long enough pw"})
     assert "Account deleted" in r.text
     assert pod.get("/.well-known/webfinger", params={"resource": f"acct:erin@{pod.host}"}).status_code == 404
-    r = s2.post(pod.url + "/users/sign_up", data={"csrf": s2.cookies["lb_csrf"], "username": "erin", "email": "other@example.org", "password": "long enough pw"})
+    r = s2.post(pod.url + "/users/sign_up", data={"csrf": s2.cookies["lb_csrf"], "username": "erin", "email": "other@example.org", "password": "long enough pw", "no_backups": "on"})
     assert r.status_code == 409
     assert "closed" in pod.cli("user", "list").stdout
 
@@ -177,3 +180,31 @@ def test_webfinger_and_hcard_as_diaspora_reads_them(start_pod):
     assert avatar.status_code == 200 and avatar.content.startswith(b"\x89PNG")
     assert pod.get("/.well-known/webfinger", params={"resource": f"acct:nobody@{pod.host}"}).status_code == 404
     assert pod.get("/hcard/users/0123456789abcdef0123456789abcdef").status_code == 404
+
+
+def test_backup_pass_phrase_is_checked_and_never_stored(start_pod):
+    pod = start_pod()
+    s = requests.Session()
+    s.get(pod.url + "/users/sign_up")
+    form = {"csrf": s.cookies["lb_csrf"], "username": "ivan", "email": "ivan@example.org", "password": "ivan's password"}
+    r = s.post(pod.url + "/users/sign_up", data=dict(form))
+    assert r.status_code == 400 and "pass phrase" in r.text, "a pass phrase or an explicit opt-out is required"
+    r = s.post(pod.url + "/users/sign_up", data=dict(form, passphrase="short one"))
+    assert r.status_code == 400 and "12" in r.text
+    r = s.post(pod.url + "/users/sign_up", data=dict(form, passphrase="aaaaaaaaaaaaaaaaaaaa"))
+    assert r.status_code == 400 and "guess" in r.text.lower()
+    r = s.post(pod.url + "/users/sign_up", data=dict(form, passphrase=PASSPHRASE), allow_redirects=False)
+    assert r.status_code == 303
+    settings = s.get(pod.url + "/settings").text
+    assert "Your backup pass phrase is set" in settings
+    second = "copper meadow whistles under nine moons"
+    r = s.post(pod.url + "/settings/passphrase", data={"csrf": s.cookies["lb_csrf"], "passphrase": second, "password": "wrong"})
+    assert r.status_code == 401
+    r = s.post(pod.url + "/settings/passphrase", data={"csrf": s.cookies["lb_csrf"], "passphrase": second, "password": "ivan's password"})
+    assert r.status_code == 200 and "pass phrase is set" in r.text
+    pod.stop()
+    for path in pod.data_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for secret in (PASSPHRASE, second):
+                assert secret.encode() not in data, f"{secret!r} found in {path}"
