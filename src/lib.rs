@@ -13,6 +13,7 @@
 //! - [`admin`]: podmin commands and the local admin socket.
 //! - [`pod`], [`server`]: the running pod and its start-up and shutdown.
 //! - [`ratelimit`]: token buckets for per-client and per-account limits.
+//! - [`retry`]: the backoff schedule the durable queues share.
 //! - [`passphrase`]: the backup pass-phrase strength policy, and a redacting type.
 //! - [`sealed`]: the sealed backup file `.lfbk`: header, seal, open, key derivation.
 //! - [`federation`]: diaspora*'s wire formats: entities, Magic Envelope, signatures,
@@ -28,6 +29,7 @@ pub mod mail;
 pub mod passphrase;
 pub mod pod;
 pub mod ratelimit;
+pub mod retry;
 pub mod sealed;
 pub mod server;
 pub mod store;

@@ -436,38 +436,14 @@ pub trait MailQueueStore {
     fn reschedule_mail(&self, id: u64, attempts: u32, next_attempt_unix: u64, last_error: &str) -> Result<bool>;
 }
 
-/// When the queue retries: `first` after the first failure, doubling each time up to
-/// `max`; a mail still failing `give_up_after` its creation is dropped with an error log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Backoff {
-    /// The wait after the first failure.
-    pub first: Duration,
-    /// The longest wait between two attempts.
-    pub max: Duration,
-    /// How long after its creation a failing mail is given up.
-    pub give_up_after: Duration,
-}
+pub use crate::retry::Backoff;
 
-impl Default for Backoff {
-    /// 30 s doubling to 1 h; give up after 3 days.
-    fn default() -> Self {
-        Backoff {
-            first: Duration::from_secs(30),
-            max: Duration::from_secs(3600),
-            give_up_after: Duration::from_secs(3 * 86400),
-        }
-    }
-}
-
-impl Backoff {
-    /// The wait after the `failures`-th failed attempt (1 for the first), in whole
-    /// seconds (the queue's clock), never less than one second.
-    pub fn delay(&self, failures: u32) -> Duration {
-        let doublings = failures.saturating_sub(1).min(31);
-        let delay = self.first.saturating_mul(1u32 << doublings).min(self.max);
-        Duration::from_secs(delay.as_secs_f64().ceil().max(1.0) as u64)
-    }
-}
+/// How the mail queue retries: 30 s doubling to 1 h; give up after 3 days.
+pub const MAIL_BACKOFF: Backoff = Backoff {
+    first: Duration::from_secs(30),
+    max: Duration::from_secs(3600),
+    give_up_after: Duration::from_secs(3 * 86400),
+};
 
 /// Sends lifeboat's mail: through the durable queue ([`Mailer::enqueue`],
 /// [`Mailer::enqueue_in`], worked by [`Mailer::run`]) or directly ([`Mailer::send_now`]).
@@ -519,7 +495,7 @@ impl Mailer {
             from: from.into(),
             wake: Arc::new(Notify::new()),
             running: Arc::new(AtomicBool::new(false)),
-            backoff: Backoff::default(),
+            backoff: MAIL_BACKOFF,
         })
     }
 
@@ -896,7 +872,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {
-        let backoff = Backoff::default();
+        let backoff = MAIL_BACKOFF;
         let secs: Vec<u64> = (1..=10).map(|n| backoff.delay(n).as_secs()).collect();
         assert_eq!(secs, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
         assert_eq!(backoff.delay(u32::MAX).as_secs(), 3600);

@@ -21,6 +21,8 @@ pub struct Pod {
     pub mailer: Mailer,
     /// The one outbound HTTP client (address checks, timeouts, size caps).
     pub http: HttpClient,
+    /// Messages to other pods, durable until delivered.
+    pub outbox: crate::federation::outbox::Outbox,
     /// Runs Argon2 key derivations off the runtime, a bounded number at a time.
     pub kdf: crate::sealed::KdfLimiter,
     /// Key pairs for new accounts, made ahead of need.
@@ -60,6 +62,19 @@ impl Pod {
         };
         let keys = KeyPool::new(store.clone(), config.accounts.key_bits);
         let kdf = crate::sealed::KdfLimiter::new(config.backups.kdf_concurrency);
+        let outbox = crate::federation::outbox::Outbox::new(
+            store.clone(),
+            http.clone(),
+            crate::federation::outbox::OutboxPolicy {
+                concurrency: config.federation.delivery_concurrency,
+                per_pod_per_minute: config.federation.deliveries_per_pod_per_minute,
+                backoff: crate::retry::Backoff {
+                    first: Duration::from_secs(60),
+                    max: Duration::from_secs(6 * 3600),
+                    give_up_after: config.federation.delivery_retry_for.get(),
+                },
+            },
+        );
         let http = HttpClient::new(ClientPolicy {
             allow_http: config.federation.allow_http,
             allow_private_addresses: config.federation.allow_private_addresses,
@@ -74,6 +89,7 @@ impl Pod {
             mailer,
             http,
             kdf,
+            outbox,
             keys,
             trusted_proxies,
             limits,

@@ -17,6 +17,7 @@ pub mod entities;
 pub mod envelope;
 mod html;
 pub mod lookup;
+pub mod outbox;
 pub mod signature;
 #[cfg(test)]
 mod test_support;

@@ -65,6 +65,12 @@ trees! {
     Sessions = "sessions",
     /// `key_pool`: u64 big-endian id -> [`crate::account::keys::KeyPair`], generated ahead of need.
     KeyPool = "key_pool",
+    /// `outbox`: u64 big-endian id -> [`crate::federation::outbox::Delivery`].
+    Outbox = "outbox",
+    /// `outbox_due`: next attempt (Unix seconds, u64 BE) ++ id (u64 BE) -> empty; the schedule.
+    OutboxDue = "outbox_due",
+    /// `outbox_topics`: topic (UTF-8) 0x00 id (u64 BE) -> empty; deliveries by topic.
+    OutboxTopics = "outbox_topics",
 }
 
 /// Encodes a value for storage: the value version byte, then bincode.
@@ -261,6 +267,8 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
         Tree::Tokens => decode::<crate::account::TokenRecord>(value).map(|_| ()),
         Tree::Sessions => decode::<crate::account::session::Session>(value).map(|_| ()),
         Tree::KeyPool => decode::<crate::account::keys::KeyPair>(value).map(|_| ()),
+        Tree::Outbox => crate::federation::outbox::check_delivery(value),
+        Tree::OutboxDue | Tree::OutboxTopics => Ok(()),
     };
     result
         .err()

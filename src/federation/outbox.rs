@@ -1,0 +1,329 @@
+//! The durable outbox: every message lifeboat sends to another pod (contact messages,
+//! AccountMigration, account deletions) is a [`Delivery`] stored before it is sent, so
+//! deliveries survive restarts. One worker sends them with bounded concurrency, a
+//! per-request timeout (the HTTP client's), at most one request in flight per pod and a
+//! per-pod rate, and retries failures with capped exponential backoff for a configured
+//! period (30 days by default), after which a delivery is marked failed. Users see the
+//! state of each delivery of a topic (e.g. their move) and can retry a failed one.
+//!
+//! Trees: `outbox` (u64 id -> Delivery), `outbox_due` (next attempt Unix seconds BE u64,
+//! id BE u64 -> ()) — the schedule of pending deliveries — and `outbox_topics`
+//! (topic 0x00 id BE u64 -> ()) listing the deliveries of a topic.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::ConflictableTransactionError;
+use tokio::sync::{watch, Notify};
+
+use crate::account::now_unix;
+use crate::http_client::HttpClient;
+use crate::ratelimit::RateLimiter;
+use crate::retry::Backoff;
+use crate::store::{decode, Store, Tree, Tx};
+use crate::{Error, Result};
+
+/// Where a delivery stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryState {
+    /// Waiting for its next attempt.
+    Pending,
+    /// Answered 2xx at this time.
+    Delivered { at_unix: u64 },
+    /// Gave up after the retry period; the user may retry.
+    Failed,
+}
+
+/// One message for one pod.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: u64,
+    /// What this delivery belongs to, e.g. `migration:alice`; deliveries are listed by it.
+    pub topic: String,
+    /// The pod's origin, `https://host[:port]`.
+    pub origin: String,
+    /// The path on that pod, e.g. `/receive/public`.
+    pub path: String,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    pub created_unix: u64,
+    pub attempts: u32,
+    pub next_attempt_unix: u64,
+    pub state: DeliveryState,
+    pub last_error: Option<String>,
+}
+
+/// A message to queue.
+#[derive(Clone, Debug)]
+pub struct NewDelivery {
+    pub topic: String,
+    pub origin: String,
+    pub path: String,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// How deliveries are worked.
+#[derive(Clone, Copy, Debug)]
+pub struct OutboxPolicy {
+    pub concurrency: usize,
+    pub per_pod_per_minute: u32,
+    pub backoff: Backoff,
+}
+
+/// The outbox. Cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    store: Store,
+    http: HttpClient,
+    policy: OutboxPolicy,
+    wake: Arc<Notify>,
+}
+
+type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
+
+fn due_key(at: u64, id: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&at.to_be_bytes());
+    key[8..].copy_from_slice(&id.to_be_bytes());
+    key
+}
+
+fn topic_key(topic: &str, id: u64) -> Vec<u8> {
+    let mut key = topic.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+impl Outbox {
+    pub fn new(store: Store, http: HttpClient, policy: OutboxPolicy) -> Outbox {
+        Outbox {
+            store,
+            http,
+            policy,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Queues a delivery inside a unit of work (`id` from `store.generate_id()`); call
+    /// [`Outbox::wake`] once the unit is durable.
+    pub fn enqueue_in(&self, tx: &Tx, id: u64, new: &NewDelivery) -> TxResult<()> {
+        let now = now_unix();
+        let delivery = Delivery {
+            id,
+            topic: new.topic.clone(),
+            origin: new.origin.clone(),
+            path: new.path.clone(),
+            content_type: new.content_type.clone(),
+            body: new.body.clone(),
+            created_unix: now,
+            attempts: 0,
+            next_attempt_unix: now,
+            state: DeliveryState::Pending,
+            last_error: None,
+        };
+        tx.put(Tree::Outbox, &id.to_be_bytes(), &delivery)?;
+        tx.tree(Tree::OutboxDue).insert(&due_key(now, id), &[])?;
+        tx.tree(Tree::OutboxTopics).insert(topic_key(&new.topic, id), &[])?;
+        Ok(())
+    }
+
+    /// Queues deliveries durably and wakes the worker.
+    pub async fn enqueue(&self, deliveries: &[NewDelivery]) -> Result<()> {
+        let ids = deliveries
+            .iter()
+            .map(|_| self.store.generate_id())
+            .collect::<Result<Vec<_>>>()?;
+        self.store.transaction(|tx| {
+            for (id, new) in ids.iter().zip(deliveries) {
+                self.enqueue_in(tx, *id, new)?;
+            }
+            Ok(())
+        })?;
+        self.store.durable().await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Wakes the worker (after deliveries were queued).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The deliveries of a topic, oldest first.
+    pub fn topic(&self, topic: &str) -> Result<Vec<Delivery>> {
+        let mut prefix = topic.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for key in self.store.tree(Tree::OutboxTopics).scan_prefix(&prefix).keys() {
+            let key = key?;
+            let id = &key[prefix.len()..];
+            if let Some(bytes) = self.store.tree(Tree::Outbox).get(id)? {
+                out.push(decode::<Delivery>(&bytes)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends a delivery of `topic` again now (a failed one, or one still waiting).
+    pub async fn retry(&self, topic: &str, id: u64) -> Result<()> {
+        let origin = self.store.transaction(|tx| {
+            let Some(mut delivery) = tx.get::<Delivery>(Tree::Outbox, &id.to_be_bytes())? else {
+                return crate::store::abort(Error::NotFound("no such delivery".into()));
+            };
+            if delivery.topic != topic {
+                return crate::store::abort(Error::NotFound("no such delivery".into()));
+            }
+            if matches!(delivery.state, DeliveryState::Delivered { .. }) {
+                return Ok(delivery.origin);
+            }
+            tx.tree(Tree::OutboxDue)
+                .remove(&due_key(delivery.next_attempt_unix, id))?;
+            delivery.state = DeliveryState::Pending;
+            delivery.next_attempt_unix = now_unix();
+            tx.tree(Tree::OutboxDue)
+                .insert(&due_key(delivery.next_attempt_unix, id), &[])?;
+            tx.put(Tree::Outbox, &id.to_be_bytes(), &delivery)?;
+            Ok(delivery.origin)
+        })?;
+        self.store.durable().await?;
+        self.http.forget_failures(&origin);
+        self.wake();
+        Ok(())
+    }
+
+    /// Pending deliveries, for the podmin and for tests.
+    pub fn pending_count(&self) -> usize {
+        self.store.tree(Tree::OutboxDue).len()
+    }
+
+    /// Works the outbox until `shutdown`.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let per_pod = Arc::new(RateLimiter::new(
+            self.policy.per_pod_per_minute.min(10),
+            self.policy.per_pod_per_minute,
+            Duration::from_secs(60),
+        ));
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            while tasks.try_join_next().is_some() {}
+            let now = now_unix();
+            let mut next_due: Option<u64> = None;
+            for entry in self.store.tree(Tree::OutboxDue).iter().keys() {
+                if tasks.len() >= self.policy.concurrency {
+                    break;
+                }
+                let Ok(key) = entry else { break };
+                let at = u64::from_be_bytes(key[..8].try_into().unwrap_or_default());
+                if at > now {
+                    next_due = Some(at);
+                    break;
+                }
+                let id = u64::from_be_bytes(key[8..16].try_into().unwrap_or_default());
+                let delivery = match self
+                    .store
+                    .tree(Tree::Outbox)
+                    .get(id.to_be_bytes())
+                    .map(|b| b.map(|b| decode::<Delivery>(&b)))
+                {
+                    Ok(Some(Ok(d))) => d,
+                    _ => {
+                        tracing::error!(
+                            id,
+                            "outbox: a scheduled delivery is missing or damaged; dropping it from the schedule"
+                        );
+                        let _ = self.store.tree(Tree::OutboxDue).remove(&key);
+                        continue;
+                    }
+                };
+                {
+                    let mut busy = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                    if busy.contains(&delivery.origin) || !per_pod.allow(&delivery.origin) {
+                        continue;
+                    }
+                    busy.insert(delivery.origin.clone());
+                }
+                let outbox = self.clone();
+                let in_flight = in_flight.clone();
+                tasks.spawn(async move {
+                    let origin = delivery.origin.clone();
+                    if let Err(e) = outbox.attempt(delivery).await {
+                        tracing::error!("outbox: {e}");
+                    }
+                    in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&origin);
+                    outbox.wake();
+                });
+            }
+            let sleep = match next_due {
+                _ if tasks.len() >= self.policy.concurrency => Duration::from_secs(60),
+                Some(at) => Duration::from_secs(at.saturating_sub(now_unix()).max(1)),
+                None if self.pending_count() > 0 => Duration::from_secs(1),
+                None => Duration::from_secs(300),
+            };
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = self.wake.notified() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+        tasks.abort_all();
+    }
+
+    async fn attempt(&self, delivery: Delivery) -> Result<()> {
+        let http = self.http.clone();
+        let url = format!("{}{}", delivery.origin, delivery.path);
+        let (content_type, body) = (delivery.content_type.clone(), delivery.body.clone());
+        let outcome = tokio::task::spawn_blocking(move || http.post(&url, &content_type, &body))
+            .await
+            .map_err(|e| Error::internal(format!("delivery task: {e}")))?;
+        let outcome = match outcome {
+            Ok(response) if (200..300).contains(&response.status) => Ok(()),
+            Ok(response) => Err(format!("answered {}", response.status)),
+            Err(e) => Err(e.client_message()),
+        };
+        let id = delivery.id;
+        let now = now_unix();
+        let (origin, topic) = (delivery.origin.clone(), delivery.topic.clone());
+        self.store.transaction(|tx| {
+            let Some(mut current) = tx.get::<Delivery>(Tree::Outbox, &id.to_be_bytes())? else {
+                return Ok(());
+            };
+            tx.tree(Tree::OutboxDue)
+                .remove(&due_key(current.next_attempt_unix, id))?;
+            current.attempts += 1;
+            match &outcome {
+                Ok(()) => {
+                    current.state = DeliveryState::Delivered { at_unix: now };
+                    current.last_error = None;
+                }
+                Err(error) => {
+                    current.last_error = Some(error.clone());
+                    if now.saturating_sub(current.created_unix) >= self.policy.backoff.give_up_after.as_secs() {
+                        current.state = DeliveryState::Failed;
+                    } else {
+                        current.next_attempt_unix = now + self.policy.backoff.delay(current.attempts).as_secs();
+                        tx.tree(Tree::OutboxDue)
+                            .insert(&due_key(current.next_attempt_unix, id), &[])?;
+                    }
+                }
+            }
+            tx.put(Tree::Outbox, &id.to_be_bytes(), &current)
+        })?;
+        self.store.durable().await?;
+        match outcome {
+            Ok(()) => tracing::info!(%origin, %topic, "delivered"),
+            Err(error) => tracing::warn!(%origin, %topic, "delivery failed: {error}"),
+        }
+        Ok(())
+    }
+}
+
+/// Every value in the outbox trees decodes (for `lifeboat check`).
+pub fn check_delivery(bytes: &[u8]) -> Result<()> {
+    decode::<Delivery>(bytes).map(|_| ())
+}
