@@ -62,6 +62,14 @@ impl Pod {
         };
         let keys = KeyPool::new(store.clone(), config.accounts.key_bits);
         let kdf = crate::sealed::KdfLimiter::new(config.backups.kdf_concurrency);
+        let http = HttpClient::new(ClientPolicy {
+            allow_http: config.federation.allow_http,
+            allow_private_addresses: config.federation.allow_private_addresses,
+            user_agent: user_agent(&config.public_url()),
+            request_timeout: config.federation.request_timeout.get(),
+            max_response_bytes: config.federation.max_response_bytes,
+            ..ClientPolicy::default()
+        });
         let outbox = crate::federation::outbox::Outbox::new(
             store.clone(),
             http.clone(),
@@ -75,14 +83,6 @@ impl Pod {
                 },
             },
         );
-        let http = HttpClient::new(ClientPolicy {
-            allow_http: config.federation.allow_http,
-            allow_private_addresses: config.federation.allow_private_addresses,
-            user_agent: user_agent(&config.public_url()),
-            request_timeout: config.federation.request_timeout.get(),
-            max_response_bytes: config.federation.max_response_bytes,
-            ..ClientPolicy::default()
-        });
         Ok(Arc::new(Pod {
             config,
             store,
