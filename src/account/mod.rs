@@ -5,6 +5,7 @@
 //! declares the storage it needs. Does not own: HTTP (see `web`),
 //! federation formats (see `federation`), backups (see `backup`).
 
+pub mod archive;
 pub mod model;
 
 pub use model::{Account, Avatar, Closed, ContactData, MovedFrom, ProfileData};
