@@ -492,7 +492,8 @@ fn read_profile(profile: Option<&Value>, problems: &mut Problems) -> (Option<Str
     let nsfw = optional_bool(data, "nsfw", PATH, problems);
 
     // diaspora*'s limits, field by field, so that each problem names its field.
-    let fields: [(&str, &Option<String>, fn(&mut Profile, String)); 8] = [
+    type Setter = fn(&mut Profile, String);
+    let fields: [(&str, &Option<String>, Setter); 8] = [
         ("full_name", &full_name, |p, v| p.full_name = Some(v)),
         ("first_name", &first_name, |p, v| p.first_name = Some(v)),
         ("last_name", &last_name, |p, v| p.last_name = Some(v)),

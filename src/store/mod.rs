@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{Error, Result};
 
 pub mod mail;
+pub mod people;
 
 /// The schema this binary writes. Bump it when a layout changes; start-up refuses a
 /// store whose schema is newer than this.
@@ -52,6 +53,10 @@ trees! {
     Meta = "meta",
     /// `mail_queue`: u64 big-endian id (sled-generated, so in creation order) -> [`mail::QueuedMail`].
     MailQueue = "mail_queue",
+    /// `people`: diaspora ID (lower case, UTF-8) -> [`crate::federation::people::Person`]
+    /// (remote people found by discovery; a stored key is replaced only by a verified
+    /// migration).
+    People = "people",
 }
 
 /// Encodes a value for storage: the value version byte, then bincode.
@@ -243,6 +248,7 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
     let result = match tree {
         Tree::Meta => Ok(()),
         Tree::MailQueue => decode::<mail::QueuedMail>(value).map(|_| ()),
+        Tree::People => decode::<crate::federation::people::Person>(value).map(|_| ()),
     };
     result
         .err()
