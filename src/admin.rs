@@ -23,12 +23,32 @@ use crate::{Error, Result};
 const MAX_REQUEST_BYTES: u64 = 512 * 1024 * 1024;
 
 /// One podmin command.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub enum AdminRequest {
     /// Verify every stored value.
     Check,
     /// Send a test message through the configured mail transport.
     MailTest { to: String },
+    /// Create an account whose email counts as confirmed.
+    UserAdd {
+        username: String,
+        email: String,
+        password: String,
+    },
+    /// List the accounts.
+    UserList,
+}
+
+impl AdminRequest {
+    /// The command's name, for the log (never its arguments: they may hold a password).
+    pub fn name(&self) -> &'static str {
+        match self {
+            AdminRequest::Check => "check",
+            AdminRequest::MailTest { .. } => "mail test",
+            AdminRequest::UserAdd { .. } => "user add",
+            AdminRequest::UserList => "user list",
+        }
+    }
 }
 
 /// What a command answers: text for the terminal, and optionally a file's bytes.
@@ -80,6 +100,56 @@ pub async fn execute(pod: &Arc<Pod>, request: AdminRequest) -> Result<AdminReply
                 output: format!("test message sent to {to}\n"),
                 file: None,
             })
+        }
+        AdminRequest::UserAdd {
+            username,
+            email,
+            password,
+        } => {
+            let form = crate::account::SignUp {
+                username,
+                email,
+                password,
+            };
+            let account = crate::account::create_by_podmin(pod, form).await?;
+            let admin = if pod.config.accounts.admins.contains(&account.username) {
+                " (admin)"
+            } else {
+                ""
+            };
+            Ok(AdminReply {
+                output: format!("created {}{admin}\n", account.diaspora_id(&pod.config.public_host())),
+                file: None,
+            })
+        }
+        AdminRequest::UserList => {
+            use crate::account::AccountStore;
+            let host = pod.config.public_host();
+            let mut output = String::new();
+            for account in AccountStore::accounts(&pod.store)? {
+                let state = match &account.closed {
+                    Some(c) => match &c.moved_to {
+                        Some(to) => format!("moved to {to}"),
+                        None => "closed".into(),
+                    },
+                    None if account.email_confirmed => "active".into(),
+                    None => "email not confirmed".into(),
+                };
+                let admin = if pod.config.accounts.admins.contains(&account.username) {
+                    ", admin"
+                } else {
+                    ""
+                };
+                output.push_str(&format!(
+                    "{}\t{}\t{state}{admin}\n",
+                    account.diaspora_id(&host),
+                    account.email
+                ));
+            }
+            if output.is_empty() {
+                output.push_str("no accounts\n");
+            }
+            Ok(AdminReply { output, file: None })
         }
     }
 }
@@ -133,11 +203,7 @@ async fn answer(pod: Arc<Pod>, stream: UnixStream) -> Result<()> {
             message: format!("unreadable admin request: {e}"),
         },
         Ok(request) => {
-            let name = format!("{request:?}")
-                .split([' ', '{', '('])
-                .next()
-                .unwrap_or_default()
-                .to_string();
+            let name = request.name();
             tracing::info!(command = %name, "admin command");
             match execute(&pod, request).await {
                 Ok(reply) => Wire::Ok(reply),

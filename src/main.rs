@@ -56,9 +56,27 @@ enum Command {
     /// Mail helpers.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Accounts.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Sealed backups (.lfbk files).
     #[command(subcommand)]
     Backups(BackupsCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account (its email counts as confirmed). The password is read from
+    /// standard input, or prompted for (twice, without echo) on a terminal.
+    Add {
+        /// The username: 1 to 32 of a-z, 0-9 and _.
+        username: String,
+        /// The account's email address.
+        #[arg(long)]
+        email: String,
+    },
+    /// List accounts: diaspora ID, email and state.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -187,6 +205,21 @@ async fn run(cli: Cli, env: BTreeMap<String, String>) -> Result<()> {
             Ok(())
         }
         Command::Check => print_reply(podmin(config, AdminRequest::Check).await?),
+        Command::User(UserCommand::Add { username, email }) => {
+            let password = read_new_password()?;
+            print_reply(
+                podmin(
+                    config,
+                    AdminRequest::UserAdd {
+                        username,
+                        email,
+                        password,
+                    },
+                )
+                .await?,
+            )
+        }
+        Command::User(UserCommand::List) => print_reply(podmin(config, AdminRequest::UserList).await?),
         Command::Mail(MailCommand::Test { to }) => print_reply(podmin(config, AdminRequest::MailTest { to }).await?),
     }
 }
@@ -213,4 +246,21 @@ fn print_reply(reply: AdminReply) -> Result<()> {
         return Err(Error::internal("unexpected file in the reply"));
     }
     Ok(())
+}
+
+/// Reads a new password: one line from standard input, or twice from a no-echo prompt.
+fn read_new_password() -> Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let second = rpassword::prompt_password("Password again: ")?;
+        if first != second {
+            return Err(Error::bad("the two passwords differ"));
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    Ok(password.strip_suffix('\r').unwrap_or(password).to_string())
 }

@@ -6,7 +6,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::account::keys::KeyPool;
 use crate::config::Config;
+use crate::http_client::{user_agent, ClientPolicy, HttpClient};
 use crate::mail::Mailer;
 use crate::ratelimit::RateLimiter;
 use crate::store::Store;
@@ -17,6 +19,10 @@ pub struct Pod {
     pub config: Config,
     pub store: Store,
     pub mailer: Mailer,
+    /// The one outbound HTTP client (address checks, timeouts, size caps).
+    pub http: HttpClient,
+    /// Key pairs for new accounts, made ahead of need.
+    pub keys: KeyPool,
     pub trusted_proxies: Vec<IpAddr>,
     pub limits: Limits,
 }
@@ -50,10 +56,21 @@ impl Pod {
             ),
             mail_forms: RateLimiter::new(5, 20, Duration::from_secs(3600)),
         };
+        let keys = KeyPool::new(store.clone(), config.accounts.key_bits);
+        let http = HttpClient::new(ClientPolicy {
+            allow_http: config.federation.allow_http,
+            allow_private_addresses: config.federation.allow_private_addresses,
+            user_agent: user_agent(&config.public_url()),
+            request_timeout: config.federation.request_timeout.get(),
+            max_response_bytes: config.federation.max_response_bytes,
+            ..ClientPolicy::default()
+        });
         Ok(Arc::new(Pod {
             config,
             store,
             mailer,
+            http,
+            keys,
             trusted_proxies,
             limits,
         }))

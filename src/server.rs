@@ -33,6 +33,7 @@ pub async fn serve(config: Config) -> Result<()> {
 
     let mut workers = tokio::task::JoinSet::new();
     workers.spawn(pod.mailer.clone().run(stopped.clone()));
+    workers.spawn(pod.keys.clone().run(stopped.clone()));
     {
         let pod = pod.clone();
         let stopped = stopped.clone();

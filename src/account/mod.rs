@@ -1,11 +1,463 @@
-//! Local accounts: the account model, sign-up and credentials, profile, aspects,
-//! contacts, tags and blocks, and the archive that is an account's portable form.
+//! Local accounts: the account model, sign-up and credentials, sessions and emailed
+//! tokens, and the archive that is an account's portable form.
 //!
-//! Owns the rules of what an account may hold (diaspora*'s validators, DESIGN §6) and
-//! declares the storage it needs. Does not own: HTTP (see `web`),
-//! federation formats (see `federation`), backups (see `backup`).
+//! Owns the rules of what an account may hold and how it changes, and declares
+//! [`AccountStore`], the storage it needs (implemented in `store::accounts`). Does not
+//! own: HTTP (see `web`), federation formats (see `federation`), backups (see `backup`).
 
 pub mod archive;
+pub mod credentials;
+pub mod keys;
 pub mod model;
+pub mod profile;
+pub mod session;
 
+use serde::{Deserialize, Serialize};
+use sled::transaction::ConflictableTransactionError;
+
+pub use credentials::{check_password, check_username, normalize_email, now_unix};
 pub use model::{Account, Avatar, Closed, ContactData, MovedFrom, ProfileData};
+
+use crate::mail::Mail;
+use crate::pod::Pod;
+use crate::store::{abort, Store, Tx};
+use crate::{Error, Result};
+
+/// How long an emailed link to confirm an address stays valid.
+pub const CONFIRM_EMAIL_TTL: u64 = 7 * 86400;
+/// How long an emailed password-reset link stays valid.
+pub const RESET_PASSWORD_TTL: u64 = 3600;
+
+/// The storage accounts need.
+pub trait AccountStore {
+    /// The account of that username, closed ones included.
+    fn account(&self, username: &str) -> Result<Option<Account>>;
+    /// The username owning a normalised email address.
+    fn username_for_email(&self, email: &str) -> Result<Option<String>>;
+    /// The account of a guid.
+    fn account_by_guid(&self, guid: &str) -> Result<Option<Account>>;
+    /// Every account, in username order.
+    fn accounts(&self) -> Result<Vec<Account>>;
+}
+
+/// The same reads and the writes, inside a unit of work.
+pub trait AccountTx {
+    fn account(&self, username: &str) -> TxResult<Option<Account>>;
+    fn username_for_email(&self, email: &str) -> TxResult<Option<String>>;
+    /// Writes `account`, keeping the email and guid indexes in step with `previous`.
+    fn put_account(&self, previous: Option<&Account>, account: &Account) -> TxResult<()>;
+    fn put_token(&self, token: &str, record: &TokenRecord) -> TxResult<()>;
+    /// Removes and returns a token's record (single use).
+    fn take_token(&self, token: &str) -> TxResult<Option<TokenRecord>>;
+}
+
+/// The result type inside a unit of work.
+pub type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
+
+/// What an emailed link may do.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum TokenPurpose {
+    /// Confirm that `email` belongs to the account (sign-up or an email change).
+    ConfirmEmail { email: String },
+    /// Set a new password.
+    ResetPassword,
+}
+
+/// A stored token (kept under the SHA-256 of the token itself).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TokenRecord {
+    pub username: String,
+    pub purpose: TokenPurpose,
+    pub expires_unix: u64,
+}
+
+/// What a person types to sign up.
+pub struct SignUp {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+}
+
+/// Creates an account from the web sign-up form and mails the address a link to
+/// confirm it.
+pub async fn sign_up(pod: &Pod, form: SignUp) -> Result<Account> {
+    if !pod.config.accounts.open_registrations {
+        return Err(Error::Forbidden("registrations are closed on this pod".into()));
+    }
+    if pod.config.accounts.admins.contains(&form.username) {
+        return Err(Error::Conflict("this username is reserved".into()));
+    }
+    let account = create(pod, form, false).await?;
+    Ok(account)
+}
+
+/// Creates an account as the podmin does (`lifeboat user add`): the address counts as
+/// confirmed and no mail is sent.
+pub async fn create_by_podmin(pod: &Pod, form: SignUp) -> Result<Account> {
+    create(pod, form, true).await
+}
+
+async fn create(pod: &Pod, form: SignUp, email_confirmed: bool) -> Result<Account> {
+    check_username(&form.username)?;
+    let email = normalize_email(&form.email)?;
+    check_password(&form.password)?;
+    ensure_free(&pod.store, &form.username, &email)?;
+    let password = form.password;
+    let password_hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password))
+        .await
+        .map_err(Error::internal)??;
+    let keys = pod.keys.take().await?;
+    let account = Account {
+        username: form.username,
+        guid: credentials::new_guid(),
+        email: email.clone(),
+        email_confirmed,
+        password_hash,
+        language: "en".into(),
+        private_key_pem: keys.private_pem.clone(),
+        public_key_pem: keys.public_pem.clone(),
+        created_unix: now_unix(),
+        profile: ProfileData {
+            searchable: true,
+            ..Default::default()
+        },
+        aspects: vec!["Family".into(), "Friends".into(), "Work".into(), "Acquaintances".into()],
+        contacts: Vec::new(),
+        followed_tags: Vec::new(),
+        blocks: Vec::new(),
+        verbatim_json: "{}".into(),
+        known_pods: Vec::new(),
+        avatar: None,
+        moved_from: None,
+        closed: None,
+        moving: false,
+    };
+    let confirmation = (!email_confirmed).then(|| (credentials::random_token(), pod.store.generate_id()));
+    let confirmation = match confirmation {
+        Some((token, id)) => Some((token, id?)),
+        None => None,
+    };
+    pod.store.transaction(|tx| {
+        if AccountTx::account(tx, &account.username)?.is_some() {
+            return abort(Error::Conflict("this username is taken".into()));
+        }
+        if AccountTx::username_for_email(tx, &account.email)?.is_some() {
+            return abort(Error::Conflict(
+                "an account with this email address exists already".into(),
+            ));
+        }
+        tx.put_account(None, &account)?;
+        if let Some((token, mail_id)) = &confirmation {
+            queue_confirmation(pod, tx, &account, &account.email, token, *mail_id)?;
+        }
+        Ok(())
+    })?;
+    pod.store.durable().await?;
+    pod.mailer.wake();
+    tracing::info!(username = %account.username, "account created");
+    Ok(account)
+}
+
+fn ensure_free(store: &Store, username: &str, email: &str) -> Result<()> {
+    if AccountStore::account(store, username)?.is_some() {
+        return Err(Error::Conflict("this username is taken".into()));
+    }
+    if AccountStore::username_for_email(store, email)?.is_some() {
+        return Err(Error::Conflict(
+            "an account with this email address exists already".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn queue_confirmation(pod: &Pod, tx: &Tx, account: &Account, email: &str, token: &str, mail_id: u64) -> TxResult<()> {
+    tx.put_token(
+        token,
+        &TokenRecord {
+            username: account.username.clone(),
+            purpose: TokenPurpose::ConfirmEmail {
+                email: email.to_string(),
+            },
+            expires_unix: now_unix() + CONFIRM_EMAIL_TTL,
+        },
+    )?;
+    let host = pod.config.public_host();
+    let link = format!("{}/users/confirm_email?token={token}", pod.config.public_url());
+    let mail = Mail {
+        to: email.to_string(),
+        subject: format!("Confirm your email address for {}@{host}", account.username),
+        text: format!(
+            "Hello {user},\n\nplease confirm that this address belongs to your account {user}@{host} by opening this link:\n\n{link}\n\nThe link works for 7 days. Your encrypted backups start once the address is confirmed, because restoring an account depends on this mailbox.\n\nIf you did not ask for this, ignore this message.\n",
+            user = account.username
+        ),
+    };
+    pod.mailer.enqueue_in(tx, mail_id, &mail)
+}
+
+/// Confirms an address from an emailed link; returns the username.
+pub async fn confirm_email(pod: &Pod, token: &str) -> Result<String> {
+    let username = pod.store.transaction(|tx| {
+        let Some(record) = tx.take_token(token)? else {
+            return abort(Error::NotFound("this link is unknown, used or expired".into()));
+        };
+        let TokenPurpose::ConfirmEmail { email } = &record.purpose else {
+            return abort(Error::NotFound("this link is unknown, used or expired".into()));
+        };
+        if record.expires_unix < now_unix() {
+            return abort(Error::Gone(
+                "this link has expired; sign in and ask for a new one".into(),
+            ));
+        }
+        let Some(previous) = AccountTx::account(tx, &record.username)? else {
+            return abort(Error::NotFound("this account no longer exists".into()));
+        };
+        if previous.closed.is_some() {
+            return abort(Error::Gone("this account is closed".into()));
+        }
+        if *email != previous.email {
+            if let Some(owner) = AccountTx::username_for_email(tx, email)? {
+                if owner != previous.username {
+                    return abort(Error::Conflict("another account uses this email address now".into()));
+                }
+            }
+        }
+        let mut account = previous.clone();
+        account.email = email.clone();
+        account.email_confirmed = true;
+        tx.put_account(Some(&previous), &account)?;
+        Ok(account.username)
+    })?;
+    pod.store.durable().await?;
+    tracing::info!(%username, "email address confirmed");
+    Ok(username)
+}
+
+/// Checks a sign-in; returns the open account.
+pub async fn sign_in(pod: &Pod, login: &str, password: &str) -> Result<Account> {
+    let refused = || Error::Unauthorized("wrong username or password".into());
+    let login = login.trim();
+    let username = if login.contains('@') {
+        normalize_email(login)
+            .ok()
+            .and_then(|e| AccountStore::username_for_email(&pod.store, &e).ok().flatten())
+    } else {
+        Some(login.to_ascii_lowercase())
+    };
+    let account = match username {
+        Some(u) => AccountStore::account(&pod.store, &u)?,
+        None => None,
+    };
+    // Hash even when there is no such account, so timing does not tell which names exist.
+    let hash = match &account {
+        Some(a) => a.password_hash.clone(),
+        None => dummy_hash().to_string(),
+    };
+    let password = password.to_string();
+    let ok = tokio::task::spawn_blocking(move || credentials::verify_password(&password, &hash))
+        .await
+        .map_err(Error::internal)?;
+    match account {
+        Some(account) if ok && account.closed.is_none() => Ok(account),
+        Some(account) if ok => Err(Error::Gone(
+            match &account.closed.as_ref().and_then(|c| c.moved_to.clone()) {
+                Some(new_id) => format!("this account moved to {new_id}"),
+                None => "this account is closed".into(),
+            },
+        )),
+        _ => Err(refused()),
+    }
+}
+
+/// A real Argon2id hash of a random password, checked when the account is unknown.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| credentials::hash_password(&credentials::random_token()).unwrap_or_default())
+}
+
+/// Mails a password-reset link when an account has this address. Says nothing about
+/// whether one does.
+pub async fn request_password_reset(pod: &Pod, email: &str) -> Result<()> {
+    let Ok(email) = normalize_email(email) else {
+        return Ok(());
+    };
+    let Some(username) = AccountStore::username_for_email(&pod.store, &email)? else {
+        return Ok(());
+    };
+    let Some(account) = AccountStore::account(&pod.store, &username)? else {
+        return Ok(());
+    };
+    if account.closed.is_some() {
+        return Ok(());
+    }
+    let token = credentials::random_token();
+    let mail_id = pod.store.generate_id()?;
+    let link = format!("{}/users/password/reset?token={token}", pod.config.public_url());
+    let mail = Mail {
+        to: account.email.clone(),
+        subject: format!("Reset your password for {}@{}", account.username, pod.config.public_host()),
+        text: format!(
+            "Hello {},\n\nsomeone asked to reset the password of your account. To choose a new password, open:\n\n{link}\n\nThe link works for one hour and only once. If you did not ask for this, ignore this message: your password stays as it is.\n",
+            account.username
+        ),
+    };
+    pod.store.transaction(|tx| {
+        tx.put_token(
+            &token,
+            &TokenRecord {
+                username: username.clone(),
+                purpose: TokenPurpose::ResetPassword,
+                expires_unix: now_unix() + RESET_PASSWORD_TTL,
+            },
+        )?;
+        pod.mailer.enqueue_in(tx, mail_id, &mail)
+    })?;
+    pod.store.durable().await?;
+    pod.mailer.wake();
+    Ok(())
+}
+
+/// Sets a new password from a reset link; ends every session of the account.
+pub async fn reset_password(pod: &Pod, token: &str, new_password: &str) -> Result<String> {
+    check_password(new_password)?;
+    let password = new_password.to_string();
+    let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password))
+        .await
+        .map_err(Error::internal)??;
+    let username = pod.store.transaction(|tx| {
+        let record = match tx.take_token(token)? {
+            Some(r) if r.purpose == TokenPurpose::ResetPassword && r.expires_unix >= now_unix() => r,
+            _ => {
+                return abort(Error::NotFound(
+                    "this link is unknown, used or expired; ask for a new one".into(),
+                ))
+            }
+        };
+        let Some(previous) = AccountTx::account(tx, &record.username)? else {
+            return abort(Error::NotFound("this account no longer exists".into()));
+        };
+        let mut account = previous.clone();
+        account.password_hash = hash.clone();
+        // Sessions carry a stamp of the password hash, so this ends every session.
+        tx.put_account(Some(&previous), &account)?;
+        Ok(account.username)
+    })?;
+    pod.store.durable().await?;
+    tracing::info!(%username, "password reset");
+    Ok(username)
+}
+
+/// Re-checks the password of a signed-in user before a sensitive change.
+pub async fn check_current_password(account: &Account, password: &str) -> Result<()> {
+    let hash = account.password_hash.clone();
+    let password = password.to_string();
+    let ok = tokio::task::spawn_blocking(move || credentials::verify_password(&password, &hash))
+        .await
+        .map_err(Error::internal)?;
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Unauthorized("the current password is wrong".into()))
+    }
+}
+
+/// Changes the password of a signed-in user.
+pub async fn change_password(pod: &Pod, username: &str, current: &str, new_password: &str) -> Result<()> {
+    let account = open_account(&pod.store, username)?;
+    check_current_password(&account, current).await?;
+    check_password(new_password)?;
+    let password = new_password.to_string();
+    let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password))
+        .await
+        .map_err(Error::internal)??;
+    update(pod, username, |account| {
+        account.password_hash = hash.clone();
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+/// Starts an email change: mails the new address a confirmation link. The address
+/// changes when the link is opened.
+pub async fn change_email(pod: &Pod, username: &str, password: &str, new_email: &str) -> Result<String> {
+    let account = open_account(&pod.store, username)?;
+    check_current_password(&account, password).await?;
+    let email = normalize_email(new_email)?;
+    if email == account.email {
+        return Err(Error::bad("this is already your email address"));
+    }
+    if AccountStore::username_for_email(&pod.store, &email)?.is_some() {
+        return Err(Error::Conflict(
+            "an account with this email address exists already".into(),
+        ));
+    }
+    let token = credentials::random_token();
+    let mail_id = pod.store.generate_id()?;
+    pod.store
+        .transaction(|tx| queue_confirmation(pod, tx, &account, &email, &token, mail_id))?;
+    pod.store.durable().await?;
+    pod.mailer.wake();
+    Ok(email)
+}
+
+/// Closes an account at its owner's request: sign-in ends, discovery answers 404, the
+/// private key, contacts and profile are deleted, and the username is never reused.
+pub async fn delete_account(pod: &Pod, username: &str, password: &str) -> Result<()> {
+    let account = open_account(&pod.store, username)?;
+    check_current_password(&account, password).await?;
+    update(pod, username, |account| {
+        wipe(account, None);
+        Ok(())
+    })
+    .await?;
+    tracing::info!(%username, "account deleted by its owner");
+    Ok(())
+}
+
+/// Removes everything personal from a closed account; keeps the username and guid
+/// (so neither is reused) and where it went.
+pub fn wipe(account: &mut Account, moved_to: Option<String>) {
+    account.closed = Some(Closed {
+        at_unix: now_unix(),
+        moved_to,
+    });
+    account.private_key_pem.clear();
+    account.password_hash.clear();
+    account.profile = ProfileData::default();
+    account.aspects.clear();
+    account.contacts.clear();
+    account.followed_tags.clear();
+    account.blocks.clear();
+    account.verbatim_json = "{}".into();
+    account.known_pods.clear();
+    account.avatar = None;
+}
+
+/// The account of a username if it exists and is open.
+pub fn open_account(store: &Store, username: &str) -> Result<Account> {
+    match AccountStore::account(store, username)? {
+        Some(account) if account.closed.is_none() => Ok(account),
+        Some(_) => Err(Error::Gone("this account is closed".into())),
+        None => Err(Error::NotFound(format!("no account named {username}"))),
+    }
+}
+
+/// Applies `change` to an open account in one unit of work and makes it durable.
+pub async fn update(pod: &Pod, username: &str, change: impl Fn(&mut Account) -> Result<()>) -> Result<Account> {
+    let account = pod.store.transaction(|tx| {
+        let Some(previous) = AccountTx::account(tx, username)? else {
+            return abort(Error::NotFound(format!("no account named {username}")));
+        };
+        if previous.closed.is_some() {
+            return abort(Error::Gone("this account is closed".into()));
+        }
+        let mut account = previous.clone();
+        if let Err(e) = change(&mut account) {
+            return abort(e);
+        }
+        tx.put_account(Some(&previous), &account)?;
+        Ok(account)
+    })?;
+    pod.store.durable().await?;
+    Ok(account)
+}

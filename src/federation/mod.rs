@@ -19,6 +19,7 @@ pub mod discovery;
 pub mod entities;
 pub mod envelope;
 mod html;
+pub mod lookup;
 pub mod people;
 pub mod signature;
 #[cfg(test)]

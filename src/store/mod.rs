@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{Error, Result};
 
+pub mod accounts;
 pub mod mail;
 pub mod people;
 
@@ -53,6 +54,18 @@ trees! {
     Meta = "meta",
     /// `mail_queue`: u64 big-endian id (sled-generated, so in creation order) -> [`mail::QueuedMail`].
     MailQueue = "mail_queue",
+    /// `accounts`: username (UTF-8) -> [`crate::account::Account`]. Closed accounts stay, so names are never reused.
+    Accounts = "accounts",
+    /// `account_emails`: normalised email -> username (String). Open accounts only.
+    AccountEmails = "account_emails",
+    /// `account_guids`: guid -> username (String).
+    AccountGuids = "account_guids",
+    /// `tokens`: SHA-256 of an emailed token (32 bytes) -> [`crate::account::TokenRecord`].
+    Tokens = "tokens",
+    /// `sessions`: SHA-256 of a session id (32 bytes) -> [`crate::account::session::Session`].
+    Sessions = "sessions",
+    /// `key_pool`: u64 big-endian id -> [`crate::account::keys::KeyPair`], generated ahead of need.
+    KeyPool = "key_pool",
     /// `people`: diaspora ID (lower case, UTF-8) -> [`crate::federation::people::Person`]
     /// (remote people found by discovery; a stored key is replaced only by a verified
     /// migration).
@@ -248,6 +261,11 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
     let result = match tree {
         Tree::Meta => Ok(()),
         Tree::MailQueue => decode::<mail::QueuedMail>(value).map(|_| ()),
+        Tree::Accounts => decode::<crate::account::Account>(value).map(|_| ()),
+        Tree::AccountEmails | Tree::AccountGuids => decode::<String>(value).map(|_| ()),
+        Tree::Tokens => decode::<crate::account::TokenRecord>(value).map(|_| ()),
+        Tree::Sessions => decode::<crate::account::session::Session>(value).map(|_| ()),
+        Tree::KeyPool => decode::<crate::account::keys::KeyPair>(value).map(|_| ()),
         Tree::People => decode::<crate::federation::people::Person>(value).map(|_| ()),
     };
     result

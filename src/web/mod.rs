@@ -5,7 +5,11 @@
 //! secret tokens), security headers, body limits checked while reading, and the
 //! mapping of [`Error`] to a status with a client-safe message.
 
+pub mod account_data;
+pub mod accounts;
 pub mod client_addr;
+pub mod discovery;
+pub mod forms;
 pub mod nodeinfo;
 pub mod pages;
 
@@ -35,7 +39,12 @@ pub struct Request {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub client: ClientAddr,
-    body: Option<BodyStream>,
+    // A Mutex only to make `Request` Sync (handlers hold `&Request` across awaits);
+    // the body is taken once, through `&mut self`, so it is never contended.
+    body: std::sync::Mutex<Option<BodyStream>>,
+    /// The CSRF token made for this request when the browser had none (one per request,
+    /// so every form of a page and its cookie agree).
+    fresh_csrf: std::sync::OnceLock<String>,
 }
 
 impl Request {
@@ -52,6 +61,8 @@ impl Request {
         }
         let mut stream = self
             .body
+            .get_mut()
+            .map_err(|_| Error::internal("request body lock poisoned"))?
             .take()
             .ok_or_else(|| Error::internal("request body read twice"))?;
         let mut out = BytesMut::new();
@@ -148,7 +159,8 @@ pub fn filter(
                     query: (!query.is_empty()).then_some(query),
                     headers,
                     client,
-                    body: Some(body),
+                    body: std::sync::Mutex::new(Some(body)),
+                    fresh_csrf: std::sync::OnceLock::new(),
                 };
                 handle(pod, request)
             },
@@ -186,7 +198,7 @@ async fn handle(pod: Arc<Pod>, request: Request) -> Response {
 }
 
 /// Picks the handler for a request.
-async fn dispatch(pod: &Arc<Pod>, req: Request) -> Result<Response> {
+async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
     let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
     let path = req.path.clone();
     match (&req.method, segments.as_slice()) {
@@ -209,6 +221,38 @@ async fn dispatch(pod: &Arc<Pod>, req: Request) -> Result<Response> {
             Ok(response)
         }
         (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok\n")),
+        (&Method::GET, [".well-known", "webfinger"]) => discovery::webfinger(pod, &req),
+        (&Method::GET, ["hcard", "users", guid]) => discovery::hcard(pod, guid),
+        (&Method::GET, ["people", guid]) => discovery::person_page(pod, guid),
+        (&Method::GET, ["u", username]) => discovery::profile_by_username(pod, username),
+        (&Method::GET, ["avatars", guid]) => discovery::avatar(pod, guid),
+        (&Method::GET, ["users", "sign_up"]) => accounts::sign_up_form(pod, &req).await,
+        (&Method::POST, ["users", "sign_up"]) => accounts::sign_up(pod, &mut req).await,
+        (&Method::GET, ["users", "confirm_email"]) => accounts::confirm_email_page(pod, &req).await,
+        (&Method::POST, ["users", "confirm_email"]) => accounts::confirm_email(pod, &mut req).await,
+        (&Method::GET, ["users", "sign_in"]) => accounts::sign_in_form(pod, &req).await,
+        (&Method::POST, ["users", "sign_in"]) => accounts::sign_in(pod, &mut req).await,
+        (&Method::POST, ["users", "sign_out"]) => accounts::sign_out(pod, &mut req).await,
+        (&Method::GET, ["users", "password", "forgot"]) => accounts::forgot_form(pod, &req).await,
+        (&Method::POST, ["users", "password", "forgot"]) => accounts::forgot(pod, &mut req).await,
+        (&Method::GET, ["users", "password", "reset"]) => accounts::reset_form(pod, &req).await,
+        (&Method::POST, ["users", "password", "reset"]) => accounts::reset(pod, &mut req).await,
+        (&Method::GET, ["settings"]) => accounts::settings(pod, &req).await,
+        (&Method::GET, ["profile"]) => account_data::profile_form(pod, &req).await,
+        (&Method::POST, ["profile"]) => account_data::save_profile(pod, &mut req).await,
+        (&Method::GET, ["aspects"]) => account_data::aspects(pod, &req).await,
+        (&Method::POST, ["aspects"]) => account_data::add_aspect(pod, &mut req).await,
+        (&Method::POST, ["aspects", "delete"]) => account_data::delete_aspect(pod, &mut req).await,
+        (&Method::GET, ["contacts"]) => account_data::contacts(pod, &req).await,
+        (&Method::POST, ["contacts"]) => account_data::add_contact(pod, &mut req).await,
+        (&Method::POST, ["contacts", "aspects"]) => account_data::contact_aspects(pod, &mut req).await,
+        (&Method::POST, ["contacts", "remove"]) => account_data::remove_contact(pod, &mut req).await,
+        (&Method::GET, ["tags" | "blocks"]) => account_data::list_page(pod, &req).await,
+        (&Method::POST, ["tags" | "blocks"]) => account_data::list_add(pod, &mut req).await,
+        (&Method::POST, ["tags" | "blocks", "remove"]) => account_data::list_remove(pod, &mut req).await,
+        (&Method::POST, ["settings", "email"]) => accounts::change_email(pod, &mut req).await,
+        (&Method::POST, ["settings", "password"]) => accounts::change_password(pod, &mut req).await,
+        (&Method::POST, ["settings", "delete"]) => accounts::delete(pod, &mut req).await,
         _ => Err(Error::NotFound(format!("no page at {path}"))),
     }
 }

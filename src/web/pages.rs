@@ -6,6 +6,7 @@ use rust_embed::RustEmbed;
 use warp::http::{header, HeaderValue, StatusCode};
 
 use super::Response;
+use crate::account::Account;
 use crate::pod::Pod;
 use crate::{Error, Result};
 
@@ -34,8 +35,14 @@ pub fn asset(name: &str) -> Result<Response> {
     Ok(response)
 }
 
-/// The frame of every page.
+/// The frame of a page for someone not signed in.
 pub fn layout(title: &str, body: Markup) -> Markup {
+    layout_for(None, title, body)
+}
+
+/// The frame of every page; the navigation depends on who is signed in (the account
+/// and the page's CSRF token, for the sign-out button).
+pub fn layout_for(user: Option<(&Account, &str)>, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -48,6 +55,22 @@ pub fn layout(title: &str, body: Markup) -> Markup {
             body {
                 header.site {
                     a.brand href="/" { "lifeboat" }
+                    nav {
+                        @if let Some((_, csrf)) = user {
+                            a href="/profile" { "Profile" }
+                            a href="/aspects" { "Aspects" }
+                            a href="/contacts" { "Contacts" }
+                            a href="/tags" { "Tags" }
+                            a href="/blocks" { "Blocks" }
+                            a href="/settings" { "Settings" }
+                            form.inline method="post" action="/users/sign_out" {
+                                input type="hidden" name="csrf" value=(csrf);
+                                button.link type="submit" { "Sign out" }
+                            }
+                        } @else {
+                            a href="/users/sign_in" { "Sign in" }
+                        }
+                    }
                 }
                 main { (body) }
                 footer.site {
@@ -87,4 +110,21 @@ pub fn error_page(status: StatusCode, message: &str) -> Markup {
             p { a href="/" { "Back to the front page" } }
         },
     )
+}
+
+/// A confirmation shown after a redirect (`?done=...`), from a fixed list so that a
+/// link cannot put arbitrary text on the page.
+pub fn notice_for(done: Option<&str>) -> Markup {
+    let text = match done {
+        Some("signed_up") => {
+            "Welcome! Your account is ready. We have sent you an email: open its link to confirm your address."
+        }
+        Some("email_sent") => "We have sent a link to the new address. It takes effect when you open it.",
+        Some("password_changed") => "Your password is changed.",
+        Some("saved") => "Saved.",
+        Some("contact_added") => "Contact added.",
+        Some("contact_removed") => "Contact removed.",
+        _ => return html! {},
+    };
+    html! { p.notice.ok role="status" { (text) } }
 }

@@ -1,0 +1,109 @@
+//! Key pairs for new accounts, generated ahead of need: a 4096-bit RSA key takes
+//! seconds to make, so a worker keeps a few ready in the store and sign-up takes one.
+
+use std::sync::Arc;
+
+use rsa::RsaPrivateKey;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{watch, Notify};
+
+use crate::federation::signature::{private_key_to_pem, public_key_to_pem};
+use crate::store::{Store, Tree};
+use crate::{Error, Result};
+
+/// How many key pairs the pool keeps ready.
+pub const POOL_TARGET: usize = 3;
+
+/// A ready key pair.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct KeyPair {
+    pub bits: usize,
+    /// PKCS#1 PEM.
+    pub private_pem: String,
+    /// SPKI PEM.
+    pub public_pem: String,
+}
+
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyPair")
+            .field("bits", &self.bits)
+            .field("private_pem", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Makes a key pair now. CPU-heavy: runs off the runtime.
+pub async fn generate(bits: usize) -> Result<KeyPair> {
+    tokio::task::spawn_blocking(move || {
+        let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, bits)
+            .map_err(|e| Error::internal(format!("key generation: {e}")))?;
+        Ok(KeyPair {
+            bits,
+            private_pem: private_key_to_pem(&key)?,
+            public_pem: public_key_to_pem(&key.to_public_key()),
+        })
+    })
+    .await
+    .map_err(|e| Error::internal(format!("key generation task: {e}")))?
+}
+
+/// The pool of ready key pairs (tree `key_pool`).
+#[derive(Clone)]
+pub struct KeyPool {
+    store: Store,
+    bits: usize,
+    wake: Arc<Notify>,
+}
+
+impl KeyPool {
+    pub fn new(store: Store, bits: usize) -> KeyPool {
+        KeyPool {
+            store,
+            bits,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Takes a ready key pair, or makes one now when the pool is empty.
+    pub async fn take(&self) -> Result<KeyPair> {
+        let tree = self.store.tree(Tree::KeyPool);
+        while let Some((key, value)) = tree.pop_min()? {
+            let pair: KeyPair = crate::store::decode(&value)?;
+            self.wake.notify_one();
+            if pair.bits == self.bits {
+                self.store.durable().await?;
+                return Ok(pair);
+            }
+            tracing::debug!(bits = pair.bits, id = ?key, "dropping a pooled key of another size");
+        }
+        self.wake.notify_one();
+        generate(self.bits).await
+    }
+
+    /// Keeps the pool filled until `shutdown`.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let tree = self.store.tree(Tree::KeyPool);
+            if tree.len() < POOL_TARGET {
+                let made = tokio::select! {
+                    _ = shutdown.changed() => return,
+                    made = generate(self.bits) => made,
+                };
+                match made.and_then(|pair| {
+                    let id = self.store.generate_id()?;
+                    tree.insert(id.to_be_bytes(), crate::store::encode(&pair))?;
+                    Ok(())
+                }) {
+                    Ok(()) => continue,
+                    Err(e) => tracing::error!("key pool: {e}"),
+                }
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
+            }
+        }
+    }
+}

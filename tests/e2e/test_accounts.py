@@ -1,0 +1,179 @@
+"""Accounts through the web pages, in a real headless Chromium, with the mails caught
+by a real SMTP server; and the podmin's account commands."""
+
+import re
+import signal
+import time
+
+import requests
+from selenium.webdriver.common.by import By
+
+from rig import wait_until
+
+
+def fill(browser, values):
+    for name, value in values.items():
+        field = browser.find_element(By.NAME, name)
+        field.clear()
+        field.send_keys(value)
+
+
+def submit(browser, form_action):
+    browser.find_element(By.CSS_SELECTOR, f"form[action='{form_action}'] button[type=submit]").click()
+
+
+def link_in(smtp, body_of):
+    match = re.search(r"(http://\S+token=\S+)", smtp.body(body_of))
+    assert match, smtp.body(body_of)
+    return match.group(1)
+
+
+def sign_up(browser, pod, username="alice", email="alice@example.org", password="correct horse 1"):
+    browser.get(pod.url + "/users/sign_up")
+    fill(browser, {"username": username, "email": email, "password": password})
+    submit(browser, "/users/sign_up")
+    wait_until(lambda: "/settings" in browser.current_url, what="the settings page after sign-up")
+
+
+def test_sign_up_confirm_profile_in_a_browser(start_pod, smtp, browser):
+    pod = start_pod()
+    sign_up(browser, pod)
+    assert "not confirmed yet" in browser.page_source
+    mail = smtp.wait_for("alice@example.org", "Confirm your email")
+    link = link_in(smtp, mail)
+    browser.get(link)
+    assert browser.find_elements(By.CSS_SELECTOR, "form[action='/users/confirm_email']"), "the GET only shows a button"
+    assert "not confirmed yet" in pod.cli("user", "list").stdout or "email not confirmed" in pod.cli("user", "list").stdout
+    submit(browser, "/users/confirm_email")
+    assert "Address confirmed" in browser.page_source
+    assert "active" in pod.cli("user", "list").stdout
+
+    browser.get(pod.url + "/profile")
+    fill(browser, {"first_name": "Alice", "last_name": "Liddell", "bio": "Curiouser & curiouser", "tag_string": "#wonder #rabbits"})
+    submit(browser, "/profile")
+    wait_until(lambda: "done=saved" in browser.current_url, what="the saved profile")
+    assert "Saved." in browser.page_source
+    guid = pod.get("/.well-known/webfinger", params={"resource": f"acct:alice@{pod.host}"}).json()["aliases"][0].rsplit("/", 1)[1]
+    hcard = pod.get(f"/hcard/users/{guid}").text
+    assert '<span class="fn">Alice Liddell</span>' in hcard
+    assert 'class="given_name">Alice<' in hcard
+
+
+def test_profile_limits_are_enforced_with_a_clear_message(start_pod, browser):
+    pod = start_pod()
+    sign_up(browser, pod, "bob", "bob@example.org")
+    browser.get(pod.url + "/profile")
+    fill(browser, {"first_name": "x" * 33, "birthday": "1990-02-30"})
+    # a date input rejects impossible dates itself; send the form without the browser's help
+    browser.execute_script("document.getElementById('birthday').type='text'; document.getElementById('birthday').value='1990-02-30'; document.getElementById('first_name').removeAttribute('maxlength'); document.getElementById('first_name').value='" + "x" * 33 + "';")
+    submit(browser, "/profile")
+    page = browser.page_source
+    assert "first_name" in page and "birthday" in page
+    assert "xxxxxxxxx" not in pod.get("/.well-known/webfinger", params={"resource": f"acct:bob@{pod.host}"}).text
+
+
+def test_forms_without_the_csrf_token_change_nothing(start_pod):
+    pod = start_pod()
+    response = pod.post("/users/sign_up", data={"username": "mallory", "email": "m@example.org", "password": "long enough pw"})
+    assert response.status_code == 403
+    assert "no accounts" in pod.cli("user", "list").stdout
+
+
+def test_sign_in_is_rate_limited_and_wrong_passwords_refused(start_pod):
+    pod = start_pod()
+    pod.cli("user", "add", "carol", "--email", "carol@example.org", input="carol's password\n")
+    session = requests.Session()
+    session.get(pod.url + "/users/sign_in")
+    csrf = session.cookies["lb_csrf"]
+    codes = []
+    for _ in range(12):
+        r = session.post(pod.url + "/users/sign_in", data={"csrf": csrf, "login": "carol", "password": "wrong password"}, allow_redirects=False)
+        codes.append(r.status_code)
+    assert codes[0] == 401
+    assert 429 in codes
+    assert "lb_session" not in session.cookies
+
+
+def test_password_reset_by_emailed_link(start_pod, smtp):
+    pod = start_pod()
+    pod.cli("user", "add", "dave", "--email", "dave@example.org", input="first password\n")
+    s = requests.Session()
+    s.get(pod.url + "/users/password/forgot")
+    r = s.post(pod.url + "/users/password/forgot", data={"csrf": s.cookies["lb_csrf"], "email": "Dave@Example.org"})
+    assert "Check your email" in r.text
+    r2 = s.post(pod.url + "/users/password/forgot", data={"csrf": s.cookies["lb_csrf"], "email": "nobody@example.org"})
+    assert r2.text.replace("nobody", "") == r.text.replace("nobody", ""), "the answer does not tell who has an account"
+    link = link_in(smtp, smtp.wait_for("dave@example.org", "Reset your password"))
+    token = link.split("token=")[1]
+    r = s.post(pod.url + "/users/password/reset", data={"csrf": s.cookies["lb_csrf"], "token": token, "password": "second password"})
+    assert "Password changed" in r.text
+    again = s.post(pod.url + "/users/password/reset", data={"csrf": s.cookies["lb_csrf"], "token": token, "password": "third password"})
+    assert again.status_code == 404, "a reset link works once"
+    r = s.post(pod.url + "/users/sign_in", data={"csrf": s.cookies["lb_csrf"], "login": "dave", "password": "second password"}, allow_redirects=False)
+    assert r.status_code == 303
+
+
+def test_usernames_are_unique_reserved_for_admins_and_never_reused(start_pod):
+    pod = start_pod(env={"LIFEBOAT_ACCOUNTS_ADMINS": "root"})
+    s = requests.Session()
+    s.get(pod.url + "/users/sign_up")
+
+    def signup(username, email):
+        return s.post(pod.url + "/users/sign_up", data={"csrf": s.cookies["lb_csrf"], "username": username, "email": email, "password": "long enough pw"}, allow_redirects=False)
+
+    assert signup("root", "root@example.org").status_code == 409
+    assert signup("Bad Name", "x@example.org").status_code == 400
+    assert signup("erin", "erin@example.org").status_code == 303
+    s2 = requests.Session()
+    s2.get(pod.url + "/users/sign_up")
+    r = s2.post(pod.url + "/users/sign_up", data={"csrf": s2.cookies["lb_csrf"], "username": "erin", "email": "other@example.org", "password": "long enough pw"})
+    assert r.status_code == 409 and "taken" in r.text
+    # erin deletes the account; the name stays taken
+    settings = s.get(pod.url + "/settings")
+    assert settings.status_code == 200
+    r = s.post(pod.url + "/settings/delete", data={"csrf": s.cookies["lb_csrf"], "password": "long enough pw"})
+    assert "Account deleted" in r.text
+    assert pod.get("/.well-known/webfinger", params={"resource": f"acct:erin@{pod.host}"}).status_code == 404
+    r = s2.post(pod.url + "/users/sign_up", data={"csrf": s2.cookies["lb_csrf"], "username": "erin", "email": "other@example.org", "password": "long enough pw"})
+    assert r.status_code == 409
+    assert "closed" in pod.cli("user", "list").stdout
+
+
+def test_registrations_can_be_closed(start_pod):
+    pod = start_pod(env={"LIFEBOAT_ACCOUNTS_OPEN_REGISTRATIONS": "false"})
+    assert pod.get("/users/sign_up").status_code == 403
+    assert pod.get("/nodeinfo/2.1").json()["openRegistrations"] is False
+
+
+def test_user_add_works_with_and_without_a_running_server_and_survives_sigterm(start_pod):
+    pod = start_pod()
+    pod.cli("user", "add", "frank", "--email", "frank@example.org", input="frank's password\n")
+    assert pod.stop(signal.SIGTERM) == 0
+    pod.cli("user", "add", "grace", "--email", "grace@example.org", input="grace's password\n")
+    listing = pod.cli("user", "list").stdout
+    assert f"frank@{pod.host}" in listing and f"grace@{pod.host}" in listing
+    pod.start()
+    for user in ("frank", "grace"):
+        assert pod.get("/.well-known/webfinger", params={"resource": f"acct:{user}@{pod.host}"}).status_code == 200
+
+
+def test_webfinger_and_hcard_as_diaspora_reads_them(start_pod):
+    pod = start_pod()
+    pod.cli("user", "add", "heidi", "--email", "heidi@example.org", input="heidi's password\n")
+    r = pod.get("/.well-known/webfinger", params={"resource": f"acct:heidi@{pod.host}"})
+    assert r.headers["content-type"].startswith("application/jrd+json")
+    jrd = r.json()
+    assert jrd["subject"] == f"acct:heidi@{pod.host}"
+    rels = {l["rel"]: l["href"] for l in jrd["links"]}
+    assert rels["http://joindiaspora.com/seed_location"] == pod.url + "/"
+    hcard_url = rels["http://microformats.org/profile/hcard"]
+    html = requests.get(hcard_url).text
+    for cls in ("uid", "nickname", "fn", "given_name", "family_name", "searchable"):
+        assert f'class="{cls}"' in html or f"class='{cls}'" in html, cls
+    assert "-----BEGIN PUBLIC KEY-----" in html
+    for photo in ("entity_photo", "entity_photo_medium", "entity_photo_small"):
+        assert photo in html
+    avatar = requests.get(pod.url + "/assets/default-avatar.png")
+    assert avatar.status_code == 200 and avatar.content.startswith(b"\x89PNG")
+    assert pod.get("/.well-known/webfinger", params={"resource": f"acct:nobody@{pod.host}"}).status_code == 404
+    assert pod.get("/hcard/users/0123456789abcdef0123456789abcdef").status_code == 404
