@@ -10,6 +10,7 @@
 //! Each problem is reported as `path: what is wrong`, with the path written the way
 //! a person reads it (`user.contacts[3].account_id`).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -40,7 +41,7 @@ pub(crate) const SUPPORTED_KEYWORDS: &[&str] = &[
 ];
 
 /// Which of the two schema documents a `$ref` without a URL refers into.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Document {
     Archive,
     Entities,
@@ -123,75 +124,154 @@ impl fmt::Display for Path<'_> {
 /// `path: what is wrong`, in document order.
 pub(crate) fn validate(archive: &Value) -> Vec<String> {
     let schemas = schemas();
-    let mut problems = Vec::new();
+    let mut out = Out::full();
     check(
         schemas,
         Document::Archive,
         schemas.root(Document::Archive),
         archive,
         &Path::Root,
-        &mut problems,
+        &mut out,
     );
-    problems
+    out.problems
 }
 
-fn check(schemas: &Schemas, document: Document, schema: &Value, value: &Value, path: &Path, out: &mut Vec<String>) {
+/// Where problems go. A quick check (used to try the branches of a `oneOf`, where
+/// most branches fail by design) only notes that something failed and stops there,
+/// so a valid archive costs no message formatting at all.
+struct Out {
+    quick: bool,
+    failed: bool,
+    problems: Vec<String>,
+}
+
+impl Out {
+    fn full() -> Out {
+        Out {
+            quick: false,
+            failed: false,
+            problems: Vec::new(),
+        }
+    }
+
+    fn quick() -> Out {
+        Out {
+            quick: true,
+            ..Out::full()
+        }
+    }
+
+    fn report(&mut self, problem: impl FnOnce() -> String) {
+        self.failed = true;
+        if !self.quick {
+            self.problems.push(problem());
+        }
+    }
+
+    /// Whether a quick check can stop.
+    fn done(&self) -> bool {
+        self.quick && self.failed
+    }
+}
+
+/// Every `$ref` of both schemas, resolved once, by the document it is written in.
+fn resolved_ref(from: Document, reference: &str) -> Option<(Document, &'static Value)> {
+    type Refs = HashMap<String, (Document, &'static Value)>;
+    static REFS: OnceLock<[Refs; 2]> = OnceLock::new();
+    let refs = REFS.get_or_init(|| {
+        let schemas = schemas();
+        [Document::Archive, Document::Entities].map(|document| {
+            let mut found = Vec::new();
+            collect_refs(schemas.root(document), &mut found);
+            found
+                .into_iter()
+                .filter_map(|reference| Some((reference.to_string(), schemas.resolve(document, reference)?)))
+                .collect()
+        })
+    });
+    refs[from as usize].get(reference).copied()
+}
+
+fn collect_refs<'a>(schema: &'a Value, out: &mut Vec<&'a str>) {
+    match schema {
+        Value::Object(map) => {
+            for (key, sub) in map {
+                match (key.as_str(), sub) {
+                    ("$ref", Value::String(reference)) => out.push(reference),
+                    _ => collect_refs(sub, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| collect_refs(item, out)),
+        _ => {}
+    }
+}
+
+fn check(schemas: &Schemas, document: Document, schema: &Value, value: &Value, path: &Path, out: &mut Out) {
     let Some(schema) = schema.as_object() else {
         return;
     };
     if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
         // Draft-04: a `$ref` replaces every other keyword beside it.
-        match schemas.resolve(document, reference) {
+        match resolved_ref(document, reference) {
             Some((target, resolved)) => check(schemas, target, resolved, value, path, out),
-            None => out.push(format!("{path}: the schema refers to {reference}, which is not known")),
+            None => out.report(|| format!("{path}: the schema refers to {reference}, which is not known")),
         }
         return;
     }
     if let Some(types) = schema.get("type") {
         if !type_matches(types, value) {
-            out.push(format!("{path}: expected {}", describe_types(types)));
+            out.report(|| format!("{path}: expected {}", describe_types(types)));
             // Further keywords would only repeat the same problem.
             return;
         }
     }
     if let Some(Value::Array(allowed)) = schema.get("enum") {
         if !allowed.contains(value) {
-            let listed: Vec<String> = allowed.iter().map(Value::to_string).collect();
-            out.push(format!("{path}: expected {}", listed.join(" or ")));
+            out.report(|| {
+                let listed: Vec<String> = allowed.iter().map(Value::to_string).collect();
+                format!("{path}: expected {}", listed.join(" or "))
+            });
         }
     }
     if let Value::String(text) = value {
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
             match literal_pattern(pattern) {
                 Some(literal) if literal == *text => {}
-                Some(literal) => out.push(format!("{path}: expected {}", Value::String(literal))),
-                None => out.push(format!("{path}: the schema uses the unsupported pattern {pattern}")),
+                Some(literal) => out.report(|| format!("{path}: expected {}", Value::String(literal))),
+                None => out.report(|| format!("{path}: the schema uses the unsupported pattern {pattern}")),
             }
         }
-        let length = text.chars().count() as u64;
-        if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-            if length < min {
-                out.push(format!("{path}: shorter than {min} characters"));
+        let min = schema.get("minLength").and_then(Value::as_u64);
+        let max = schema.get("maxLength").and_then(Value::as_u64);
+        if min.is_some() || max.is_some() {
+            let length = text.chars().count() as u64;
+            if let Some(min) = min.filter(|min| length < *min) {
+                out.report(|| format!("{path}: shorter than {min} characters"));
+            }
+            if let Some(max) = max.filter(|max| length > *max) {
+                out.report(|| format!("{path}: longer than {max} characters"));
             }
         }
-        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-            if length > max {
-                out.push(format!("{path}: longer than {max} characters"));
-            }
-        }
+    }
+    if out.done() {
+        return;
     }
     if let Value::Object(object) = value {
         if let Some(Value::Object(properties)) = schema.get("properties") {
             for (key, property_schema) in properties {
                 if let Some(property) = object.get(key) {
                     check(schemas, document, property_schema, property, &Path::Key(path, key), out);
+                    if out.done() {
+                        return;
+                    }
                 }
             }
         }
         if let Some(Value::Array(required)) = schema.get("required") {
             for key in required.iter().filter_map(Value::as_str) {
                 if !object.contains_key(key) {
-                    out.push(format!("{}: missing", Path::Key(path, key)));
+                    out.report(|| format!("{}: missing", Path::Key(path, key)));
                 }
             }
         }
@@ -199,11 +279,17 @@ fn check(schemas: &Schemas, document: Document, schema: &Value, value: &Value, p
     if let (Value::Array(items), Some(item_schema)) = (value, schema.get("items")) {
         for (index, item) in items.iter().enumerate() {
             check(schemas, document, item_schema, item, &Path::Index(path, index), out);
+            if out.done() {
+                return;
+            }
         }
     }
     if let Some(Value::Array(all)) = schema.get("allOf") {
         for sub in all {
             check(schemas, document, sub, value, path, out);
+            if out.done() {
+                return;
+            }
         }
     }
     if let Some(Value::Array(one_of)) = schema.get("oneOf") {
@@ -214,41 +300,45 @@ fn check(schemas: &Schemas, document: Document, schema: &Value, value: &Value, p
 /// `oneOf`: exactly one branch must match. When none does, the problems of the branch
 /// that came closest (fewest problems) are reported, which is nearly always the form
 /// that was meant (its `entity_type` matched).
-fn check_one_of(
-    schemas: &Schemas,
-    document: Document,
-    branches: &[Value],
-    value: &Value,
-    path: &Path,
-    out: &mut Vec<String>,
-) {
+fn check_one_of(schemas: &Schemas, document: Document, branches: &[Value], value: &Value, path: &Path, out: &mut Out) {
+    let matching = branches
+        .iter()
+        .filter(|branch| {
+            let mut trial = Out::quick();
+            check(schemas, document, branch, value, path, &mut trial);
+            !trial.failed
+        })
+        .count();
+    if matching == 1 {
+        return;
+    }
+    if out.quick {
+        out.failed = true;
+        return;
+    }
+    if matching > 1 {
+        out.report(|| {
+            format!("{path}: matches more than one of the allowed forms, where the schema wants exactly one")
+        });
+        return;
+    }
     let results: Vec<Vec<String>> = branches
         .iter()
         .map(|branch| {
-            let mut problems = Vec::new();
-            check(schemas, document, branch, value, path, &mut problems);
-            problems
+            let mut trial = Out::full();
+            check(schemas, document, branch, value, path, &mut trial);
+            trial.problems
         })
         .collect();
-    let matching = results.iter().filter(|problems| problems.is_empty()).count();
-    match matching {
-        1 => {}
-        0 => {
-            let fewest = results.iter().map(Vec::len).min().unwrap_or(0);
-            let closest: Vec<&Vec<String>> = results.iter().filter(|p| p.len() == fewest).collect();
-            if let [only] = closest.as_slice() {
-                out.extend(only.iter().cloned());
-            } else {
-                let firsts: Vec<&str> = closest.iter().filter_map(|p| p.first()).map(String::as_str).collect();
-                out.push(format!(
-                    "{path}: matches none of the allowed forms ({})",
-                    firsts.join("; or ")
-                ));
-            }
+    let fewest = results.iter().map(Vec::len).min().unwrap_or(0);
+    let closest: Vec<&Vec<String>> = results.iter().filter(|p| p.len() == fewest).collect();
+    if let [only] = closest.as_slice() {
+        for problem in only.iter() {
+            out.report(|| problem.clone());
         }
-        _ => out.push(format!(
-            "{path}: matches more than one of the allowed forms, where the schema wants exactly one"
-        )),
+    } else {
+        let firsts: Vec<&str> = closest.iter().filter_map(|p| p.first()).map(String::as_str).collect();
+        out.report(|| format!("{path}: matches none of the allowed forms ({})", firsts.join("; or ")));
     }
 }
 
@@ -348,21 +438,6 @@ mod tests {
         }
     }
 
-    fn every_ref(schema: &Value, out: &mut Vec<String>) {
-        match schema {
-            Value::Object(map) => {
-                for (key, sub) in map {
-                    match (key.as_str(), sub) {
-                        ("$ref", Value::String(reference)) => out.push(reference.clone()),
-                        _ => every_ref(sub, out),
-                    }
-                }
-            }
-            Value::Array(items) => items.iter().for_each(|item| every_ref(item, out)),
-            _ => {}
-        }
-    }
-
     #[test]
     fn the_schemas_use_only_supported_keywords_patterns_and_references() {
         let schemas = schemas();
@@ -377,11 +452,11 @@ mod tests {
                 );
             }
             let mut refs = Vec::new();
-            every_ref(root, &mut refs);
+            collect_refs(root, &mut refs);
             assert!(!refs.is_empty());
             for reference in refs {
                 assert!(
-                    schemas.resolve(document, &reference).is_some(),
+                    resolved_ref(document, reference).is_some(),
                     "{reference} does not resolve"
                 );
             }
