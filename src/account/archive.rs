@@ -191,7 +191,7 @@ pub fn add_known_pod(list: &mut Vec<String>, origin: &str) -> bool {
 /// other problem is an [`Error::BadRequest`] naming where the archive is wrong.
 pub fn read_archive(bytes: &[u8], max_decompressed: u64) -> Result<ImportedArchive> {
     let document = parse_json(bytes, max_decompressed)?;
-    check_archive(&document)
+    check_archive(document)
 }
 
 /// The archive's JSON, decompressed if need be.
@@ -315,16 +315,22 @@ impl Problems {
     }
 }
 
-fn check_archive(document: &Value) -> Result<ImportedArchive> {
-    let Some(top) = document.as_object() else {
+fn check_archive(document: Value) -> Result<ImportedArchive> {
+    if !document.is_object() {
+        return Err(Error::bad("the archive is not valid: expected a JSON object"));
+    }
+    check_version(document.get("version"))?;
+    Problems(schema::validate(&document)).into_result()?;
+    let Value::Object(mut top) = document else {
         return Err(Error::bad("the archive is not valid: expected a JSON object"));
     };
-    check_version(top.get("version"))?;
-    Problems(schema::validate(document)).into_result()?;
     // The schema guarantees the shapes read below (nothing here would panic if not).
     let mut problems = Problems::default();
 
-    let user = top.get("user").and_then(Value::as_object).cloned().unwrap_or_default();
+    let user = match top.remove("user") {
+        Some(Value::Object(user)) => user,
+        _ => Map::new(),
+    };
     let text = |key: &str| user.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
 
     let (private_key_pem, public_key_pem) = match read_private_key(&text("private_key")) {
@@ -360,21 +366,23 @@ fn check_archive(document: &Value) -> Result<ImportedArchive> {
         add_known_pod(&mut known_pods, uri);
     }
 
-    let verbatim = |object: &Map<String, Value>, used: &[&str]| -> Map<String, Value> {
+    let username = text("username");
+    let email = text("email");
+    let language = text("language");
+    // The rest moves into the verbatim sections, in order (no copy of the posts).
+    let verbatim = |object: Map<String, Value>, used: &[&str]| -> Map<String, Value> {
         object
-            .iter()
+            .into_iter()
             .filter(|(key, _)| !used.contains(&key.as_str()))
-            .map(|(key, value)| (key.clone(), value.clone()))
             .collect()
     };
     let mut kept = Map::new();
-    kept.insert("user".into(), Value::Object(verbatim(&user, USER_KEYS)));
+    kept.insert("user".into(), Value::Object(verbatim(user, USER_KEYS)));
     kept.insert("top".into(), Value::Object(verbatim(top, TOP_KEYS)));
 
-    let language = text("language");
     Ok(ImportedArchive {
-        username: text("username"),
-        email: text("email"),
+        username,
+        email,
         language: if language.trim().is_empty() {
             "en".to_string()
         } else {
