@@ -29,7 +29,7 @@
 
 mod schema;
 
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -222,13 +222,13 @@ fn parse_gzip(bytes: &[u8], max: u64) -> Result<Value> {
     let mut limited = MultiGzDecoder::new(bytes).take(max.saturating_add(1));
     let parsed = {
         let mut reader = BufReader::new(&mut limited);
-        let mut skip_bom = [0u8; 3];
-        // A byte-order mark would stop the JSON parser; look at the first bytes once.
-        let head = peek_bom(&mut reader, &mut skip_bom);
-        match head {
-            Ok(prefix) => {
-                let chained = std::io::Cursor::new(prefix).chain(&mut reader);
-                let mut deserializer = serde_json::Deserializer::from_reader(chained);
+        // A byte-order mark, as some editors write, would stop the JSON parser.
+        match reader.fill_buf().map(|head| head.starts_with(b"\xef\xbb\xbf")) {
+            Ok(bom) => {
+                if bom {
+                    reader.consume(3);
+                }
+                let mut deserializer = serde_json::Deserializer::from_reader(reader);
                 Value::deserialize(&mut deserializer).and_then(|value| deserializer.end().map(|_| value))
             }
             Err(e) => Err(serde_json::Error::io(e)),
@@ -252,24 +252,6 @@ fn parse_gzip(bytes: &[u8], max: u64) -> Result<Value> {
     }
 }
 
-/// Reads up to three bytes; returns them unless they are a UTF-8 byte-order mark.
-fn peek_bom(reader: &mut impl Read, buf: &mut [u8; 3]) -> std::io::Result<Vec<u8>> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    if &buf[..filled] == b"\xef\xbb\xbf" {
-        Ok(Vec::new())
-    } else {
-        Ok(buf[..filled].to_vec())
-    }
-}
-
 fn io_reason(e: &serde_json::Error) -> String {
     // serde_json adds " at line 0 column 0" to I/O errors; the cause is what matters.
     let text = e.to_string();
@@ -280,9 +262,9 @@ fn io_reason(e: &serde_json::Error) -> String {
 }
 
 fn too_large(max: u64, compressed: bool) -> Error {
-    let mib = max as f64 / (1024.0 * 1024.0);
-    let size = if mib >= 1.0 {
-        format!("{max} bytes ({mib:.0} MiB)")
+    const MIB: u64 = 1024 * 1024;
+    let size = if max >= MIB && max % MIB == 0 {
+        format!("{max} bytes ({} MiB)", max / MIB)
     } else {
         format!("{max} bytes")
     };
