@@ -5,6 +5,7 @@
 //! [`AccountStore`], the storage it needs (implemented in `store::accounts`). Does not
 //! own: HTTP (see `web`), federation formats (see `federation`), backups (see `backup`).
 
+pub mod archive;
 pub mod credentials;
 pub mod keys;
 pub mod model;

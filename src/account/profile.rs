@@ -140,7 +140,7 @@ mod tests {
             ..Default::default()
         };
         let message = validate(&bad, "alice@pod.example").unwrap_err().to_string();
-        for needle in ["first_name", "last_name", "birthday", "tag"] {
+        for needle in ["first name", "last name", "birthday", "tags"] {
             assert!(message.contains(needle), "{needle} missing in {message}");
         }
     }

@@ -1,4 +1,5 @@
-//! diaspora*'s federation wire formats, as pure library code (no network, no storage):
+//! diaspora*'s federation: its wire formats as pure library code (no network, no storage),
+//! and, apart from them, the discovery client and store of remote people ([`people`]):
 //!
 //! - [`signature`]: RSA PKCS#1 v1.5 / SHA-256 signatures, PEM keys, fingerprints and
 //!   the key-strength rule;
@@ -7,7 +8,9 @@
 //!   validation rules;
 //! - [`envelope`]: the public Magic Envelope and its encrypted wrapper for one
 //!   recipient;
-//! - [`discovery`]: WebFinger JRD and hCard, rendered and parsed.
+//! - [`discovery`]: WebFinger JRD and hCard, rendered and parsed;
+//! - [`people`]: the discovery client (WebFinger + hCard over the network) and the
+//!   store of known people and their keys (the one part here that does I/O).
 //!
 //! The private `xml` and `html` modules are the strict XML reader/writer and the
 //! tolerant HTML reader underneath.
@@ -18,6 +21,7 @@ pub mod envelope;
 mod html;
 pub mod lookup;
 pub mod outbox;
+pub mod people;
 pub mod signature;
 #[cfg(test)]
 mod test_support;

@@ -22,6 +22,7 @@ use crate::{Error, Result};
 
 pub mod accounts;
 pub mod mail;
+pub mod people;
 
 /// The schema this binary writes. Bump it when a layout changes; start-up refuses a
 /// store whose schema is newer than this.
@@ -71,6 +72,10 @@ trees! {
     OutboxDue = "outbox_due",
     /// `outbox_topics`: topic (UTF-8) 0x00 id (u64 BE) -> empty; deliveries by topic.
     OutboxTopics = "outbox_topics",
+    /// `people`: diaspora ID (lower case, UTF-8) -> [`crate::federation::people::Person`]
+    /// (remote people found by discovery; a stored key is replaced only by a verified
+    /// migration).
+    People = "people",
 }
 
 /// Encodes a value for storage: the value version byte, then bincode.
@@ -269,6 +274,7 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
         Tree::KeyPool => decode::<crate::account::keys::KeyPair>(value).map(|_| ()),
         Tree::Outbox => crate::federation::outbox::check_delivery(value),
         Tree::OutboxDue | Tree::OutboxTopics => Ok(()),
+        Tree::People => decode::<crate::federation::people::Person>(value).map(|_| ()),
     };
     result
         .err()

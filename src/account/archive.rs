@@ -1,0 +1,863 @@
+//! The diaspora* archive: an account's portable form (DESIGN §1).
+//!
+//! Owns reading an archive that a user brings ([`read_archive`]: plain JSON, gzip, or
+//! what lifeboat itself writes), every check it must pass before lifeboat holds it, and
+//! writing an account back out ([`write_archive`]) as a version "2.0" archive that
+//! validates against diaspora*'s schema and that diaspora*'s importer takes. Also owns
+//! the rules of the archive's lifeboat-only parts: `known_pods` ([`add_known_pod`],
+//! capped at [`KNOWN_PODS_CAP`]) and the carried avatar ([`sniff_image`],
+//! [`AVATAR_MAX_BYTES`]).
+//!
+//! What an import checks, in this order, reporting each problem as
+//! `path: what is wrong`:
+//! 1. the size, also after decompression, without ever unpacking more than the limit;
+//! 2. `version` is "2.0" (what diaspora* writes since its archive became importable;
+//!    the older 1.x exports had another shape and no importer reads them);
+//! 3. diaspora*'s own schemas (the [`schema`] submodule), which diaspora*'s importer
+//!    applies too, so nothing accepted here could later stop a move to a diaspora* pod;
+//! 4. what lifeboat and diaspora*'s validators need beyond the schema: the private key
+//!    parses (and has 2,048 to 4,096 bits), the profile keeps diaspora*'s limits
+//!    (DESIGN §6), contacts and blocks are diaspora IDs, guids are guids, public keys
+//!    parse, the `lifeboat` key is well formed.
+//!
+//! Sections lifeboat does not use are kept verbatim (in order) and written back
+//! unchanged; the contacts' public keys stay the user's data and never become keys this
+//! pod trusts for those people (the people store is filled by discovery only).
+//!
+//! Not owned here: creating the account (the caller sets username, guid, keys and
+//! password, then calls [`apply_to`]), sealing (`sealed`), HTTP (`web`).
+
+mod schema;
+
+use std::io::{BufRead, BufReader, Read};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use flate2::read::MultiGzDecoder;
+use serde::Deserialize as _;
+use serde_json::{Map, Value};
+
+use super::model::{Account, Avatar, ContactData, MovedFrom, ProfileData};
+use crate::federation::entities::{valid_diaspora_id, valid_guid, validate_profile, Profile};
+use crate::federation::signature::{
+    check_key_strength, decode_standard_base64, private_key_from_pem, private_key_to_pem, public_key_from_pem,
+    public_key_to_pem,
+};
+use crate::http_client::origin_of;
+use crate::{Error, Result};
+
+/// The archive version lifeboat reads and writes (diaspora*'s current one).
+pub const ARCHIVE_VERSION: &str = "2.0";
+/// The most pods `known_pods` holds; past it the oldest are dropped (DESIGN §1).
+pub const KNOWN_PODS_CAP: usize = 2_000;
+pub use super::profile::{sniff_image, AVATAR_MAX_BYTES};
+/// The most problems one refusal lists.
+const MAX_PROBLEMS_SHOWN: usize = 8;
+
+/// The keys of `user` that lifeboat reads into the account; every other key of `user`
+/// is kept verbatim.
+const USER_KEYS: &[&str] = &[
+    "username",
+    "email",
+    "language",
+    "private_key",
+    "profile",
+    "contact_groups",
+    "contacts",
+    "followed_tags",
+    "blocks",
+];
+/// The top-level keys lifeboat reads; every other one is kept verbatim.
+const TOP_KEYS: &[&str] = &["version", "user", "lifeboat"];
+
+/// An archive that passed every check, in the account's terms.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImportedArchive {
+    /// `user.username` as the archive has it (the old pod's username).
+    pub username: String,
+    /// `user.email`, as written (the caller normalises it).
+    pub email: String,
+    /// `user.language`; "en" when the archive has none.
+    pub language: String,
+    /// The old identity's private key, re-encoded as PKCS#1 PEM.
+    pub private_key_pem: String,
+    /// Its public key, SPKI PEM.
+    pub public_key_pem: String,
+    pub profile: ProfileData,
+    /// Aspect names in the archive's order, without duplicates.
+    pub aspects: Vec<String>,
+    /// Contacts in the archive's order, one per diaspora ID (the first wins).
+    pub contacts: Vec<ContactData>,
+    pub followed_tags: Vec<String>,
+    /// Blocked diaspora IDs.
+    pub blocks: Vec<String>,
+    /// The sections lifeboat does not use, in the shape [`Account::verbatim_json`]
+    /// documents: `{"user": {...}, "top": {...}}`.
+    pub verbatim_json: String,
+    /// The identity the archive belongs to: `lifeboat.diaspora_id`, else the profile's
+    /// `author` (where diaspora*'s exports carry it).
+    pub old_diaspora_id: Option<String>,
+    /// `lifeboat.guid`, when the archive came from lifeboat.
+    pub old_guid: Option<String>,
+    /// Origins of the pods that know the account (DESIGN §1), oldest first.
+    pub known_pods: Vec<String>,
+    /// `lifeboat.avatar`, checked by its bytes.
+    pub avatar: Option<Avatar>,
+}
+
+impl ImportedArchive {
+    /// Where an account made from this archive came from, for
+    /// [`Account::moved_from`]; `None` when the archive names no old identity.
+    pub fn moved_from(&self, at_unix: u64) -> Option<MovedFrom> {
+        Some(MovedFrom {
+            diaspora_id: self.old_diaspora_id.clone()?,
+            guid: self.old_guid.clone(),
+            public_key_pem: self.public_key_pem.clone(),
+            at_unix,
+        })
+    }
+}
+
+/// Copies the archive's data into an account: profile, avatar, aspects, contacts,
+/// followed tags, blocks, verbatim sections and known pods. Username, guid, email,
+/// language, keys, password and `moved_from` are the account creator's to set
+/// (see [`ImportedArchive::moved_from`]).
+pub fn apply_to(archive: &ImportedArchive, account: &mut Account) {
+    account.profile = archive.profile.clone();
+    account.avatar = archive.avatar.clone();
+    account.aspects = archive.aspects.clone();
+    account.contacts = archive.contacts.clone();
+    account.followed_tags = archive.followed_tags.clone();
+    account.blocks = archive.blocks.clone();
+    account.verbatim_json = archive.verbatim_json.clone();
+    account.known_pods = archive.known_pods.clone();
+}
+
+/// `BASE/avatars/GUID`: where lifeboat serves an uploaded avatar, and the `image_url`
+/// an exported profile carries for it.
+pub fn avatar_url(base_url: &str, guid: &str) -> String {
+    format!("{}/avatars/{guid}", base_url.trim_end_matches('/'))
+}
+
+/// Adds a pod to `known_pods`, normalised to its origin (`https://host[:port]`), unless
+/// it is already there; past [`KNOWN_PODS_CAP`] the oldest entries are dropped. Returns
+/// whether the list changed. A pod already listed keeps its place, so that seeing it
+/// again does not change the archive (and trigger a backup push).
+///
+/// Only for pods learnt from the account's own data or from a *signature-verified*
+/// message concerning the account — never a host that an unauthenticated request
+/// merely named (DESIGN §1): that would let anyone grow the archive, or turn a move
+/// into a flood of deliveries to hosts of their choosing.
+pub fn add_known_pod(list: &mut Vec<String>, origin: &str) -> bool {
+    let Ok(origin) = origin_of(origin) else {
+        return false;
+    };
+    if list.contains(&origin) {
+        return false;
+    }
+    list.push(origin);
+    if list.len() > KNOWN_PODS_CAP {
+        let excess = list.len() - KNOWN_PODS_CAP;
+        list.drain(..excess);
+    }
+    true
+}
+
+// ---------------------------------------------------------------------------------
+// Reading
+// ---------------------------------------------------------------------------------
+
+/// Reads and checks an archive: plain JSON, gzip (`.json.gz`, recognised by its magic
+/// bytes) or what lifeboat exports. `max_decompressed` bounds the JSON text; a gzip
+/// file is decompressed while it is parsed, never past that bound, so a gzip bomb is
+/// refused ([`Error::TooLarge`]) after at most `max_decompressed` bytes of work. Any
+/// other problem is an [`Error::BadRequest`] naming where the archive is wrong.
+pub fn read_archive(bytes: &[u8], max_decompressed: u64) -> Result<ImportedArchive> {
+    let document = parse_json(bytes, max_decompressed)?;
+    check_archive(document)
+}
+
+/// The archive's JSON, decompressed if need be.
+fn parse_json(bytes: &[u8], max: u64) -> Result<Value> {
+    if bytes.starts_with(&crate::sealed::MAGIC) {
+        return Err(Error::bad(
+            "this is a sealed lifeboat backup (.lfbk): it opens only with its pass phrase, through \"Moving from another pod\" or a restore",
+        ));
+    }
+    if bytes.starts_with(b"PK\x03\x04") {
+        return Err(Error::bad(
+            "this is a zip file; a diaspora* archive is a .json or .json.gz file",
+        ));
+    }
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        return parse_gzip(bytes, max);
+    }
+    if bytes.len() as u64 > max {
+        return Err(too_large(max, false));
+    }
+    let text = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    serde_json::from_slice(text).map_err(|e| Error::bad(format!("the archive is not valid JSON: {e}")))
+}
+
+/// Parses the JSON while decompressing it, through a [`Read::take`] of one byte past
+/// `max`: reading stops there, whatever the compressed file claims.
+fn parse_gzip(bytes: &[u8], max: u64) -> Result<Value> {
+    let mut limited = MultiGzDecoder::new(bytes).take(max.saturating_add(1));
+    let parsed = {
+        let mut reader = BufReader::new(&mut limited);
+        // A byte-order mark, as some editors write, would stop the JSON parser.
+        match reader.fill_buf().map(|head| head.starts_with(b"\xef\xbb\xbf")) {
+            Ok(bom) => {
+                if bom {
+                    reader.consume(3);
+                }
+                let mut deserializer = serde_json::Deserializer::from_reader(reader);
+                Value::deserialize(&mut deserializer).and_then(|value| deserializer.end().map(|_| value))
+            }
+            Err(e) => Err(serde_json::Error::io(e)),
+        }
+    };
+    let over_limit = |limited: &mut std::io::Take<MultiGzDecoder<&[u8]>>| {
+        // Whatever went wrong, an archive past the limit is refused as such: read on
+        // (without keeping anything) up to the limit to tell.
+        let _ = std::io::copy(limited, &mut std::io::sink());
+        limited.limit() == 0
+    };
+    match parsed {
+        Ok(value) if limited.limit() > 0 => Ok(value),
+        Ok(_) => Err(too_large(max, true)),
+        Err(_) if over_limit(&mut limited) => Err(too_large(max, true)),
+        Err(e) if e.is_io() => Err(Error::bad(format!(
+            "the archive is not a readable gzip file: {}",
+            io_reason(&e)
+        ))),
+        Err(e) => Err(Error::bad(format!("the archive is not valid JSON: {e}"))),
+    }
+}
+
+fn io_reason(e: &serde_json::Error) -> String {
+    // serde_json adds " at line 0 column 0" to I/O errors; the cause is what matters.
+    let text = e.to_string();
+    match text.find(" at line ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+fn too_large(max: u64, compressed: bool) -> Error {
+    const MIB: u64 = 1024 * 1024;
+    let size = if max >= MIB && max % MIB == 0 {
+        format!("{max} bytes ({} MiB)", max / MIB)
+    } else {
+        format!("{max} bytes")
+    };
+    if compressed {
+        Error::TooLarge(format!("the archive is larger than {size} when decompressed"))
+    } else {
+        Error::TooLarge(format!("the archive is larger than {size}"))
+    }
+}
+
+/// Problems found so far; each is `path: what is wrong`.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn push(&mut self, path: impl std::fmt::Display, problem: impl std::fmt::Display) {
+        self.0.push(format!("{path}: {problem}"));
+    }
+
+    fn into_result(self) -> Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let total = self.0.len();
+        let mut shown: Vec<String> = self.0.into_iter().take(MAX_PROBLEMS_SHOWN).collect();
+        if total > MAX_PROBLEMS_SHOWN {
+            shown.push(format!("and {} more problems", total - MAX_PROBLEMS_SHOWN));
+        }
+        Err(Error::bad(format!("the archive is not valid: {}", shown.join("; "))))
+    }
+}
+
+fn check_archive(document: Value) -> Result<ImportedArchive> {
+    if !document.is_object() {
+        return Err(Error::bad("the archive is not valid: expected a JSON object"));
+    }
+    check_version(document.get("version"))?;
+    Problems(schema::validate(&document)).into_result()?;
+    let Value::Object(mut top) = document else {
+        return Err(Error::bad("the archive is not valid: expected a JSON object"));
+    };
+    // The schema guarantees the shapes read below (nothing here would panic if not).
+    let mut problems = Problems::default();
+
+    let user = match top.remove("user") {
+        Some(Value::Object(user)) => user,
+        _ => Map::new(),
+    };
+    let text = |key: &str| user.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+
+    let (private_key_pem, public_key_pem) = match read_private_key(&text("private_key")) {
+        Ok(keys) => keys,
+        Err(problem) => {
+            problems.push("user.private_key", problem);
+            (String::new(), String::new())
+        }
+    };
+    let (author, profile) = read_profile(user.get("profile"), &mut problems);
+    let aspects = read_aspects(user.get("contact_groups"), &mut problems);
+    let contacts = read_contacts(user.get("contacts"), &mut problems);
+    let followed_tags = unique_strings(user.get("followed_tags"))
+        .into_iter()
+        .map(|tag| tag.trim().trim_start_matches('#').to_string())
+        .filter(|tag| !tag.is_empty())
+        .fold(Vec::new(), push_unique);
+    let blocks = read_blocks(user.get("blocks"), &mut problems);
+    let lifeboat = read_lifeboat_key(top.get("lifeboat"), &mut problems);
+    problems.into_result()?;
+
+    let old_diaspora_id = lifeboat.diaspora_id.or(author);
+    let mut known_pods = Vec::new();
+    for pod in &lifeboat.known_pods {
+        add_known_pod(&mut known_pods, pod);
+    }
+    for contact in &contacts {
+        if let Some((_, host)) = contact.diaspora_id.split_once('@') {
+            add_known_pod(&mut known_pods, &format!("https://{host}"));
+        }
+    }
+    for uri in subscribed_pods(user.get("posts")) {
+        add_known_pod(&mut known_pods, uri);
+    }
+
+    let username = text("username");
+    let email = text("email");
+    let language = text("language");
+    // The rest moves into the verbatim sections, in order (no copy of the posts).
+    let verbatim = |object: Map<String, Value>, used: &[&str]| -> Map<String, Value> {
+        object
+            .into_iter()
+            .filter(|(key, _)| !used.contains(&key.as_str()))
+            .collect()
+    };
+    let mut kept = Map::new();
+    kept.insert("user".into(), Value::Object(verbatim(user, USER_KEYS)));
+    kept.insert("top".into(), Value::Object(verbatim(top, TOP_KEYS)));
+
+    Ok(ImportedArchive {
+        username,
+        email,
+        language: if language.trim().is_empty() {
+            "en".to_string()
+        } else {
+            language
+        },
+        private_key_pem,
+        public_key_pem,
+        profile,
+        aspects,
+        contacts,
+        followed_tags,
+        blocks,
+        verbatim_json: Value::Object(kept).to_string(),
+        old_diaspora_id,
+        old_guid: lifeboat.guid,
+        known_pods,
+        avatar: lifeboat.avatar,
+    })
+}
+
+fn check_version(version: Option<&Value>) -> Result<()> {
+    let problem = match version {
+        Some(Value::String(v)) if v == ARCHIVE_VERSION => return Ok(()),
+        None => format!("version: missing (diaspora* archives say \"version\": \"{ARCHIVE_VERSION}\")"),
+        Some(Value::String(v)) if v.starts_with("1.") || v == "1" => format!(
+            "version: expected \"{ARCHIVE_VERSION}\"; this is a version {v} archive, written by an older diaspora*, which cannot be imported (export it again from an up-to-date pod)"
+        ),
+        Some(other) => format!("version: expected \"{ARCHIVE_VERSION}\", found {other}"),
+    };
+    Err(Error::bad(format!("the archive is not valid: {problem}")))
+}
+
+/// The private key re-encoded as PKCS#1 PEM, and its public key as SPKI PEM.
+fn read_private_key(pem: &str) -> std::result::Result<(String, String), String> {
+    let key = private_key_from_pem(pem).map_err(|_| "not an RSA private key in PEM form".to_string())?;
+    let public_key = key.to_public_key();
+    check_key_strength(&public_key).map_err(|e| e.to_string())?;
+    let private_pem = private_key_to_pem(&key).map_err(|_| "the RSA private key cannot be re-encoded".to_string())?;
+    Ok((private_pem, public_key_to_pem(&public_key)))
+}
+
+/// An optional text field: absent, null and empty are all `None`.
+fn optional_text(data: &Map<String, Value>, key: &str, path: &str, problems: &mut Problems) -> Option<String> {
+    match data.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) if text.is_empty() => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(_) => {
+            problems.push(format_args!("{path}.{key}"), "expected a string or null");
+            None
+        }
+    }
+}
+
+fn optional_bool(data: &Map<String, Value>, key: &str, path: &str, problems: &mut Problems) -> Option<bool> {
+    match data.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => {
+            problems.push(format_args!("{path}.{key}"), "expected a boolean or null");
+            None
+        }
+    }
+}
+
+/// An image URL carried over only when it is an absolute http(s) URL: diaspora* writes
+/// a path to its default picture for people without one, which means nothing on
+/// another pod.
+fn usable_image_url(url: Option<String>) -> Option<String> {
+    url.filter(|url| {
+        let lower = url.to_ascii_lowercase();
+        (lower.starts_with("https://") || lower.starts_with("http://"))
+            && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+    })
+}
+
+/// The profile (and its author) from `user.profile`, checked against diaspora*'s
+/// validators.
+fn read_profile(profile: Option<&Value>, problems: &mut Problems) -> (Option<String>, ProfileData) {
+    const PATH: &str = "user.profile.entity_data";
+    let empty = Map::new();
+    let data = profile
+        .and_then(|p| p.get("entity_data"))
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let author = data
+        .get("author")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .unwrap_or_default();
+    let author = if valid_diaspora_id(author) {
+        Some(author.to_string())
+    } else {
+        problems.push(
+            format_args!("{PATH}.author"),
+            "not a valid diaspora ID (user@host, in lower case)",
+        );
+        None
+    };
+    let mut text = |key: &str| optional_text(data, key, PATH, problems);
+    let full_name = text("full_name");
+    let first_name = text("first_name");
+    let last_name = text("last_name");
+    let image_url = text("image_url");
+    let image_url_medium = text("image_url_medium");
+    let image_url_small = text("image_url_small");
+    let bio = text("bio");
+    let birthday = text("birthday");
+    let gender = text("gender");
+    let location = text("location");
+    let tag_string = text("tag_string");
+    let edited_at = text("edited_at");
+    let searchable = optional_bool(data, "searchable", PATH, problems);
+    let public = optional_bool(data, "public", PATH, problems);
+    let nsfw = optional_bool(data, "nsfw", PATH, problems);
+
+    // diaspora*'s limits, field by field, so that each problem names its field.
+    type Setter = fn(&mut Profile, String);
+    let fields: [(&str, &Option<String>, Setter); 8] = [
+        ("full_name", &full_name, |p, v| p.full_name = Some(v)),
+        ("first_name", &first_name, |p, v| p.first_name = Some(v)),
+        ("last_name", &last_name, |p, v| p.last_name = Some(v)),
+        ("bio", &bio, |p, v| p.bio = Some(v)),
+        ("birthday", &birthday, |p, v| p.birthday = Some(v)),
+        ("gender", &gender, |p, v| p.gender = Some(v)),
+        ("location", &location, |p, v| p.location = Some(v)),
+        ("tag_string", &tag_string, |p, v| p.tag_string = Some(v)),
+    ];
+    for (key, value, set) in fields {
+        let Some(value) = value else { continue };
+        let mut alone = Profile {
+            author: "someone@pod.example".to_string(),
+            ..Profile::default()
+        };
+        set(&mut alone, value.clone());
+        if let Err(found) = validate_profile(&alone) {
+            for problem in found {
+                problems.push(format_args!("{PATH}.{key}"), field_problem(&problem, key));
+            }
+        }
+    }
+    let profile = ProfileData {
+        first_name,
+        last_name,
+        image_url: usable_image_url(image_url),
+        image_url_medium: usable_image_url(image_url_medium),
+        image_url_small: usable_image_url(image_url_small),
+        bio,
+        birthday,
+        gender,
+        location,
+        // diaspora*'s defaults for a profile that does not say.
+        searchable: searchable.unwrap_or(true),
+        public: public.unwrap_or(false),
+        nsfw: nsfw.unwrap_or(false),
+        tag_string,
+        edited_at,
+    };
+    (author, profile)
+}
+
+/// `validate_profile` names the field in words ("first name is longer than ..."); the
+/// path already names it, so the words go.
+fn field_problem(problem: &str, key: &str) -> String {
+    let words = key.replace('_', " ");
+    problem
+        .strip_prefix(&words)
+        .map(|rest| rest.trim_start())
+        .map(|rest| rest.strip_prefix("is ").unwrap_or(rest))
+        .unwrap_or(problem)
+        .to_string()
+}
+
+fn read_aspects(groups: Option<&Value>, problems: &mut Problems) -> Vec<String> {
+    let mut aspects = Vec::new();
+    for (index, group) in groups.and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let name = group.get("name").and_then(Value::as_str).unwrap_or_default();
+        if name.trim().is_empty() {
+            problems.push(format_args!("user.contact_groups[{index}].name"), "must not be empty");
+            continue;
+        }
+        aspects = push_unique(aspects, name.to_string());
+    }
+    aspects
+}
+
+fn read_contacts(contacts: Option<&Value>, problems: &mut Problems) -> Vec<ContactData> {
+    let mut out: Vec<ContactData> = Vec::new();
+    for (index, contact) in contacts.and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let path = format!("user.contacts[{index}]");
+        let flag = |key: &str| contact.get(key).and_then(Value::as_bool).unwrap_or(false);
+        let text = |key: &str| contact.get(key).and_then(Value::as_str).map(str::to_string);
+        let diaspora_id = text("account_id").unwrap_or_default().trim().to_string();
+        if !valid_diaspora_id(&diaspora_id) {
+            problems.push(
+                format_args!("{path}.account_id"),
+                "not a valid diaspora ID (user@host, in lower case)",
+            );
+            continue;
+        }
+        let person_guid = text("person_guid").map(|guid| guid.trim().to_string());
+        if person_guid.as_deref().is_some_and(|guid| !valid_guid(guid)) {
+            problems.push(
+                format_args!("{path}.person_guid"),
+                "not a valid guid (16 to 255 characters of 0-9 A-Z a-z - _ @ . :, ending in a letter or digit)",
+            );
+            continue;
+        }
+        let public_key = match text("public_key").filter(|pem| !pem.trim().is_empty()) {
+            None => None,
+            Some(pem) => match public_key_from_pem(&pem) {
+                Ok(key) => Some(public_key_to_pem(&key)),
+                Err(_) => {
+                    problems.push(format_args!("{path}.public_key"), "not an RSA public key in PEM form");
+                    continue;
+                }
+            },
+        };
+        if out.iter().any(|c| c.diaspora_id == diaspora_id) {
+            continue;
+        }
+        let aspects = unique_strings(contact.get("contact_groups_membership"));
+        out.push(ContactData {
+            diaspora_id,
+            person_guid,
+            person_name: text("person_name").filter(|name| !name.is_empty()),
+            public_key,
+            sharing: flag("sharing"),
+            receiving: flag("receiving"),
+            following: flag("following"),
+            followed: flag("followed"),
+            aspects,
+        });
+    }
+    out
+}
+
+fn read_blocks(blocks: Option<&Value>, problems: &mut Problems) -> Vec<String> {
+    let mut out = Vec::new();
+    for (index, block) in blocks.and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let id = block.as_str().unwrap_or_default().trim();
+        if !valid_diaspora_id(id) {
+            problems.push(
+                format_args!("user.blocks[{index}]"),
+                "not a valid diaspora ID (user@host, in lower case)",
+            );
+            continue;
+        }
+        out = push_unique(out, id.to_string());
+    }
+    out
+}
+
+/// The strings of an array, in order, without duplicates.
+fn unique_strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .fold(Vec::new(), push_unique)
+}
+
+fn push_unique(mut list: Vec<String>, item: String) -> Vec<String> {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+    list
+}
+
+/// Every `subscribed_pods_uris` entry of the user's posts.
+fn subscribed_pods(posts: Option<&Value>) -> impl Iterator<Item = &str> {
+    posts
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|post| post.get("subscribed_pods_uris"))
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
+/// What the archive's own `lifeboat` key says.
+#[derive(Default)]
+struct LifeboatKey {
+    guid: Option<String>,
+    diaspora_id: Option<String>,
+    known_pods: Vec<String>,
+    avatar: Option<Avatar>,
+}
+
+fn read_lifeboat_key(value: Option<&Value>, problems: &mut Problems) -> LifeboatKey {
+    let mut key = LifeboatKey::default();
+    let Some(value) = value else {
+        return key;
+    };
+    let Some(object) = value.as_object() else {
+        problems.push("lifeboat", "expected an object");
+        return key;
+    };
+    match object.get("guid") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(guid)) if valid_guid(guid) => key.guid = Some(guid.clone()),
+        Some(_) => problems.push("lifeboat.guid", "not a valid guid"),
+    }
+    match object.get("diaspora_id") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(id)) if valid_diaspora_id(id) => key.diaspora_id = Some(id.clone()),
+        Some(_) => problems.push("lifeboat.diaspora_id", "not a valid diaspora ID"),
+    }
+    match object.get("known_pods") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(pods)) => {
+            for (index, pod) in pods.iter().enumerate() {
+                match pod.as_str().map(origin_of) {
+                    Some(Ok(origin)) => key.known_pods.push(origin),
+                    Some(Err(_)) => problems.push(format_args!("lifeboat.known_pods[{index}]"), "not a pod URL"),
+                    None => problems.push(format_args!("lifeboat.known_pods[{index}]"), "expected a string"),
+                }
+            }
+        }
+        Some(_) => problems.push("lifeboat.known_pods", "expected an array"),
+    }
+    match object.get("avatar") {
+        None | Some(Value::Null) => {}
+        Some(avatar) => match read_avatar(avatar) {
+            Ok(avatar) => key.avatar = Some(avatar),
+            Err((path, problem)) => problems.push(path, problem),
+        },
+    }
+    key
+}
+
+/// `{"content_type", "data": standard base64}`, re-checked by its bytes (the bytes
+/// decide the type; the declared one is only checked to be a string).
+fn read_avatar(value: &Value) -> std::result::Result<Avatar, (&'static str, String)> {
+    let object = value
+        .as_object()
+        .ok_or(("lifeboat.avatar", "expected an object".to_string()))?;
+    object
+        .get("content_type")
+        .and_then(Value::as_str)
+        .ok_or(("lifeboat.avatar.content_type", "expected a string".to_string()))?;
+    let data = object
+        .get("data")
+        .and_then(Value::as_str)
+        .ok_or(("lifeboat.avatar.data", "expected a string".to_string()))?;
+    // Base64 is 4/3 of the bytes (plus any line breaks): refuse before decoding what
+    // cannot fit.
+    if data.len() > AVATAR_MAX_BYTES * 2 {
+        return Err(("lifeboat.avatar.data", avatar_too_large()));
+    }
+    let bytes = decode_standard_base64(data).map_err(|_| ("lifeboat.avatar.data", "not valid base64".to_string()))?;
+    if bytes.len() > AVATAR_MAX_BYTES {
+        return Err(("lifeboat.avatar.data", avatar_too_large()));
+    }
+    let content_type =
+        sniff_image(&bytes).ok_or(("lifeboat.avatar.data", "not a PNG, JPEG, GIF or WebP image".to_string()))?;
+    Ok(Avatar {
+        content_type: content_type.to_string(),
+        data: bytes,
+    })
+}
+
+fn avatar_too_large() -> String {
+    format!("the avatar is larger than {} KiB", AVATAR_MAX_BYTES / 1024)
+}
+
+// ---------------------------------------------------------------------------------
+// Writing
+// ---------------------------------------------------------------------------------
+
+/// Writes `account` as a version "2.0" archive (compact JSON, the same bytes for the
+/// same account): `version`, `user` with lifeboat's parts first and the verbatim
+/// sections after them, the verbatim top-level sections, then the `lifeboat` key.
+/// `host` makes the diaspora ID (`username@host`); `base_url` the avatar's URL.
+pub fn write_archive(account: &Account, host: &str, base_url: &str) -> Result<Vec<u8>> {
+    let diaspora_id = account.diaspora_id(host);
+    let (verbatim_user, verbatim_top) = split_verbatim(&account.verbatim_json)?;
+    let private_key = if account.private_key_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----") {
+        account.private_key_pem.clone()
+    } else {
+        private_key_to_pem(&private_key_from_pem(&account.private_key_pem)?)?
+    };
+
+    let mut user = Map::new();
+    user.insert("username".into(), account.username.clone().into());
+    user.insert("email".into(), account.email.clone().into());
+    user.insert("language".into(), account.language.clone().into());
+    user.insert("private_key".into(), private_key.into());
+    user.insert("profile".into(), profile_entity(account, &diaspora_id, base_url));
+    let groups = account
+        .aspects
+        .iter()
+        .map(|name| Value::Object(Map::from_iter([("name".to_string(), Value::from(name.clone()))])))
+        .collect();
+    user.insert("contact_groups".into(), Value::Array(groups));
+    user.insert(
+        "contacts".into(),
+        Value::Array(account.contacts.iter().map(contact_entry).collect()),
+    );
+    user.insert("followed_tags".into(), account.followed_tags.clone().into());
+    user.insert("blocks".into(), account.blocks.clone().into());
+    for (key, value) in verbatim_user {
+        if !user.contains_key(&key) {
+            user.insert(key, value);
+        }
+    }
+
+    let mut top = Map::new();
+    top.insert("version".into(), ARCHIVE_VERSION.into());
+    top.insert("user".into(), Value::Object(user));
+    for (key, value) in verbatim_top {
+        if !TOP_KEYS.contains(&key.as_str()) {
+            top.insert(key, value);
+        }
+    }
+    let mut lifeboat = Map::new();
+    lifeboat.insert("guid".into(), account.guid.clone().into());
+    lifeboat.insert("diaspora_id".into(), diaspora_id.into());
+    lifeboat.insert("known_pods".into(), account.known_pods.clone().into());
+    if let Some(avatar) = &account.avatar {
+        let mut carried = Map::new();
+        carried.insert("content_type".into(), avatar.content_type.clone().into());
+        carried.insert("data".into(), STANDARD.encode(&avatar.data).into());
+        lifeboat.insert("avatar".into(), Value::Object(carried));
+    }
+    top.insert("lifeboat".into(), Value::Object(lifeboat));
+    serde_json::to_vec(&Value::Object(top)).map_err(Error::from)
+}
+
+/// The verbatim sections of `user` and of the top level, in their order.
+fn split_verbatim(verbatim_json: &str) -> Result<(Map<String, Value>, Map<String, Value>)> {
+    if verbatim_json.trim().is_empty() {
+        return Ok((Map::new(), Map::new()));
+    }
+    let value: Value = serde_json::from_str(verbatim_json)
+        .map_err(|e| Error::internal(format!("the account's verbatim archive sections are damaged: {e}")))?;
+    let section = |name: &str| match value.get(name) {
+        Some(Value::Object(map)) => map.clone(),
+        _ => Map::new(),
+    };
+    Ok((section("user"), section("top")))
+}
+
+/// `user.profile` as diaspora*'s `profile` entity. Absent values are left out (the
+/// importer keeps its own value for a missing key, as for a null one).
+fn profile_entity(account: &Account, diaspora_id: &str, base_url: &str) -> Value {
+    let profile = &account.profile;
+    let mut data = Map::new();
+    let mut text = |key: &str, value: Option<&str>| {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            data.insert(key.to_string(), value.into());
+        }
+    };
+    text("author", Some(diaspora_id));
+    text("edited_at", profile.edited_at.as_deref());
+    text("first_name", profile.first_name.as_deref());
+    text("last_name", profile.last_name.as_deref());
+    let uploaded = account.avatar.as_ref().map(|_| avatar_url(base_url, &account.guid));
+    match &uploaded {
+        Some(url) => {
+            text("image_url", Some(url));
+            text("image_url_medium", Some(url));
+            text("image_url_small", Some(url));
+        }
+        None => {
+            text("image_url", profile.image_url.as_deref());
+            text("image_url_medium", profile.image_url_medium.as_deref());
+            text("image_url_small", profile.image_url_small.as_deref());
+        }
+    }
+    text("bio", profile.bio.as_deref());
+    text("birthday", profile.birthday.as_deref());
+    text("gender", profile.gender.as_deref());
+    text("location", profile.location.as_deref());
+    data.insert("searchable".into(), profile.searchable.into());
+    data.insert("public".into(), profile.public.into());
+    data.insert("nsfw".into(), profile.nsfw.into());
+    if let Some(tags) = profile.tag_string.as_deref().filter(|t| !t.is_empty()) {
+        data.insert("tag_string".into(), tags.into());
+    }
+    let mut entity = Map::new();
+    entity.insert("entity_type".into(), "profile".into());
+    entity.insert("entity_data".into(), Value::Object(data));
+    Value::Object(entity)
+}
+
+/// One `user.contacts` entry, its keys in diaspora*'s order; optional strings are left
+/// out when unknown (the schema wants strings there, not nulls).
+fn contact_entry(contact: &ContactData) -> Value {
+    let mut entry = Map::new();
+    entry.insert("sharing".into(), contact.sharing.into());
+    entry.insert("receiving".into(), contact.receiving.into());
+    entry.insert("following".into(), contact.following.into());
+    entry.insert("followed".into(), contact.followed.into());
+    if let Some(guid) = &contact.person_guid {
+        entry.insert("person_guid".into(), guid.clone().into());
+    }
+    if let Some(name) = &contact.person_name {
+        entry.insert("person_name".into(), name.clone().into());
+    }
+    entry.insert("account_id".into(), contact.diaspora_id.clone().into());
+    if let Some(key) = &contact.public_key {
+        entry.insert("public_key".into(), key.clone().into());
+    }
+    entry.insert("contact_groups_membership".into(), contact.aspects.clone().into());
+    Value::Object(entry)
+}
+
+#[cfg(test)]
+mod tests;
