@@ -7,6 +7,7 @@
 //! - [`config`]: every option, declared once; loading and validation.
 //! - [`store`]: the embedded store, its trees and key layouts, units of work.
 //! - [`mail`]: outgoing mail, its durable queue and its transports.
+//! - [`migration`]: accounts arriving from another identity, and the AccountMigration.
 //! - [`http_client`]: the one hardened outbound HTTP client, pod origins, and the
 //!   address rules every request to another pod obeys.
 //! - [`web`]: the HTTP edge: routing, pages, NodeInfo, request logging.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod federation;
 pub mod http_client;
 pub mod mail;
+pub mod migration;
 pub mod passphrase;
 pub mod pod;
 pub mod ratelimit;

@@ -76,6 +76,8 @@ trees! {
     /// (remote people found by discovery; a stored key is replaced only by a verified
     /// migration).
     People = "people",
+    /// `moves_out`: username -> [`crate::migration::OutgoingMove`], the signed move of an arrived account.
+    MovesOut = "moves_out",
 }
 
 /// Encodes a value for storage: the value version byte, then bincode.
@@ -275,6 +277,7 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
         Tree::Outbox => crate::federation::outbox::check_delivery(value),
         Tree::OutboxDue | Tree::OutboxTopics => Ok(()),
         Tree::People => decode::<crate::federation::people::Person>(value).map(|_| ()),
+        Tree::MovesOut => decode::<crate::migration::OutgoingMove>(value).map(|_| ()),
     };
     result
         .err()
