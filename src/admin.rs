@@ -29,6 +29,10 @@ pub enum AdminRequest {
     Check,
     /// Send a test message through the configured mail transport.
     MailTest { to: String },
+    /// List the backup slots held for other pods (never their content).
+    BackupsList,
+    /// Counts and bytes of the held backups.
+    BackupsStats,
 }
 
 /// What a command answers: text for the terminal, and optionally a file's bytes.
@@ -66,6 +70,14 @@ pub async fn execute(pod: &Arc<Pod>, request: AdminRequest) -> Result<AdminReply
                 )))
             }
         }
+        AdminRequest::BackupsList => Ok(AdminReply {
+            output: crate::backup::holder::format_list(&crate::web::backups::holder(pod).list()?),
+            file: None,
+        }),
+        AdminRequest::BackupsStats => Ok(AdminReply {
+            output: crate::backup::holder::format_stats(&crate::web::backups::holder(pod).stats()?),
+            file: None,
+        }),
         AdminRequest::MailTest { to } => {
             let mail = Mail {
                 to: to.clone(),

@@ -14,8 +14,10 @@
 //! - [`ratelimit`]: token buckets for per-client and per-account limits.
 //! - [`passphrase`]: the backup pass-phrase strength policy, and a redacting type.
 //! - [`sealed`]: the sealed backup file `.lfbk`: header, seal, open, key derivation.
+//! - [`backup`]: backups between pods: the push format and the holder side.
 
 pub mod admin;
+pub mod backup;
 pub mod config;
 pub mod error;
 pub mod http_client;

@@ -28,5 +28,22 @@ impl Mailer {
     pub async fn send_now(&self, _mail: &Mail) -> crate::Result<()> {
         Err(crate::Error::internal("mail not implemented yet"))
     }
+    /// Queues `mail` under `id` inside the caller's unit of work (placeholder: the mail
+    /// module replaces this with the same signature).
+    pub fn enqueue_in(
+        &self,
+        tx: &crate::store::Tx,
+        id: u64,
+        mail: &Mail,
+    ) -> std::result::Result<(), sled::transaction::ConflictableTransactionError<crate::Error>> {
+        let queued = QueuedMail {
+            to: mail.to.clone(),
+            subject: mail.subject.clone(),
+            body: mail.text.clone(),
+        };
+        tx.put(crate::store::Tree::MailQueue, &id.to_be_bytes(), &queued)
+    }
+    /// Tells the worker to look at the queue (placeholder).
+    pub fn wake(&self) {}
     pub async fn run(self, _shutdown: tokio::sync::watch::Receiver<bool>) {}
 }

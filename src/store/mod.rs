@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{Error, Result};
 
+pub mod backups;
 pub mod mail;
 
 /// The schema this binary writes. Bump it when a layout changes; start-up refuses a
@@ -52,6 +53,23 @@ trees! {
     Meta = "meta",
     /// `mail_queue`: u64 big-endian id (sled-generated, so in creation order) -> [`mail::QueuedMail`].
     MailQueue = "mail_queue",
+    /// `backup_slots`: normalised email, 0x00, key fingerprint (32 bytes, SHA-256 of the
+    /// SPKI DER) -> [`crate::backup::holder::Slot`] (state only, never the backup).
+    BackupSlots = "backup_slots",
+    /// `backup_data`: the same key as `backup_slots` -> the held `.lfbk` bytes exactly as
+    /// pushed, behind the value version byte (raw, not bincode). Kept apart so listing
+    /// slots never reads backups.
+    BackupData = "backup_data",
+    /// `backup_addresses`: normalised email -> [`crate::backup::holder::AddressRecord`]
+    /// (its slots' fingerprints in creation order, the last confirmation mail).
+    BackupAddresses = "backup_addresses",
+    /// `backup_tokens`: SHA-256 of a confirmation link's token (32 bytes) ->
+    /// [`crate::backup::holder::ConfirmToken`]. The token itself is never stored.
+    BackupTokens = "backup_tokens",
+    /// `backup_counters`: ASCII key -> value: `totals` -> [`crate::backup::holder::Totals`]
+    /// (kept in the same unit of work as every slot change), `mail_hour` ->
+    /// [`crate::backup::holder::MailHour`] (the global hourly confirmation-mail count).
+    BackupCounters = "backup_counters",
 }
 
 /// Encodes a value for storage: the value version byte, then bincode.
@@ -243,6 +261,9 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
     let result = match tree {
         Tree::Meta => Ok(()),
         Tree::MailQueue => decode::<mail::QueuedMail>(value).map(|_| ()),
+        Tree::BackupSlots | Tree::BackupData | Tree::BackupAddresses | Tree::BackupTokens | Tree::BackupCounters => {
+            backups::check_value(tree, key, value)
+        }
     };
     result
         .err()
