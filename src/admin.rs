@@ -191,8 +191,8 @@ pub async fn send(data_dir: &Path, request: &AdminRequest) -> Result<AdminReply>
         Wire::Err { status: 404, message } => Err(Error::NotFound(message)),
         Wire::Err { status: 409, message } => Err(Error::Conflict(message)),
         Wire::Err { status: 403, message } => Err(Error::Forbidden(message)),
-        Wire::Err { message, .. } => {
-            Err(Error::Internal(message.strip_prefix("internal error: ").unwrap_or(&message).to_string()))
-        }
+        Wire::Err { message, .. } => Err(Error::Internal(
+            message.strip_prefix("internal error: ").unwrap_or(&message).to_string(),
+        )),
     }
 }

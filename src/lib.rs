@@ -3,6 +3,7 @@
 //!
 //! Modules, one per domain; each says at its top what it owns:
 //! - [`error`]: the crate-wide error type and its policy.
+//! - [`account`]: local accounts, their data and their archive form.
 //! - [`config`]: every option, declared once; loading and validation.
 //! - [`store`]: the embedded store, its trees and key layouts, units of work.
 //! - [`mail`]: outgoing mail, its durable queue and its transports.
@@ -15,11 +16,15 @@
 //! - [`passphrase`]: the backup pass-phrase strength policy, and a redacting type.
 //! - [`sealed`]: the sealed backup file `.lfbk`: header, seal, open, key derivation.
 //! - [`backup`]: backups between pods: the push format and the holder side.
+//! - [`federation`]: diaspora*'s wire formats: entities, Magic Envelope, signatures,
+//!   WebFinger and hCard.
 
+pub mod account;
 pub mod admin;
 pub mod backup;
 pub mod config;
 pub mod error;
+pub mod federation;
 pub mod http_client;
 pub mod mail;
 pub mod passphrase;

@@ -10,14 +10,13 @@
 //! Not owned here: what a push does to a slot ([`super::holder`]).
 
 use base64::Engine as _;
-use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::der::{Decode, Document};
-use rsa::pkcs8::{spki, EncodePublicKey};
-use rsa::signature::Verifier;
+use rsa::pkcs8::spki;
 use rsa::{BigUint, RsaPublicKey};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::federation::signature;
 use crate::{Error, Result};
 
 /// The largest sequence number: 2^53 − 1, so it survives any JSON reader.
@@ -63,8 +62,9 @@ impl std::fmt::Debug for Fingerprint {
 /// An account's public key as §3 accepts it: RSA 2048–4096 bits, e = 65537, sent as
 /// an SPKI PEM (`-----BEGIN PUBLIC KEY-----`).
 ///
-/// A small private helper until the federation module's shared RSA helpers land; it
-/// uses the `rsa` crate directly.
+/// Parsing is stricter than [`crate::federation::signature::public_key_from_pem`]
+/// (SPKI only, as §3 shows, and a precise message for every refused size); the
+/// fingerprint and the signature check are the federation module's shared helpers.
 #[derive(Clone, Debug)]
 pub struct AccountKey {
     key: RsaPublicKey,
@@ -105,10 +105,8 @@ impl AccountKey {
         }
         let key = RsaPublicKey::new_with_max_size(n, e, MAX_KEY_BITS as usize)
             .map_err(|_| bad("is not a valid RSA public key"))?;
-        let der = key
-            .to_public_key_der()
-            .map_err(|e| Error::internal(format!("re-encoding a public key: {e}")))?;
-        let fingerprint = Fingerprint(Sha256::digest(der.as_bytes()).into());
+        signature::check_key_strength(&key)?;
+        let fingerprint = Fingerprint(signature::fingerprint(&key));
         Ok(AccountKey { key, fingerprint })
     }
 
@@ -120,11 +118,8 @@ impl AccountKey {
     /// Verifies an RSA PKCS#1 v1.5 / SHA-256 signature over `text`. CPU work (about a
     /// third of a millisecond for 4096 bits): call it off the async runtime.
     pub fn verify(&self, text: &[u8], signature: &[u8]) -> Result<()> {
-        let refused = || Error::Unauthorized("the signature does not verify with public_key".into());
-        let signature = Signature::try_from(signature).map_err(|_| refused())?;
-        VerifyingKey::<Sha256>::new(self.key.clone())
-            .verify(text, &signature)
-            .map_err(|_| refused())
+        signature::verify(&self.key, text, signature)
+            .map_err(|_| Error::Unauthorized("the signature does not verify with public_key".into()))
     }
 }
 

@@ -1,0 +1,940 @@
+//! diaspora*'s federation entities that lifeboat writes or reads — `profile`,
+//! `account_migration`, `contact`, `account_deletion` — as typed values with their XML
+//! form (DESIGN §6), recognition of any received entity by its root element, and the
+//! checks diaspora*'s validators apply, so lifeboat never emits what they refuse.
+
+use rsa::{RsaPrivateKey, RsaPublicKey};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::signature;
+use super::xml::{parse_document, XmlElement, XmlWriter};
+use crate::{Error, Result};
+
+/// diaspora*'s `profile` entity. Every field but `author` is optional; absent and empty
+/// values are not written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// The diaspora ID of the person, `user@host`.
+    pub author: String,
+    /// When the profile last changed, ISO 8601 UTC (see [`format_timestamp`]).
+    pub edited_at: Option<String>,
+    /// Display name: at most 70 characters, no `;`.
+    pub full_name: Option<String>,
+    /// At most 32 characters, no `;`.
+    pub first_name: Option<String>,
+    /// At most 32 characters, no `;`.
+    pub last_name: Option<String>,
+    /// The large (300×300) avatar URL; diaspora* also accepts a path.
+    pub image_url: Option<String>,
+    /// The medium (100×100) avatar URL.
+    pub image_url_medium: Option<String>,
+    /// The small (50×50) avatar URL.
+    pub image_url_small: Option<String>,
+    /// Free text, at most 65,535 characters.
+    pub bio: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub birthday: Option<String>,
+    /// At most 255 characters.
+    pub gender: Option<String>,
+    /// At most 255 characters.
+    pub location: Option<String>,
+    /// Whether the person may be found by name (diaspora*'s default: true).
+    pub searchable: Option<bool>,
+    /// Whether the extended profile is public (diaspora*'s default: false).
+    pub public: Option<bool>,
+    /// Whether the person marks their content not safe for work (default: false).
+    pub nsfw: Option<bool>,
+    /// Space-separated `#tags`, at most 5.
+    pub tag_string: Option<String>,
+}
+
+impl Profile {
+    /// The profile's XML, elements in diaspora*'s order, no XML declaration.
+    pub fn to_xml(&self) -> String {
+        let mut writer = XmlWriter::new();
+        self.write(&mut writer);
+        writer.finish()
+    }
+
+    /// Reads a `profile` document. Empty and unknown elements are ignored; `author` is
+    /// required.
+    pub fn parse(xml: &str) -> Result<Profile> {
+        let root = parse_document(xml)?;
+        expect_root(&root, "profile")?;
+        Profile::from_element(&root)
+    }
+
+    fn write(&self, writer: &mut XmlWriter) {
+        writer.open("profile");
+        writer.text_element("author", &self.author);
+        writer.optional_text_element("edited_at", self.edited_at.as_deref());
+        writer.optional_text_element("full_name", self.full_name.as_deref());
+        writer.optional_text_element("first_name", self.first_name.as_deref());
+        writer.optional_text_element("last_name", self.last_name.as_deref());
+        writer.optional_text_element("image_url", self.image_url.as_deref());
+        writer.optional_text_element("image_url_medium", self.image_url_medium.as_deref());
+        writer.optional_text_element("image_url_small", self.image_url_small.as_deref());
+        writer.optional_text_element("bio", self.bio.as_deref());
+        writer.optional_text_element("birthday", self.birthday.as_deref());
+        writer.optional_text_element("gender", self.gender.as_deref());
+        writer.optional_text_element("location", self.location.as_deref());
+        writer.optional_bool_element("searchable", self.searchable);
+        writer.optional_bool_element("public", self.public);
+        writer.optional_bool_element("nsfw", self.nsfw);
+        writer.optional_text_element("tag_string", self.tag_string.as_deref());
+        writer.close("profile");
+    }
+
+    fn from_element(element: &XmlElement) -> Result<Profile> {
+        Ok(Profile {
+            author: required_identifier(element, "author")?,
+            edited_at: element.child_text("edited_at").map(|t| t.trim().to_string()),
+            full_name: element.child_text("full_name"),
+            first_name: element.child_text("first_name"),
+            last_name: element.child_text("last_name"),
+            image_url: element.child_text("image_url"),
+            image_url_medium: element.child_text("image_url_medium"),
+            image_url_small: element.child_text("image_url_small"),
+            bio: element.child_text("bio"),
+            birthday: element.child_text("birthday").map(|t| t.trim().to_string()),
+            gender: element.child_text("gender"),
+            location: element.child_text("location"),
+            searchable: optional_bool(element, "searchable")?,
+            public: optional_bool(element, "public")?,
+            nsfw: optional_bool(element, "nsfw")?,
+            tag_string: element.child_text("tag_string"),
+        })
+    }
+}
+
+/// diaspora*'s `account_migration` entity: "OLD_ID is now `profile.author`".
+///
+/// lifeboat writes the variant diaspora* sends, where `author` and `old_identity` both
+/// name the old identity and `signature` is made with the new identity's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountMigration {
+    /// The old identity (the envelope's signer).
+    pub author: String,
+    /// The new identity's profile; its `author` is the new diaspora ID.
+    pub profile: Profile,
+    /// Standard base64 of the new key's signature over [`AccountMigration::signed_text`].
+    pub signature: String,
+    /// The old identity. When a received document has no `old_identity`, this is its
+    /// `author`, as diaspora* reads it.
+    pub old_identity: String,
+}
+
+impl AccountMigration {
+    /// The text the new identity signs: `AccountMigration:OLD_ID:NEW_ID`.
+    pub fn signed_text(old_identity: &str, new_identity: &str) -> String {
+        format!("AccountMigration:{old_identity}:{new_identity}")
+    }
+
+    /// A migration from `old_identity` to `new_profile.author`, signed with the new
+    /// identity's private key.
+    pub fn new_signed(old_identity: &str, new_profile: Profile, new_private_key: &RsaPrivateKey) -> AccountMigration {
+        let text = Self::signed_text(old_identity, &new_profile.author);
+        AccountMigration {
+            author: old_identity.to_string(),
+            profile: new_profile,
+            signature: signature::sign_base64(new_private_key, text.as_bytes()),
+            old_identity: old_identity.to_string(),
+        }
+    }
+
+    /// The identity the account moved to.
+    pub fn new_identity(&self) -> &str {
+        &self.profile.author
+    }
+
+    /// Checks `signature` with the new identity's public key
+    /// ([`Error::Unauthorized`] when it does not verify).
+    pub fn verify_signature(&self, new_public_key: &RsaPublicKey) -> Result<()> {
+        let text = Self::signed_text(&self.old_identity, self.new_identity());
+        signature::verify_base64(new_public_key, text.as_bytes(), &self.signature)
+    }
+
+    /// The entity's XML: `author`, `profile`, `signature`, `old_identity`, no XML
+    /// declaration.
+    pub fn to_xml(&self) -> String {
+        let mut writer = XmlWriter::new();
+        writer.open("account_migration");
+        writer.text_element("author", &self.author);
+        self.profile.write(&mut writer);
+        writer.text_element("signature", &self.signature);
+        writer.text_element("old_identity", &self.old_identity);
+        writer.close("account_migration");
+        writer.finish()
+    }
+
+    /// Reads an `account_migration` document. Whitespace in the base64 signature is
+    /// ignored; unknown elements (such as `remote_photo_path`) are ignored.
+    pub fn parse(xml: &str) -> Result<AccountMigration> {
+        let root = parse_document(xml)?;
+        expect_root(&root, "account_migration")?;
+        AccountMigration::from_element(&root)
+    }
+
+    fn from_element(element: &XmlElement) -> Result<AccountMigration> {
+        let author = required_identifier(element, "author")?;
+        let profile = element
+            .child("profile")
+            .ok_or_else(|| Error::bad("account_migration has no profile"))?;
+        let profile = Profile::from_element(profile)?;
+        let signature = element
+            .child_text("signature")
+            .map(|text| signature::remove_ascii_whitespace(&text))
+            .filter(|text| !text.is_empty())
+            .ok_or_else(|| Error::bad("account_migration has no signature"))?;
+        let old_identity = element
+            .child_text("old_identity")
+            .map(|text| text.trim().to_string())
+            .filter(|text| !text.is_empty())
+            .unwrap_or_else(|| author.clone());
+        Ok(AccountMigration {
+            author,
+            profile,
+            signature,
+            old_identity,
+        })
+    }
+}
+
+/// diaspora*'s `contact` entity: `author` starts or stops sharing with `recipient`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// The diaspora ID of the person who shares (the envelope's signer).
+    pub author: String,
+    /// The diaspora ID of the person shared with.
+    pub recipient: String,
+    /// `author` follows `recipient`'s posts.
+    pub following: bool,
+    /// `author` shares their posts with `recipient`.
+    pub sharing: bool,
+    /// `author` blocks `recipient`; never together with following or sharing.
+    pub blocking: bool,
+}
+
+impl Contact {
+    /// `author` starts sharing with `recipient` (following and sharing, not blocking).
+    pub fn start_sharing(author: &str, recipient: &str) -> Contact {
+        Contact {
+            author: author.to_string(),
+            recipient: recipient.to_string(),
+            following: true,
+            sharing: true,
+            blocking: false,
+        }
+    }
+
+    /// `author` stops sharing with `recipient` (all three flags false).
+    pub fn stop_sharing(author: &str, recipient: &str) -> Contact {
+        Contact {
+            following: false,
+            sharing: false,
+            ..Contact::start_sharing(author, recipient)
+        }
+    }
+
+    /// The entity's XML: `author`, `recipient`, `following`, `sharing`, `blocking`.
+    pub fn to_xml(&self) -> String {
+        let mut writer = XmlWriter::new();
+        writer.open("contact");
+        writer.text_element("author", &self.author);
+        writer.text_element("recipient", &self.recipient);
+        writer.optional_bool_element("following", Some(self.following));
+        writer.optional_bool_element("sharing", Some(self.sharing));
+        writer.optional_bool_element("blocking", Some(self.blocking));
+        writer.close("contact");
+        writer.finish()
+    }
+
+    /// Reads a `contact` document. Missing flags take diaspora*'s defaults (following
+    /// and sharing true, blocking false); blocking together with following or sharing is
+    /// refused, as diaspora* refuses it.
+    pub fn parse(xml: &str) -> Result<Contact> {
+        let root = parse_document(xml)?;
+        expect_root(&root, "contact")?;
+        Contact::from_element(&root)
+    }
+
+    fn from_element(element: &XmlElement) -> Result<Contact> {
+        let contact = Contact {
+            author: required_identifier(element, "author")?,
+            recipient: required_identifier(element, "recipient")?,
+            following: optional_bool(element, "following")?.unwrap_or(true),
+            sharing: optional_bool(element, "sharing")?.unwrap_or(true),
+            blocking: optional_bool(element, "blocking")?.unwrap_or(false),
+        };
+        if contact.blocking && (contact.following || contact.sharing) {
+            return Err(Error::bad(
+                "contact cannot be blocking and following or sharing at once",
+            ));
+        }
+        Ok(contact)
+    }
+}
+
+/// diaspora*'s `account_deletion` entity: `author` closed their account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountDeletion {
+    /// The diaspora ID of the closed account.
+    pub author: String,
+}
+
+impl AccountDeletion {
+    /// The entity's XML.
+    pub fn to_xml(&self) -> String {
+        let mut writer = XmlWriter::new();
+        writer.open("account_deletion");
+        writer.text_element("author", &self.author);
+        writer.close("account_deletion");
+        writer.finish()
+    }
+
+    /// Reads an `account_deletion` document.
+    pub fn parse(xml: &str) -> Result<AccountDeletion> {
+        let root = parse_document(xml)?;
+        expect_root(&root, "account_deletion")?;
+        AccountDeletion::from_element(&root)
+    }
+
+    fn from_element(element: &XmlElement) -> Result<AccountDeletion> {
+        Ok(AccountDeletion {
+            author: required_identifier(element, "author")?,
+        })
+    }
+}
+
+/// Any received entity, recognised by its root element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entity {
+    /// A `profile` update.
+    Profile(Profile),
+    /// An `account_migration`: someone moved.
+    AccountMigration(AccountMigration),
+    /// A `contact`: someone started or stopped sharing.
+    Contact(Contact),
+    /// An `account_deletion`: someone closed their account.
+    AccountDeletion(AccountDeletion),
+    /// An entity lifeboat does not handle (posts, comments, likes…): its root element
+    /// name. Callers accept and ignore it.
+    Other(String),
+}
+
+/// Parses any entity document. Malformed XML (or XML with a DOCTYPE) is refused even
+/// for entities lifeboat does not handle.
+pub fn parse_entity(xml: &str) -> Result<Entity> {
+    let root = parse_document(xml)?;
+    Ok(match root.name.as_str() {
+        "profile" => Entity::Profile(Profile::from_element(&root)?),
+        "account_migration" => Entity::AccountMigration(AccountMigration::from_element(&root)?),
+        "contact" => Entity::Contact(Contact::from_element(&root)?),
+        "account_deletion" => Entity::AccountDeletion(AccountDeletion::from_element(&root)?),
+        _ => Entity::Other(root.name),
+    })
+}
+
+/// A time as diaspora* writes it: ISO 8601 in UTC to the second, `2018-01-23T01:19:56Z`.
+pub fn format_timestamp(time: OffsetDateTime) -> String {
+    let utc = time.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        utc.year(),
+        u8::from(utc.month()),
+        utc.day(),
+        utc.hour(),
+        utc.minute(),
+        utc.second()
+    )
+}
+
+fn expect_root(root: &XmlElement, name: &str) -> Result<()> {
+    if root.name == name {
+        Ok(())
+    } else {
+        Err(Error::bad(format!("expected a {name} entity, got {}", root.name)))
+    }
+}
+
+/// A diaspora ID or similar element that must be present; surrounding whitespace is
+/// not part of it.
+fn required_identifier(element: &XmlElement, name: &str) -> Result<String> {
+    element
+        .child_text(name)
+        .map(|text| text.trim().to_string())
+        .filter(|text| !text.is_empty())
+        .ok_or_else(|| Error::bad(format!("{} has no {name}", element.name)))
+}
+
+/// A boolean the way diaspora* reads one; an empty or absent element is `None`.
+fn optional_bool(element: &XmlElement, name: &str) -> Result<Option<bool>> {
+    let Some(text) = element.child_text(name) else {
+        return Ok(None);
+    };
+    match text.trim().to_ascii_lowercase().as_str() {
+        "" => Ok(None),
+        "true" | "t" | "yes" | "y" | "1" => Ok(Some(true)),
+        "false" | "f" | "no" | "n" | "0" => Ok(Some(false)),
+        _ => Err(Error::bad(format!("{} {name} is not a boolean", element.name))),
+    }
+}
+
+/// Checks a profile against diaspora*'s validators (DESIGN §6); each problem is one
+/// line in the error.
+pub fn validate_profile(profile: &Profile) -> std::result::Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    if !valid_diaspora_id(&profile.author) {
+        problems.push("author is not a valid diaspora ID".to_string());
+    }
+    let names = [
+        ("full name", &profile.full_name, 70),
+        ("first name", &profile.first_name, 32),
+        ("last name", &profile.last_name, 32),
+    ];
+    for (label, value, max_chars) in names {
+        let Some(value) = value else { continue };
+        if value.chars().count() > max_chars {
+            problems.push(format!("{label} is longer than {max_chars} characters"));
+        }
+        if value.contains(';') {
+            problems.push(format!("{label} must not contain ';'"));
+        }
+    }
+    let lengths = [
+        ("gender", &profile.gender, 255),
+        ("location", &profile.location, 255),
+        ("bio", &profile.bio, 65_535),
+    ];
+    for (label, value, max_chars) in lengths {
+        if value.as_ref().is_some_and(|v| v.chars().count() > max_chars) {
+            problems.push(format!("{label} is longer than {max_chars} characters"));
+        }
+    }
+    if let Some(tags) = &profile.tag_string {
+        if tags.matches('#').count() > 5 {
+            problems.push("at most 5 tags are allowed".to_string());
+        }
+    }
+    if let Some(birthday) = profile.birthday.as_deref().filter(|b| !b.is_empty()) {
+        if !valid_birthday(birthday) {
+            problems.push("birthday must be a real date written YYYY-MM-DD".to_string());
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+/// Whether `text` is a real calendar date written exactly `YYYY-MM-DD`.
+pub fn valid_birthday(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let shape_ok = bytes.len() == 10
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
+    if !shape_ok {
+        return false;
+    }
+    let number = |range: std::ops::Range<usize>| text[range].parse::<u16>().unwrap_or(0);
+    let Ok(month) = time::Month::try_from(number(5..7) as u8) else {
+        return false;
+    };
+    time::Date::from_calendar_date(i32::from(number(0..4)), month, number(8..10) as u8).is_ok()
+}
+
+/// Whether `guid` is a guid diaspora* accepts: 16 to 255 characters of
+/// `[0-9A-Za-z-_@.:]`, ending in a letter or digit.
+pub fn valid_guid(guid: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '@' | '.' | ':');
+    (16..=255).contains(&guid.len())
+        && guid.chars().all(allowed)
+        && guid.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+/// Whether `id` is a diaspora ID diaspora* accepts: `user@host[:port]` with the user
+/// part of `[a-z0-9-._]`, the host a lower-case host name, an IPv4 address or a
+/// bracketed IPv6 address, at most 255 characters in all.
+pub fn valid_diaspora_id(id: &str) -> bool {
+    if id.len() > 255 {
+        return false;
+    }
+    let Some((user, host_and_port)) = id.split_once('@') else {
+        return false;
+    };
+    let user_ok = !user.is_empty()
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_'));
+    user_ok && valid_host_and_port(host_and_port)
+}
+
+fn valid_host_and_port(text: &str) -> bool {
+    let (host_ok, port) = match text.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((address, port)) => (valid_bracketed_ipv6(address), port),
+            None => return false,
+        },
+        None => {
+            let (host, port) = text.split_at(text.find(':').unwrap_or(text.len()));
+            (valid_ipv4(host) || valid_host_name(host), port)
+        }
+    };
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
+}
+
+/// diaspora*'s host name rule: a first label of `[a-z0-9-]`, then `.`-separated labels
+/// of the same characters.
+fn valid_host_name(host: &str) -> bool {
+    let mut labels = host.split('.');
+    let first_ok = labels.next().is_some_and(|first| !first.is_empty());
+    first_ok
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+}
+
+fn valid_ipv4(host: &str) -> bool {
+    let parts: Vec<&str> = host.split('.').collect();
+    parts.len() == 4
+        && parts
+            .iter()
+            .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// diaspora*'s loose IPv6 rule: up to seven groups of 0–4 hex digits followed by `:`,
+/// then one group of 1–4 hex digits.
+fn valid_bracketed_ipv6(address: &str) -> bool {
+    let groups: Vec<&str> = address.split(':').collect();
+    let Some((last, leading)) = groups.split_last() else {
+        return false;
+    };
+    let hex = |g: &str| g.bytes().all(|b| b.is_ascii_hexdigit());
+    leading.len() <= 7 && leading.iter().all(|g| g.len() <= 4 && hex(g)) && (1..=4).contains(&last.len()) && hex(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::federation::signature::sign_base64;
+    use crate::federation::test_support::{
+        assert_no_panic_on_damaged_input, key_2048, other_key_2048, python_elements, reference, vector_key_pair,
+    };
+
+    fn example(name: &str) -> String {
+        reference(&format!("diaspora-examples/{name}.example.xml"))
+    }
+
+    fn full_profile() -> Profile {
+        Profile {
+            author: "alice@example.org".into(),
+            edited_at: Some("2018-01-23T01:19:56Z".into()),
+            full_name: Some("Alice Smith".into()),
+            first_name: Some("Alice".into()),
+            last_name: Some("Smith".into()),
+            image_url: Some("https://example.org/images/thumb_large_a795f872c93309597345.jpg".into()),
+            image_url_medium: Some("https://example.org/images/thumb_medium_a795f872c93309597345.jpg".into()),
+            image_url_small: Some("https://example.org/images/thumb_small_a795f872c93309597345.jpg".into()),
+            bio: Some("some text about me".into()),
+            birthday: Some("1988-07-15".into()),
+            gender: Some("Male".into()),
+            location: Some("github".into()),
+            searchable: Some(true),
+            public: Some(false),
+            nsfw: Some(false),
+            tag_string: Some("#i #love #tags".into()),
+        }
+    }
+
+    const PROFILE_ORDER: [&str; 16] = [
+        "author",
+        "edited_at",
+        "full_name",
+        "first_name",
+        "last_name",
+        "image_url",
+        "image_url_medium",
+        "image_url_small",
+        "bio",
+        "birthday",
+        "gender",
+        "location",
+        "searchable",
+        "public",
+        "nsfw",
+        "tag_string",
+    ];
+
+    #[test]
+    fn parses_the_reference_profile_and_writes_it_back_byte_for_byte() {
+        let xml = example("profile");
+        let profile = Profile::parse(&xml).unwrap();
+        assert_eq!(profile, full_profile());
+        assert_eq!(profile.to_xml(), xml.trim_end());
+        validate_profile(&profile).unwrap();
+    }
+
+    #[test]
+    fn parses_the_reference_contact_and_deletion_and_writes_them_back() {
+        let xml = example("contact");
+        let contact = Contact::parse(&xml).unwrap();
+        assert_eq!(contact, Contact::start_sharing("alice@example.org", "bob@example.com"));
+        assert_eq!(contact.to_xml(), xml.trim_end());
+
+        let xml = example("account_deletion");
+        let deletion = AccountDeletion::parse(&xml).unwrap();
+        assert_eq!(deletion.author, "alice@example.org");
+        assert_eq!(deletion.to_xml(), xml.trim_end());
+    }
+
+    #[test]
+    fn parses_the_reference_account_migration() {
+        let migration = AccountMigration::parse(&example("account_migration")).unwrap();
+        assert_eq!(migration.author, "alice@example.org");
+        assert_eq!(migration.old_identity, "alice@example.org");
+        assert_eq!(migration.new_identity(), "alice@newpod.example.net");
+        assert_eq!(
+            migration.signature,
+            "07b1OIY6sTUQwV5pbpgFK0uz6W4cu+oQnlg410Q4uISUOdNOlBdYqhZJm62VFhgvzt4TZXfiJgoupFkRjP0BsaVaZuP2zKMNvO3ngWOeJRf2oRK4Ub5cEA/g7yijkRc+7y8r1iLJ31MFb1czyeCsLxw9Ol8SvAJddogGiLHDhjE="
+        );
+        let profile = &migration.profile;
+        assert_eq!(profile.first_name.as_deref(), Some("my name"));
+        assert_eq!(profile.last_name, None, "an empty element is no value");
+        assert_eq!(profile.full_name, None);
+        assert_eq!(profile.image_url.as_deref(), Some("/assets/user/default.png"));
+        assert_eq!(profile.birthday.as_deref(), Some("1988-07-15"));
+        assert_eq!(profile.gender.as_deref(), Some("Female"));
+        assert_eq!(profile.bio.as_deref(), Some("some text about me"));
+        assert_eq!(profile.location.as_deref(), Some("github"));
+        assert_eq!(profile.searchable, Some(true));
+        assert_eq!(profile.public, None);
+        assert_eq!(profile.nsfw, Some(false));
+        assert_eq!(profile.tag_string.as_deref(), Some("#i #love #tags"));
+        validate_profile(profile).unwrap();
+
+        // The sample signature was made with an unpublished key.
+        let (_, some_key) = vector_key_pair();
+        assert!(migration.verify_signature(&some_key).is_err());
+    }
+
+    #[test]
+    fn account_migration_signed_by_the_new_key_verifies_only_with_it() {
+        let new_key = key_2048();
+        let profile = Profile {
+            author: "alice@lifeboat.example".into(),
+            full_name: Some("Alice".into()),
+            ..Profile::default()
+        };
+        let migration = AccountMigration::new_signed("alice@old.example", profile, new_key);
+        assert_eq!(
+            AccountMigration::signed_text("alice@old.example", "alice@lifeboat.example"),
+            "AccountMigration:alice@old.example:alice@lifeboat.example"
+        );
+        assert_eq!(
+            migration.signature,
+            sign_base64(new_key, b"AccountMigration:alice@old.example:alice@lifeboat.example")
+        );
+        assert_eq!(migration.author, "alice@old.example");
+        assert_eq!(migration.old_identity, "alice@old.example");
+        migration.verify_signature(&new_key.to_public_key()).unwrap();
+        let err = migration
+            .verify_signature(&other_key_2048().to_public_key())
+            .unwrap_err();
+        assert!(matches!(err, Error::Unauthorized(_)));
+
+        let reparsed = AccountMigration::parse(&migration.to_xml()).unwrap();
+        assert_eq!(reparsed, migration);
+        reparsed.verify_signature(&new_key.to_public_key()).unwrap();
+
+        let mut redirected = migration.clone();
+        redirected.profile.author = "mallory@evil.example".into();
+        assert!(redirected.verify_signature(&new_key.to_public_key()).is_err());
+    }
+
+    #[test]
+    fn account_migration_reader_ignores_whitespace_around_base64_and_defaults_old_identity() {
+        let (private_key, public_key) = vector_key_pair();
+        let signature = sign_base64(&private_key, b"AccountMigration:old@a.example:new@b.example");
+        let wrapped: String = signature
+            .as_bytes()
+            .chunks(60)
+            .map(|chunk| format!("\n      {}", std::str::from_utf8(chunk).unwrap()))
+            .collect();
+        let xml = format!(
+            "<account_migration>\n  <author> old@a.example </author>\n  <profile><author>new@b.example</author></profile>\n  <signature>{wrapped}\n  </signature>\n</account_migration>"
+        );
+        let migration = AccountMigration::parse(&xml).unwrap();
+        assert_eq!(migration.signature, signature);
+        assert_eq!(migration.author, "old@a.example");
+        assert_eq!(migration.old_identity, "old@a.example");
+        migration.verify_signature(&public_key).unwrap();
+    }
+
+    #[test]
+    fn written_xml_has_the_documented_element_order_for_an_independent_reader() {
+        let new_key = key_2048();
+        let migration = AccountMigration::new_signed("alice@old.example", full_profile(), new_key);
+        let xml = migration.to_xml();
+        assert!(!xml.starts_with("<?xml"), "no XML declaration");
+        let elements = python_elements(&xml);
+        let top_level: Vec<&str> = elements
+            .iter()
+            .filter(|(depth, _, _)| *depth == 1)
+            .map(|(_, tag, _)| tag.as_str())
+            .collect();
+        assert_eq!(top_level, ["author", "profile", "signature", "old_identity"]);
+        let profile_order: Vec<&str> = elements
+            .iter()
+            .filter(|(depth, _, _)| *depth == 2)
+            .map(|(_, tag, _)| tag.as_str())
+            .collect();
+        assert_eq!(profile_order, PROFILE_ORDER);
+        assert_eq!(elements[0].1, "account_migration");
+        let signature = elements.iter().find(|e| e.1 == "signature").unwrap();
+        assert_eq!(signature.2, migration.signature);
+    }
+
+    #[test]
+    fn omits_absent_values_and_escapes_text_for_an_independent_reader() {
+        let profile = Profile {
+            author: "bob@example.org".into(),
+            full_name: Some("Bob <script>&amp;</script>".into()),
+            first_name: Some(String::new()),
+            bio: Some("line one\r\nline \"two\" & 'three' ]]> \u{7}".into()),
+            searchable: Some(false),
+            ..Profile::default()
+        };
+        let xml = profile.to_xml();
+        let elements = python_elements(&xml);
+        let tags: Vec<&str> = elements.iter().map(|e| e.1.as_str()).collect();
+        assert_eq!(
+            tags,
+            ["profile", "author", "full_name", "bio", "searchable"],
+            "empty and absent values are not written"
+        );
+        assert_eq!(elements[2].2, "Bob <script>&amp;</script>");
+        assert_eq!(elements[3].2, "line one\r\nline \"two\" & 'three' ]]> \u{FFFD}");
+        assert_eq!(elements[4].2, "false");
+
+        let reparsed = Profile::parse(&xml).unwrap();
+        assert_eq!(reparsed.full_name, profile.full_name);
+        assert_eq!(reparsed.first_name, None);
+        assert_eq!(
+            reparsed.bio.as_deref(),
+            Some("line one\r\nline \"two\" & 'three' ]]> \u{FFFD}")
+        );
+    }
+
+    #[test]
+    fn readers_ignore_unknown_and_empty_elements_and_keep_the_first_duplicate() {
+        let xml = "<profile><author>a@b.c</author><full_name/><unknown>x<deep/></unknown>\
+                   <bio></bio><searchable></searchable><nsfw>YES</nsfw>\
+                   <gender>first</gender><gender>second</gender></profile>";
+        let profile = Profile::parse(xml).unwrap();
+        assert_eq!(profile.full_name, None);
+        assert_eq!(profile.bio, None);
+        assert_eq!(profile.searchable, None);
+        assert_eq!(profile.nsfw, Some(true));
+        assert_eq!(profile.gender.as_deref(), Some("first"));
+    }
+
+    #[test]
+    fn readers_refuse_missing_required_values_and_bad_flags() {
+        assert!(Profile::parse("<profile><full_name>x</full_name></profile>").is_err());
+        assert!(Profile::parse("<contact><author>a@b.c</author></contact>").is_err());
+        assert!(AccountMigration::parse(
+            "<account_migration><author>a@b.c</author><signature>AAAA</signature></account_migration>"
+        )
+        .is_err());
+        assert!(AccountMigration::parse(
+            "<account_migration><author>a@b.c</author><profile><author>d@e.f</author></profile><signature> </signature></account_migration>"
+        )
+        .is_err());
+        let contact = |flags: &str| {
+            Contact::parse(&format!(
+                "<contact><author>a@b.c</author><recipient>d@e.f</recipient>{flags}</contact>"
+            ))
+        };
+        let defaults = contact("").unwrap();
+        assert!(defaults.following && defaults.sharing && !defaults.blocking);
+        assert!(contact("<following>maybe</following>").is_err());
+        assert!(contact("<blocking>true</blocking>").is_err());
+        let blocked = contact("<following>false</following><sharing>f</sharing><blocking>1</blocking>").unwrap();
+        assert!(blocked.blocking && !blocked.following && !blocked.sharing);
+        assert_eq!(
+            Contact::stop_sharing("a@b.c", "d@e.f").to_xml(),
+            "<contact>\n  <author>a@b.c</author>\n  <recipient>d@e.f</recipient>\n  <following>false</following>\n  <sharing>false</sharing>\n  <blocking>false</blocking>\n</contact>"
+        );
+    }
+
+    #[test]
+    fn parse_entity_recognises_entities_by_root_element() {
+        assert!(matches!(parse_entity(&example("profile")).unwrap(), Entity::Profile(_)));
+        assert!(matches!(
+            parse_entity(&example("account_migration")).unwrap(),
+            Entity::AccountMigration(_)
+        ));
+        assert!(matches!(parse_entity(&example("contact")).unwrap(), Entity::Contact(_)));
+        assert!(matches!(
+            parse_entity(&example("account_deletion")).unwrap(),
+            Entity::AccountDeletion(_)
+        ));
+        let status = "<status_message><author>a@b.c</author><text>hi</text></status_message>";
+        assert_eq!(parse_entity(status).unwrap(), Entity::Other("status_message".into()));
+        let comment = reference("signature-vectors/comment_xml_alice.xml");
+        assert_eq!(parse_entity(&comment).unwrap(), Entity::Other("comment".into()));
+        assert!(Profile::parse(&example("contact")).is_err());
+    }
+
+    #[test]
+    fn parse_entity_refuses_doctype_and_malformed_xml() {
+        let with_doctype =
+            "<?xml version=\"1.0\"?>\n<!DOCTYPE profile [<!ENTITY x \"y\">]>\n<profile><author>&x;</author></profile>";
+        let err = parse_entity(with_doctype).unwrap_err();
+        assert!(matches!(err, Error::BadRequest(_)));
+        assert!(err.to_string().contains("DOCTYPE"), "{err}");
+        let external = "<!DOCTYPE foo SYSTEM \"file:///etc/passwd\"><foo/>";
+        assert!(parse_entity(external).is_err());
+        assert!(parse_entity("<status_message><text>unclosed").is_err());
+        assert!(parse_entity("not xml").is_err());
+    }
+
+    #[test]
+    fn entity_readers_never_panic_on_damaged_input() {
+        for name in ["profile", "account_migration", "contact", "account_deletion"] {
+            assert_no_panic_on_damaged_input(&example(name), parse_entity);
+        }
+    }
+
+    #[test]
+    fn validate_profile_applies_diasporas_rules() {
+        let valid = full_profile();
+        validate_profile(&valid).unwrap();
+        let problems = |change: &dyn Fn(&mut Profile)| {
+            let mut profile = valid.clone();
+            change(&mut profile);
+            validate_profile(&profile).err().unwrap_or_default()
+        };
+        assert!(problems(&|p| p.full_name = Some("é".repeat(70))).is_empty());
+        assert_eq!(problems(&|p| p.full_name = Some("x".repeat(71))).len(), 1);
+        assert!(problems(&|p| p.first_name = Some("x".repeat(32))).is_empty());
+        assert_eq!(problems(&|p| p.first_name = Some("x".repeat(33))).len(), 1);
+        assert_eq!(problems(&|p| p.last_name = Some("x".repeat(33))).len(), 1);
+        for field in 0..3 {
+            let found = problems(&|p| {
+                let value = Some("a;b".to_string());
+                match field {
+                    0 => p.full_name = value,
+                    1 => p.first_name = value,
+                    _ => p.last_name = value,
+                }
+            });
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert!(found[0].contains("';'"));
+        }
+        assert!(problems(&|p| p.gender = Some("x".repeat(255))).is_empty());
+        assert_eq!(problems(&|p| p.gender = Some("x".repeat(256))).len(), 1);
+        assert_eq!(problems(&|p| p.location = Some("x".repeat(256))).len(), 1);
+        assert!(problems(&|p| p.bio = Some("x".repeat(65_535))).is_empty());
+        assert_eq!(problems(&|p| p.bio = Some("x".repeat(65_536))).len(), 1);
+        assert!(problems(&|p| p.tag_string = Some("#a #b #c #d #e".into())).is_empty());
+        assert_eq!(problems(&|p| p.tag_string = Some("#a #b #c #d #e #f".into())).len(), 1);
+        for bad in [
+            "1988-02-30",
+            "1988-13-01",
+            "88-07-15",
+            "1988-7-15",
+            "x1988-07-15",
+            "1988-07-15 ",
+        ] {
+            assert_eq!(problems(&|p| p.birthday = Some(bad.into())).len(), 1, "{bad}");
+        }
+        assert!(problems(&|p| p.birthday = Some("2000-02-29".into())).is_empty());
+        assert!(problems(&|p| p.birthday = Some(String::new())).is_empty());
+        assert_eq!(problems(&|p| p.author = "Alice@example.org".into()).len(), 1);
+        let many = problems(&|p| {
+            p.full_name = Some("x;".repeat(40));
+            p.bio = Some("y".repeat(70_000));
+        });
+        assert_eq!(many.len(), 3, "{many:?}");
+    }
+
+    #[test]
+    fn guid_rule() {
+        for good in [
+            "7dba7ca01d64013485eb3131731751e9",
+            "0123456789abcdef",
+            "abc-def_ghi@jkl.mno:pqr1",
+            &"a".repeat(255),
+        ] {
+            assert!(valid_guid(good), "{good}");
+        }
+        for bad in [
+            "0123456789abcde",
+            &"a".repeat(256),
+            "0123456789abcdef-",
+            "0123456789abcdef.",
+            "0123456789abcdef:",
+            "0123456789abcdef@",
+            "0123456789abcdef_",
+            "0123456789 abcdef",
+            "0123456789abcdeé",
+            "0123456789abcde/x",
+        ] {
+            assert!(!valid_guid(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn diaspora_id_rule() {
+        for good in [
+            "alice@example.org",
+            "a.b-c_d9@pod.example.org",
+            "alice@localhost",
+            "alice@localhost:3000",
+            "alice@127.0.0.1:8080",
+            "alice@[::1]",
+            "alice@[2001:db8::1]:443",
+            "alice@xn--bcher-kva.example",
+        ] {
+            assert!(valid_diaspora_id(good), "{good}");
+        }
+        for bad in [
+            "",
+            "alice",
+            "@example.org",
+            "alice@",
+            "Alice@example.org",
+            "alice@Example.org",
+            "al ice@example.org",
+            "alice@exa mple.org",
+            "alice@example.org:",
+            "alice@example.org:80a",
+            "alice@example.org/path",
+            "alice@b@example.org",
+            "alice@[::1",
+            "alice@[xyz::1]",
+            "alice@.example.org",
+            "alice@bücher.example",
+            &format!("alice@{}.org", "a".repeat(250)),
+        ] {
+            assert!(!valid_diaspora_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_iso8601_utc_to_the_second() {
+        let time = time::macros::datetime!(2018-01-23 02:19:56.789 +01:00);
+        assert_eq!(format_timestamp(time), "2018-01-23T01:19:56Z");
+    }
+}

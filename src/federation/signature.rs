@@ -1,0 +1,281 @@
+//! RSA signatures and keys as diaspora* uses them: PKCS#1 v1.5 signatures over SHA-256,
+//! keys in PEM (private keys PKCS#1, public keys SPKI, with the other encodings
+//! diaspora* has used accepted on input), key fingerprints (SHA-256 of the SPKI DER)
+//! and the key-strength rule of DESIGN §3.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use rsa::{BigUint, Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Result};
+
+/// Smallest modulus accepted by [`check_key_strength`], in bits.
+pub const MIN_KEY_BITS: usize = 2048;
+/// Largest modulus accepted by [`check_key_strength`], in bits.
+pub const MAX_KEY_BITS: usize = 4096;
+/// The only public exponent accepted by [`check_key_strength`].
+pub const REQUIRED_PUBLIC_EXPONENT: u32 = 65537;
+
+/// Signs `text` with RSA PKCS#1 v1.5 over its SHA-256 digest.
+///
+/// The signature is deterministic; the random source only blinds the private-key
+/// operation against timing attacks.
+pub fn sign(private_key: &RsaPrivateKey, text: &[u8]) -> Vec<u8> {
+    let digest = Sha256::digest(text);
+    private_key
+        .sign_with_rng(&mut rand::rngs::OsRng, Pkcs1v15Sign::new::<Sha256>(), &digest)
+        // Only fails for a digest longer than the key allows, which a SHA-256 digest
+        // never is for the smallest key the rsa crate can even load.
+        .expect("a SHA-256 digest always fits a PKCS#1 v1.5 signature")
+}
+
+/// Checks an RSA PKCS#1 v1.5 / SHA-256 signature of `text`.
+///
+/// Fails with [`Error::Unauthorized`] when the signature does not verify.
+pub fn verify(public_key: &RsaPublicKey, text: &[u8], signature: &[u8]) -> Result<()> {
+    let digest = Sha256::digest(text);
+    public_key
+        .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, signature)
+        .map_err(|_| Error::Unauthorized("signature does not verify".into()))
+}
+
+/// [`sign`], with the signature as standard base64 (with padding), as diaspora*'s
+/// entity signatures are written.
+pub fn sign_base64(private_key: &RsaPrivateKey, text: &[u8]) -> String {
+    STANDARD.encode(sign(private_key, text))
+}
+
+/// [`verify`] for a signature written in standard base64; whitespace around and inside
+/// the base64 text is ignored.
+pub fn verify_base64(public_key: &RsaPublicKey, text: &[u8], signature_base64: &str) -> Result<()> {
+    let signature = decode_standard_base64(signature_base64)
+        .map_err(|_| Error::Unauthorized("signature is not valid base64".into()))?;
+    verify(public_key, text, &signature)
+}
+
+/// Reads an RSA private key from PEM: PKCS#1 (`BEGIN RSA PRIVATE KEY`, what diaspora*
+/// stores) or PKCS#8 (`BEGIN PRIVATE KEY`).
+pub fn private_key_from_pem(pem: &str) -> Result<RsaPrivateKey> {
+    let pem = normalize_pem(pem);
+    RsaPrivateKey::from_pkcs1_pem(&pem)
+        .or_else(|_| RsaPrivateKey::from_pkcs8_pem(&pem))
+        .map_err(|_| Error::bad("not an RSA private key in PEM form (PKCS#1 or PKCS#8)"))
+}
+
+/// Writes an RSA private key as PKCS#1 PEM (`-----BEGIN RSA PRIVATE KEY-----`), the form
+/// of diaspora*'s archive `user.private_key`.
+pub fn private_key_to_pem(private_key: &RsaPrivateKey) -> Result<String> {
+    private_key
+        .to_pkcs1_pem(LineEnding::LF)
+        .map(|pem| pem.to_string())
+        .map_err(|e| Error::internal(format!("encoding a private key: {e}")))
+}
+
+/// Reads an RSA public key from PEM: SPKI (`BEGIN PUBLIC KEY`) or PKCS#1
+/// (`BEGIN RSA PUBLIC KEY`); diaspora* has published both.
+pub fn public_key_from_pem(pem: &str) -> Result<RsaPublicKey> {
+    let pem = normalize_pem(pem);
+    RsaPublicKey::from_public_key_pem(&pem)
+        .or_else(|_| RsaPublicKey::from_pkcs1_pem(&pem))
+        .map_err(|_| Error::bad("not an RSA public key in PEM form (SPKI or PKCS#1)"))
+}
+
+/// Writes an RSA public key as SPKI PEM (`-----BEGIN PUBLIC KEY-----`), 64-character
+/// lines, LF line ends, ending with a newline.
+pub fn public_key_to_pem(public_key: &RsaPublicKey) -> String {
+    public_key
+        .to_public_key_pem(LineEnding::LF)
+        .expect("encoding an RSA public key as SPKI cannot fail")
+}
+
+/// The key's fingerprint: SHA-256 of its SPKI DER encoding. Keys are compared by
+/// fingerprint, never by PEM text.
+pub fn fingerprint(public_key: &RsaPublicKey) -> [u8; 32] {
+    let der = public_key
+        .to_public_key_der()
+        .expect("encoding an RSA public key as SPKI cannot fail");
+    Sha256::digest(der.as_bytes()).into()
+}
+
+/// The first 16 lowercase hex digits of [`fingerprint`], as shown to users.
+pub fn short_fingerprint(public_key: &RsaPublicKey) -> String {
+    let mut hex_digits = hex::encode(fingerprint(public_key));
+    hex_digits.truncate(16);
+    hex_digits
+}
+
+/// Refuses keys outside 2048–4096 bits or with a public exponent other than 65537
+/// ([`Error::BadRequest`], saying which rule failed).
+pub fn check_key_strength(public_key: &RsaPublicKey) -> Result<()> {
+    let bits = public_key.n().bits();
+    if !(MIN_KEY_BITS..=MAX_KEY_BITS).contains(&bits) {
+        return Err(Error::bad(format!(
+            "RSA key has {bits} bits; it must have {MIN_KEY_BITS} to {MAX_KEY_BITS}"
+        )));
+    }
+    if *public_key.e() != BigUint::from(REQUIRED_PUBLIC_EXPONENT) {
+        return Err(Error::bad(format!(
+            "RSA key's public exponent must be {REQUIRED_PUBLIC_EXPONENT}"
+        )));
+    }
+    Ok(())
+}
+
+/// Decodes standard base64 the way diaspora* writes it, ignoring ASCII whitespace
+/// (line breaks, indentation around element text) and tolerating missing padding.
+pub(crate) fn decode_standard_base64(text: &str) -> std::result::Result<Vec<u8>, ()> {
+    let compact = remove_ascii_whitespace(text);
+    STANDARD_INDIFFERENT.decode(compact).map_err(|_| ())
+}
+
+/// `text` without any ASCII whitespace.
+pub(crate) fn remove_ascii_whitespace(text: &str) -> String {
+    text.chars().filter(|c| !c.is_ascii_whitespace()).collect()
+}
+
+const STANDARD_INDIFFERENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+/// PEM as found in the wild (an hCard's `<pre>`, a JSON string, a pasted file): trimmed,
+/// CRLF turned into LF, and ending with a newline as the decoder expects.
+fn normalize_pem(pem: &str) -> String {
+    let mut normalized: String = pem.trim().replace("\r\n", "\n").replace('\r', "\n");
+    normalized.push('\n');
+    normalized
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::federation::test_support::{reference, vector_key_pair};
+
+    fn vector_cases() -> Vec<(String, String)> {
+        let vectors: serde_json::Value = serde_json::from_str(&reference("signature-vectors/vectors.json")).unwrap();
+        vectors["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|case| {
+                (
+                    case["signed_text"].as_str().unwrap().to_string(),
+                    case["signature_base64"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reproduces_the_reference_signatures_exactly() {
+        let (private_key, _) = vector_key_pair();
+        let cases = vector_cases();
+        assert_eq!(cases.len(), 3);
+        for (signed_text, expected) in cases {
+            assert_eq!(sign_base64(&private_key, signed_text.as_bytes()), expected);
+        }
+    }
+
+    #[test]
+    fn verifies_the_reference_signatures_with_the_published_public_key() {
+        let (private_key, public_key) = vector_key_pair();
+        assert_eq!(public_key, private_key.to_public_key());
+        for (signed_text, signature) in vector_cases() {
+            verify_base64(&public_key, signed_text.as_bytes(), &signature).unwrap();
+            let wrapped = format!("\n    {}\n  ", signature);
+            verify_base64(&public_key, signed_text.as_bytes(), &wrapped).unwrap();
+        }
+    }
+
+    #[test]
+    fn refuses_a_signature_over_other_text_or_altered_bytes() {
+        let (_, public_key) = vector_key_pair();
+        let (signed_text, signature) = vector_cases().remove(0);
+        let altered_text = format!("{signed_text}.");
+        let err = verify_base64(&public_key, altered_text.as_bytes(), &signature).unwrap_err();
+        assert!(matches!(err, Error::Unauthorized(_)));
+
+        let mut bytes = decode_standard_base64(&signature).unwrap();
+        bytes[10] ^= 1;
+        assert!(verify(&public_key, signed_text.as_bytes(), &bytes).is_err());
+        assert!(verify(&public_key, signed_text.as_bytes(), &bytes[1..]).is_err());
+        assert!(verify(&public_key, signed_text.as_bytes(), &[]).is_err());
+        assert!(verify_base64(&public_key, signed_text.as_bytes(), "not base64!").is_err());
+    }
+
+    #[test]
+    fn the_reference_key_is_too_weak_for_lifeboat() {
+        let (_, public_key) = vector_key_pair();
+        let err = check_key_strength(&public_key).unwrap_err();
+        assert!(err.to_string().contains("1024 bits"), "{err}");
+    }
+
+    #[test]
+    fn key_strength_accepts_2048_to_4096_bits_with_e_65537_only() {
+        let mut rng = rand::rngs::OsRng;
+        let key = RsaPrivateKey::new(&mut rng, 2048).unwrap();
+        check_key_strength(&key.to_public_key()).unwrap();
+
+        let hcard = reference("diaspora-examples/hcard.example.html");
+        let start = hcard.find("-----BEGIN PUBLIC KEY-----").unwrap();
+        let end = hcard.find("-----END PUBLIC KEY-----").unwrap() + 24;
+        let key_4096 = public_key_from_pem(&hcard[start..end]).unwrap();
+        assert_eq!(key_4096.n().bits(), 4096);
+        check_key_strength(&key_4096).unwrap();
+
+        let e3 = RsaPublicKey::new(key.n().clone(), BigUint::from(3u32)).unwrap();
+        let err = check_key_strength(&e3).unwrap_err();
+        assert!(err.to_string().contains("exponent"), "{err}");
+    }
+
+    #[test]
+    fn private_keys_round_trip_through_pkcs1_and_are_read_from_pkcs8() {
+        use rsa::pkcs8::EncodePrivateKey;
+        let (private_key, _) = vector_key_pair();
+        let pkcs1 = private_key_to_pem(&private_key).unwrap();
+        assert!(pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
+        assert_eq!(private_key_from_pem(&pkcs1).unwrap(), private_key);
+
+        let pkcs8 = private_key.to_pkcs8_pem(LineEnding::CRLF).unwrap();
+        assert!(pkcs8.starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert_eq!(private_key_from_pem(&pkcs8).unwrap(), private_key);
+
+        assert!(private_key_from_pem("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n").is_err());
+        assert!(private_key_from_pem("").is_err());
+    }
+
+    #[test]
+    fn public_keys_are_read_from_spki_and_pkcs1_and_written_as_spki() {
+        use rsa::pkcs1::EncodeRsaPublicKey;
+        let reference_pem = reference("signature-vectors/author_public_key.pem");
+        let (_, public_key) = vector_key_pair();
+        assert_eq!(public_key_to_pem(&public_key), reference_pem);
+
+        let pkcs1 = public_key.to_pkcs1_pem(LineEnding::LF).unwrap();
+        assert!(pkcs1.starts_with("-----BEGIN RSA PUBLIC KEY-----"));
+        assert_eq!(public_key_from_pem(&pkcs1).unwrap(), public_key);
+
+        let indented = format!("\n  {}  \n", reference_pem.replace('\n', "\r\n"));
+        assert_eq!(public_key_from_pem(&indented).unwrap(), public_key);
+        assert!(public_key_from_pem("-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----").is_err());
+    }
+
+    #[test]
+    fn fingerprint_is_sha256_of_the_spki_der() {
+        let (_, public_key) = vector_key_pair();
+        let pem = reference("signature-vectors/author_public_key.pem");
+        let base64_body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+        let der = STANDARD.decode(base64_body).unwrap();
+        let expected: [u8; 32] = Sha256::digest(&der).into();
+        assert_eq!(fingerprint(&public_key), expected);
+        let short = short_fingerprint(&public_key);
+        assert_eq!(short, hex::encode(expected)[..16]);
+        assert_eq!(short.len(), 16);
+        assert!(short.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    }
+}
