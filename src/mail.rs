@@ -114,9 +114,7 @@ pub fn check_address(address: &str) -> Result<String> {
     }
     const SPECIALS: &[char] = &['(', ')', '<', '>', '[', ']', ':', ';', ',', '\\', '"'];
     if !local.is_ascii() || local.contains(SPECIALS) {
-        return Err(bad(
-            "the part before the @ must be plain ASCII without ()<>[]:;,\\\"",
-        ));
+        return Err(bad("the part before the @ must be plain ASCII without ()<>[]:;,\\\""));
     }
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") || local.len() > 64 {
         return Err(bad("the part before the @ is malformed"));
@@ -127,9 +125,7 @@ pub fn check_address(address: &str) -> Result<String> {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     });
     if !labels_ok {
         return Err(bad("the domain is not valid"));
@@ -152,9 +148,7 @@ fn one_line(text: &str) -> String {
 
 /// Seconds since the Unix epoch.
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// 16 random bytes as hex: Message-IDs and outbox file names.
@@ -218,11 +212,8 @@ impl SmtpTransport {
             .smtp_host
             .clone()
             .ok_or_else(|| Error::Config(vec!["mail.smtp_host: not set".into()]))?;
-        let port = u16::try_from(mail.smtp_port).map_err(|_| {
-            Error::Config(vec![
-                "mail.smtp_port: must be a port number (1-65535)".into()
-            ])
-        })?;
+        let port = u16::try_from(mail.smtp_port)
+            .map_err(|_| Error::Config(vec!["mail.smtp_port: must be a port number (1-65535)".into()]))?;
         let server = format!("{host}:{port}");
         let tls = match mail.smtp_tls {
             // `deliver` uses `connect_plain` for this mode, which never touches TLS, so the
@@ -230,15 +221,9 @@ impl SmtpTransport {
             // on the same machine from needing the system's CA certificates.
             SmtpTls::None => mail_send::smtp::tls::build_tls_connector(true),
             // Certificates are verified against the system's CA certificates.
-            SmtpTls::StartTls | SmtpTls::Implicit => {
-                mail_send::smtp::tls::build_tls_connector(false)
-            }
+            SmtpTls::StartTls | SmtpTls::Implicit => mail_send::smtp::tls::build_tls_connector(false),
         }
-        .map_err(|e| {
-            Error::Config(vec![format!(
-                "mail.smtp_tls: cannot use TLS with {server}: {e}"
-            )])
-        })?;
+        .map_err(|e| Error::Config(vec![format!("mail.smtp_tls: cannot use TLS with {server}: {e}")]))?;
         // `implicit_tls(false)` makes `connect` upgrade with STARTTLS (and refuse a server
         // that does not offer it).
         let mut builder = SmtpClientBuilder::new_with_tls_connector(host, port, tls)
@@ -256,8 +241,8 @@ impl SmtpTransport {
     }
 
     async fn deliver(&self, from: &str, mail: &Mail) -> std::result::Result<(), mail_send::Error> {
-        let rendered = render(from, mail, unix_now())
-            .map_err(|e| mail_send::Error::Io(std::io::Error::other(e.to_string())))?;
+        let rendered =
+            render(from, mail, unix_now()).map_err(|e| mail_send::Error::Io(std::io::Error::other(e.to_string())))?;
         let mut bytes = rendered.bytes;
         // mail-send ends the data with CRLF "." CRLF itself; a message that already ends
         // in CRLF would arrive with an extra empty line.
@@ -298,10 +283,7 @@ fn smtp_failure(e: &mail_send::Error) -> String {
             format!("answered {}", reply(r.code, r.esc, &r.message))
         }
         mail_send::Error::AuthenticationFailed(r) => {
-            format!(
-                "refused the credentials: {}",
-                reply(r.code, r.esc, &r.message)
-            )
+            format!("refused the credentials: {}", reply(r.code, r.esc, &r.message))
         }
         other => other.to_string(),
     }
@@ -352,12 +334,9 @@ impl EmlTransport {
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&dir).map_err(|e| {
-            Error::internal(format!(
-                "cannot create the mail outbox {}: {e}",
-                dir.display()
-            ))
-        })?;
+        builder
+            .create(&dir)
+            .map_err(|e| Error::internal(format!("cannot create the mail outbox {}: {e}", dir.display())))?;
         Ok(EmlTransport { dir })
     }
 
@@ -398,26 +377,17 @@ impl Transport for EmlTransport {
             let rendered = render(from, mail, now)?;
             let dir = self.dir.clone();
             let name = format!("{now}-{}.eml", rendered.id);
-            let path =
-                tokio::task::spawn_blocking(move || write_atomically(&dir, &name, &rendered.bytes))
-                    .await
-                    .map_err(|e| Error::internal(format!("writing a mail: {e}")))?
-                    .map_err(|e| {
-                        Error::internal(format!(
-                            "cannot write a mail into {}: {e}",
-                            self.dir.display()
-                        ))
-                    })?;
+            let path = tokio::task::spawn_blocking(move || write_atomically(&dir, &name, &rendered.bytes))
+                .await
+                .map_err(|e| Error::internal(format!("writing a mail: {e}")))?
+                .map_err(|e| Error::internal(format!("cannot write a mail into {}: {e}", self.dir.display())))?;
             info!("mail to {} written to {}", mail.to, path.display());
             Ok(())
         })
     }
 
     fn describe(&self) -> String {
-        format!(
-            ".eml files in {} (no SMTP server configured)",
-            self.dir.display()
-        )
+        format!(".eml files in {} (no SMTP server configured)", self.dir.display())
     }
 }
 
@@ -463,13 +433,7 @@ pub trait MailQueueStore {
 
     /// Records a failed attempt: the new attempt count, when to try next and why it
     /// failed. False (and nothing written) if the mail is no longer queued.
-    fn reschedule_mail(
-        &self,
-        id: u64,
-        attempts: u32,
-        next_attempt_unix: u64,
-        last_error: &str,
-    ) -> Result<bool>;
+    fn reschedule_mail(&self, id: u64, attempts: u32, next_attempt_unix: u64, last_error: &str) -> Result<bool>;
 }
 
 /// When the queue retries: `first` after the first failure, doubling each time up to
@@ -547,11 +511,7 @@ impl Mailer {
     }
 
     /// A mailer with any transport (tests, or a transport of a test rig).
-    pub fn with_transport(
-        store: Store,
-        from: &str,
-        transport: Arc<dyn Transport>,
-    ) -> Result<Mailer> {
+    pub fn with_transport(store: Store, from: &str, transport: Arc<dyn Transport>) -> Result<Mailer> {
         let from = check_address(from)?;
         Ok(Mailer {
             store,
@@ -591,9 +551,7 @@ impl Mailer {
         id: u64,
         mail: &Mail,
     ) -> std::result::Result<(), ConflictableTransactionError<Error>> {
-        let mail = mail
-            .checked()
-            .map_err(ConflictableTransactionError::Abort)?;
+        let mail = mail.checked().map_err(ConflictableTransactionError::Abort)?;
         let now = unix_now();
         let queued = QueuedMail {
             mail,
@@ -610,8 +568,7 @@ impl Mailer {
     /// restarts.
     pub async fn enqueue(&self, mail: Mail) -> Result<()> {
         let id = self.store.generate_id()?;
-        self.store
-            .transaction(|tx| self.enqueue_in(tx, id, &mail))?;
+        self.store.transaction(|tx| self.enqueue_in(tx, id, &mail))?;
         self.store.durable().await?;
         info!("mail to {} queued: {:?}", mail.to, mail.subject);
         self.wake();
@@ -670,9 +627,7 @@ impl Mailer {
                 }
             }
             let mut pause = match self.store.next_mail_due() {
-                Ok(Some(next)) => {
-                    Duration::from_secs(next.saturating_sub(unix_now())).min(RESCAN_INTERVAL)
-                }
+                Ok(Some(next)) => Duration::from_secs(next.saturating_sub(unix_now())).min(RESCAN_INTERVAL),
                 Ok(None) => RESCAN_INTERVAL,
                 Err(e) => {
                     error!("mail worker: cannot read the queue: {e}");
@@ -724,14 +679,13 @@ impl Mailer {
                     error!("mail to {to} given up after {failures} attempts: {subject:?}: {e}");
                 } else {
                     let delay = self.backoff.delay(failures);
-                    self.store.reschedule_mail(
-                        id,
-                        failures,
-                        now + delay.as_secs(),
-                        &e.to_string(),
-                    )?;
+                    self.store
+                        .reschedule_mail(id, failures, now + delay.as_secs(), &e.to_string())?;
                     self.store.durable().await?;
-                    warn!("mail to {to} failed (attempt {failures}), next try in {}s: {subject:?}: {e}", delay.as_secs());
+                    warn!(
+                        "mail to {to} failed (attempt {failures}), next try in {}s: {subject:?}: {e}",
+                        delay.as_secs()
+                    );
                 }
             }
         }
@@ -743,9 +697,7 @@ impl Mailer {
 fn helo_host(config: &Config) -> String {
     let host = config.public_host();
     let host = match host.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => {
-            h.to_string()
-        }
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h.to_string(),
         _ => host,
     };
     let bare = host.trim_start_matches('[').trim_end_matches(']');
@@ -776,19 +728,13 @@ mod tests {
     fn header<'a>(message: &'a str, name: &str) -> Vec<&'a str> {
         let head = message.split("\r\n\r\n").next().unwrap();
         head.split("\r\n")
-            .filter_map(|line| {
-                line.strip_prefix(name)
-                    .and_then(|rest| rest.strip_prefix(": "))
-            })
+            .filter_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(": ")))
             .collect()
     }
 
     #[test]
     fn addresses_are_checked_and_normalised() {
-        assert_eq!(
-            check_address(" alice@Example.ORG ").unwrap(),
-            "alice@example.org"
-        );
+        assert_eq!(check_address(" alice@Example.ORG ").unwrap(), "alice@example.org");
         assert_eq!(
             check_address("bob.smith+tag@bücher.example").unwrap(),
             "bob.smith+tag@xn--bcher-kva.example"
@@ -834,11 +780,7 @@ mod tests {
         );
         let checked = mail.checked().unwrap();
         assert_eq!(checked.subject, "Restore  Bcc: eve@example.org X-Evil: 1");
-        let message = text_of(
-            &render("lifeboat@pod.example", &checked, 1_700_000_000)
-                .unwrap()
-                .bytes,
-        );
+        let message = text_of(&render("lifeboat@pod.example", &checked, 1_700_000_000).unwrap().bytes);
         assert!(header(&message, "Bcc").is_empty(), "{message}");
         assert!(header(&message, "X-Evil").is_empty(), "{message}");
         assert_eq!(header(&message, "To"), ["<alice@example.org>"]);
@@ -846,22 +788,15 @@ mod tests {
 
     #[test]
     fn rendering_has_the_promised_headers() {
-        let mail = Mail::new(
-            "alice@example.org",
-            "Your backup",
-            "Hello Alice,\n\nline two\n",
-        )
-        .checked()
-        .unwrap();
+        let mail = Mail::new("alice@example.org", "Your backup", "Hello Alice,\n\nline two\n")
+            .checked()
+            .unwrap();
         let rendered = render("lifeboat@pod.example", &mail, 1_700_000_000).unwrap();
         let message = text_of(&rendered.bytes);
         assert_eq!(header(&message, "From"), ["<lifeboat@pod.example>"]);
         assert_eq!(header(&message, "To"), ["<alice@example.org>"]);
         assert_eq!(header(&message, "Subject"), ["Your backup"]);
-        assert_eq!(
-            header(&message, "Date"),
-            ["Tue, 14 Nov 2023 22:13:20 +0000"]
-        );
+        assert_eq!(header(&message, "Date"), ["Tue, 14 Nov 2023 22:13:20 +0000"]);
         assert_eq!(
             header(&message, "Message-ID"),
             [format!("<{}@pod.example>", rendered.id).as_str()]
@@ -879,9 +814,7 @@ mod tests {
         );
         // Two renderings never share a Message-ID.
         assert_ne!(
-            render("lifeboat@pod.example", &mail, 1_700_000_000)
-                .unwrap()
-                .id,
+            render("lifeboat@pod.example", &mail, 1_700_000_000).unwrap().id,
             rendered.id
         );
     }
@@ -906,11 +839,7 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         names.sort();
-        assert_eq!(
-            names.len(),
-            2,
-            "two files, no temporary leftovers: {names:?}"
-        );
+        assert_eq!(names.len(), 2, "two files, no temporary leftovers: {names:?}");
         assert_ne!(names[0], names[1]);
         for name in &names {
             let (time, rest) = name.split_once('-').unwrap();
@@ -930,9 +859,7 @@ mod tests {
                 .expect(subject);
             use base64::Engine;
             assert_eq!(
-                base64::engine::general_purpose::STANDARD
-                    .decode(encoded)
-                    .unwrap(),
+                base64::engine::general_purpose::STANDARD.decode(encoded).unwrap(),
                 "Grüße".as_bytes()
             );
             assert_eq!(
@@ -942,24 +869,14 @@ mod tests {
             );
             assert_eq!(header(&message, "Auto-Submitted"), ["auto-generated"]);
             assert_eq!(header(&message, "Date").len(), 1);
-            assert!(
-                message.contains("https://pod.example/restore/SECRET"),
-                "{message}"
-            );
+            assert!(message.contains("https://pod.example/restore/SECRET"), "{message}");
         }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&outbox).unwrap().permissions().mode() & 0o777, 0o700);
             assert_eq!(
-                std::fs::metadata(&outbox).unwrap().permissions().mode() & 0o777,
-                0o700
-            );
-            assert_eq!(
-                std::fs::metadata(outbox.join(&names[0]))
-                    .unwrap()
-                    .permissions()
-                    .mode()
-                    & 0o777,
+                std::fs::metadata(outbox.join(&names[0])).unwrap().permissions().mode() & 0o777,
                 0o600
             );
         }
@@ -1022,9 +939,7 @@ mod tests {
                     std::future::pending::<()>().await;
                 }
                 if self.failing.load(Ordering::SeqCst) {
-                    return Err(Error::Upstream(
-                        "mail server test: answered 451 busy".into(),
-                    ));
+                    return Err(Error::Upstream("mail server test: answered 451 busy".into()));
                 }
                 self.sent.lock().unwrap().push(mail.clone());
                 Ok(())
@@ -1038,8 +953,7 @@ mod tests {
     async fn fake_mailer(dir: &Path) -> (Store, Arc<Fake>, Mailer) {
         let store = Store::open(dir).unwrap();
         let fake = Arc::new(Fake::default());
-        let mailer =
-            Mailer::with_transport(store.clone(), "lifeboat@pod.example", fake.clone()).unwrap();
+        let mailer = Mailer::with_transport(store.clone(), "lifeboat@pod.example", fake.clone()).unwrap();
         (store, fake, mailer)
     }
 
@@ -1103,9 +1017,7 @@ mod tests {
             created_unix: unix_now(),
             last_error: None,
         };
-        store
-            .transaction(|tx| store.enqueue_mail(tx, 7, &bad))
-            .unwrap();
+        store.transaction(|tx| store.enqueue_mail(tx, 7, &bad)).unwrap();
         mailer.attempt(7, bad).await.unwrap();
         assert!(store.queued_mails().unwrap().is_empty());
         assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
@@ -1113,11 +1025,7 @@ mod tests {
 
     #[tokio::test]
     async fn mail_debug_output_hides_the_body() {
-        let mail = Mail::new(
-            "alice@example.org",
-            "Restore",
-            "https://pod.example/restore/SECRET",
-        );
+        let mail = Mail::new("alice@example.org", "Restore", "https://pod.example/restore/SECRET");
         let shown = format!(
             "{:?}",
             QueuedMail {
@@ -1168,10 +1076,7 @@ mod tests {
             .await
             .expect("the worker stops mid-delivery")
             .unwrap();
-        assert!(
-            !mailer.running.load(Ordering::SeqCst),
-            "a new worker may start later"
-        );
+        assert!(!mailer.running.load(Ordering::SeqCst), "a new worker may start later");
     }
 
     #[tokio::test]
@@ -1181,11 +1086,7 @@ mod tests {
         let config = Config::default();
         let mailer = Mailer::new(&config, store.clone()).unwrap();
         assert_eq!(mailer.from_address(), "lifeboat@127.0.0.1");
-        assert!(
-            mailer.describe().contains("outbox"),
-            "{}",
-            mailer.describe()
-        );
+        assert!(mailer.describe().contains("outbox"), "{}", mailer.describe());
 
         let (stop, shutdown) = watch::channel(false);
         let worker = tokio::spawn(mailer.clone().run(shutdown));
@@ -1195,9 +1096,7 @@ mod tests {
             .unwrap();
         let outbox = dir.path().join("outbox");
         for _ in 0..3000 {
-            if store.queued_mails().unwrap().is_empty()
-                && std::fs::read_dir(&outbox).unwrap().count() > 0
-            {
+            if store.queued_mails().unwrap().is_empty() && std::fs::read_dir(&outbox).unwrap().count() > 0 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -141,17 +141,13 @@ impl SmtpServer {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(status) = server.child.try_wait().unwrap() {
-                let stderr =
-                    std::fs::read_to_string(server.dir.path().join("stderr")).unwrap_or_default();
+                let stderr = std::fs::read_to_string(server.dir.path().join("stderr")).unwrap_or_default();
                 panic!(
                     "the test SMTP server (python3 with aiosmtpd) exited with {status} before listening; \
                      is aiosmtpd installed (pip install aiosmtpd)?\n{stderr}"
                 );
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
                 return server;
             }
             assert!(
@@ -210,10 +206,7 @@ fn free_port() -> u16 {
 }
 
 fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
 }
 
 /// A configuration sending through 127.0.0.1:`port`, loaded the way `serve` loads it.
@@ -286,15 +279,13 @@ impl Worker {
 
 /// The body every test sends: a link, a line that is a lone dot (SMTP's end of data
 /// unless stuffed), non-ASCII text.
-const BODY: &str = "Hello Alice,\n\nrestore your account: https://pod.example/restore/SECRET-TOKEN\n.\nGrüße, lifeboat\n";
+const BODY: &str =
+    "Hello Alice,\n\nrestore your account: https://pod.example/restore/SECRET-TOKEN\n.\nGrüße, lifeboat\n";
 
 fn assert_delivered(got: &Received, to: &str, subject: &str, body: &str, sent_between: (f64, f64)) {
     assert_eq!(got.mail_from, "lifeboat@pod.example", "envelope sender");
     assert_eq!(got.rcpt_tos, [to], "envelope recipient");
-    assert_eq!(
-        got.one("From").trim_matches(['<', '>']),
-        "lifeboat@pod.example"
-    );
+    assert_eq!(got.one("From").trim_matches(['<', '>']), "lifeboat@pod.example");
     assert_eq!(got.one("To").trim_matches(['<', '>']), to);
     assert_eq!(got.one("Subject"), subject);
     assert_eq!(got.one("Auto-Submitted"), "auto-generated");
@@ -326,9 +317,7 @@ async fn send_now_delivers_through_a_real_smtp_server() {
     let store = Store::open(dir.path()).unwrap();
     let mailer = Mailer::new(&config(dir.path(), smtp.port, &[]), store).unwrap();
     assert!(
-        mailer
-            .describe()
-            .contains(&format!("127.0.0.1:{}", smtp.port)),
+        mailer.describe().contains(&format!("127.0.0.1:{}", smtp.port)),
         "{}",
         mailer.describe()
     );
@@ -366,18 +355,13 @@ async fn the_queue_delivers_each_mail_once_through_the_worker() {
     // The domain's way: the mail commits with the change that triggers it.
     let id = store.generate_id().unwrap();
     store
-        .transaction(|tx| {
-            mailer.enqueue_in(tx, id, &Mail::new("bob@example.org", "Second", "Hi Bob\n"))
-        })
+        .transaction(|tx| mailer.enqueue_in(tx, id, &Mail::new("bob@example.org", "Second", "Hi Bob\n")))
         .unwrap();
     store.durable().await.unwrap();
     mailer.wake();
 
     let got = smtp.wait_for(2).await;
-    wait_until("an empty queue", || {
-        store.queued_mails().unwrap().is_empty()
-    })
-    .await;
+    wait_until("an empty queue", || store.queued_mails().unwrap().is_empty()).await;
     worker.stop().await;
     let after = unix_now();
 
@@ -385,13 +369,7 @@ async fn the_queue_delivers_each_mail_once_through_the_worker() {
     assert_eq!(got_after.len(), 2, "each mail exactly once");
     assert_eq!(got.len(), 2);
     assert_delivered(&got[0], "alice@example.org", "First", BODY, (before, after));
-    assert_delivered(
-        &got[1],
-        "bob@example.org",
-        "Second",
-        "Hi Bob\n",
-        (before, after),
-    );
+    assert_delivered(&got[1], "bob@example.org", "Second", "Hi Bob\n", (before, after));
     assert_ne!(got[0].one("Message-ID"), got[1].one("Message-ID"));
 }
 
@@ -405,14 +383,8 @@ async fn a_mail_with_a_bad_recipient_is_refused_before_the_queue() {
         mailer.enqueue(injected.clone()).await,
         Err(Error::BadRequest(_))
     ));
-    assert!(matches!(
-        mailer.send_now(&injected).await,
-        Err(Error::BadRequest(_))
-    ));
-    assert!(
-        store.queued_mails().unwrap().is_empty(),
-        "nothing was queued"
-    );
+    assert!(matches!(mailer.send_now(&injected).await, Err(Error::BadRequest(_))));
+    assert!(store.queued_mails().unwrap().is_empty(), "nothing was queued");
 }
 
 #[tokio::test]
@@ -431,19 +403,13 @@ async fn refusals_are_upstream_errors_with_the_reply_but_no_credentials() {
         ],
     );
     let mailer = Mailer::new(&config, store).unwrap();
-    match mailer
-        .send_now(&Mail::new("alice@example.org", "Hi", "text"))
-        .await
-    {
+    match mailer.send_now(&Mail::new("alice@example.org", "Hi", "text")).await {
         Err(Error::Upstream(message)) => {
             assert!(
                 message.starts_with(&format!("mail server 127.0.0.1:{}", smtp.port)),
                 "{message}"
             );
-            assert!(
-                message.contains("535"),
-                "the server's reply is kept: {message}"
-            );
+            assert!(message.contains("535"), "the server's reply is kept: {message}");
             assert!(
                 !message.contains(password) && !message.contains("S3CRET"),
                 "no credentials: {message}"
@@ -484,10 +450,7 @@ async fn a_temporary_refusal_is_retried_by_the_queue() {
         .with_backoff(quick());
 
     // Directly, the caller sees the refusal.
-    match mailer
-        .send_now(&Mail::new("alice@example.org", "Hi", "text"))
-        .await
-    {
+    match mailer.send_now(&Mail::new("alice@example.org", "Hi", "text")).await {
         Err(Error::Upstream(message)) => assert!(
             message.ends_with("answered 451 4.3.0 mailbox busy, try again later"),
             "{message}"
@@ -507,10 +470,7 @@ async fn a_temporary_refusal_is_retried_by_the_queue() {
         .await
         .unwrap();
     let got = smtp.wait_for(1).await;
-    wait_until("an empty queue", || {
-        store.queued_mails().unwrap().is_empty()
-    })
-    .await;
+    wait_until("an empty queue", || store.queued_mails().unwrap().is_empty()).await;
     worker.stop().await;
     assert_eq!(got.len(), 1);
     assert_eq!(smtp.received().len(), 1, "exactly once");
@@ -526,9 +486,7 @@ async fn queued_mail_survives_a_restart_and_arrives_once() {
     {
         // No server on the port yet: the worker fails and reschedules.
         let store = Store::open(dir.path()).unwrap();
-        let mailer = Mailer::new(&config, store.clone())
-            .unwrap()
-            .with_backoff(quick());
+        let mailer = Mailer::new(&config, store.clone()).unwrap().with_backoff(quick());
         let worker = Worker::start(&mailer);
         mailer
             .enqueue(Mail::new("alice@example.org", "Survivor", BODY))
@@ -546,10 +504,7 @@ async fn queued_mail_survives_a_restart_and_arrives_once() {
         let queued = store.queued_mails().unwrap();
         assert_eq!(queued.len(), 1);
         let error = queued[0].1.last_error.as_deref().unwrap();
-        assert!(
-            error.starts_with(&format!("mail server 127.0.0.1:{port}")),
-            "{error}"
-        );
+        assert!(error.starts_with(&format!("mail server 127.0.0.1:{port}")), "{error}");
         assert!(!error.contains("SECRET-TOKEN"));
     }
 
@@ -561,33 +516,19 @@ async fn queued_mail_survives_a_restart_and_arrives_once() {
         1,
         "the mail is still queued after the restart"
     );
-    let mailer = Mailer::new(&config, store.clone())
-        .unwrap()
-        .with_backoff(quick());
+    let mailer = Mailer::new(&config, store.clone()).unwrap().with_backoff(quick());
     let worker = Worker::start(&mailer);
     let got = smtp.wait_for(1).await;
-    wait_until("an empty queue", || {
-        store.queued_mails().unwrap().is_empty()
-    })
-    .await;
+    wait_until("an empty queue", || store.queued_mails().unwrap().is_empty()).await;
     worker.stop().await;
     let after = unix_now();
 
     assert_eq!(smtp.received().len(), 1, "exactly once");
-    assert_delivered(
-        &got[0],
-        "alice@example.org",
-        "Survivor",
-        BODY,
-        (before, after),
-    );
+    assert_delivered(&got[0], "alice@example.org", "Survivor", BODY, (before, after));
     drop(mailer);
     drop(store);
     let store = open_store(dir.path()).await;
-    assert!(
-        store.queued_mails().unwrap().is_empty(),
-        "the removal was durable"
-    );
+    assert!(store.queued_mails().unwrap().is_empty(), "the removal was durable");
 }
 
 #[tokio::test]
@@ -597,21 +538,10 @@ async fn the_tls_modes_map_to_starttls_and_implicit_tls() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
 
-    let starttls = config(
-        dir.path(),
-        smtp.port,
-        &[("LIFEBOAT_MAIL_SMTP_TLS", "starttls")],
-    );
+    let starttls = config(dir.path(), smtp.port, &[("LIFEBOAT_MAIL_SMTP_TLS", "starttls")]);
     let mailer = Mailer::new(&starttls, store.clone()).unwrap();
-    assert!(
-        mailer.describe().contains("STARTTLS"),
-        "{}",
-        mailer.describe()
-    );
-    match mailer
-        .send_now(&Mail::new("alice@example.org", "Hi", "text"))
-        .await
-    {
+    assert!(mailer.describe().contains("STARTTLS"), "{}", mailer.describe());
+    match mailer.send_now(&Mail::new("alice@example.org", "Hi", "text")).await {
         Err(Error::Upstream(message)) => assert!(
             message.contains("STARTTLS"),
             "refuses to go on without STARTTLS: {message}"
@@ -619,21 +549,10 @@ async fn the_tls_modes_map_to_starttls_and_implicit_tls() {
         other => panic!("expected an upstream error, got {other:?}"),
     }
 
-    let implicit = config(
-        dir.path(),
-        smtp.port,
-        &[("LIFEBOAT_MAIL_SMTP_TLS", "implicit")],
-    );
+    let implicit = config(dir.path(), smtp.port, &[("LIFEBOAT_MAIL_SMTP_TLS", "implicit")]);
     let mailer = Mailer::new(&implicit, store).unwrap();
-    assert!(
-        mailer.describe().contains("implicit TLS"),
-        "{}",
-        mailer.describe()
-    );
-    match mailer
-        .send_now(&Mail::new("alice@example.org", "Hi", "text"))
-        .await
-    {
+    assert!(mailer.describe().contains("implicit TLS"), "{}", mailer.describe());
+    match mailer.send_now(&Mail::new("alice@example.org", "Hi", "text")).await {
         Err(Error::Upstream(message)) => assert!(
             message.contains("TLS") || message.contains("I/O"),
             "a TLS handshake was attempted: {message}"

@@ -201,9 +201,11 @@ pub fn check_created_at(text: &str, now_unix: i64) -> Result<i64> {
 
 /// Decodes standard base64 (RFC 4648, with padding, no whitespace).
 pub fn decode_base64(field: &str, text: &str) -> Result<Vec<u8>> {
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|_| Error::bad(format!("{field} must be standard base64 with padding and no whitespace")))
+    base64::engine::general_purpose::STANDARD.decode(text).map_err(|_| {
+        Error::bad(format!(
+            "{field} must be standard base64 with padding and no whitespace"
+        ))
+    })
 }
 
 /// The decoded length of a base64 text, without decoding it (for size checks that
@@ -386,7 +388,248 @@ impl StatusRequest {
 
     /// Verifies the signature (CPU work: call it off the async runtime).
     pub fn verify(&self) -> Result<()> {
-        self.key
-            .verify(status_signed_text(&self.email, &self.created_at).as_bytes(), &self.signature)
+        self.key.verify(
+            status_signed_text(&self.email, &self.created_at).as_bytes(),
+            &self.signature,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsa::pkcs8::{EncodePublicKey, LineEnding};
+    use serde_json::json;
+
+    const NOW: i64 = 1_795_000_000; // 2026-11-18
+
+    fn pem_of(n: BigUint, e: u32) -> String {
+        RsaPublicKey::new_unchecked(n, BigUint::from(e))
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap()
+    }
+
+    /// An odd modulus of exactly `bits` bits (not a real key: parsing never factors).
+    fn modulus(bits: usize) -> BigUint {
+        let mut bytes = vec![0xa5u8; bits / 8];
+        bytes[0] = 0xc3;
+        *bytes.last_mut().unwrap() |= 1;
+        BigUint::from_bytes_be(&bytes)
+    }
+
+    #[test]
+    fn normalised_emails_are_accepted() {
+        for ok in [
+            "alice@example.org",
+            "a.b+tag@sub.example.org",
+            "ünïcode-local@example.org",
+            "bob@xn--bcher-kva.example",
+        ] {
+            check_email(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+    }
+
+    #[test]
+    fn emails_that_are_not_normalised_are_refused() {
+        for (bad, why) in [
+            ("", "empty"),
+            (" alice@example.org", "whitespace"),
+            ("alice@example.org\n", "whitespace"),
+            ("al ice@example.org", "whitespace"),
+            ("alice@exa\u{a0}mple.org", "whitespace"),
+            ("al\u{7}ice@example.org", "control"),
+            ("alice:x@example.org", "':'"),
+            ("Alice@example.org", "lower-cased"),
+            ("alice@Example.org", "lower-cased"),
+            ("alice@bücher.example", "A-label"),
+            ("alice", "exactly one"),
+            ("a@b@example.org", "exactly one"),
+            ("@example.org", "before and after"),
+            ("alice@", "before and after"),
+        ] {
+            let e = check_email(bad).expect_err(bad).to_string();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        let long = format!("{}@example.org", "a".repeat(250));
+        assert!(check_email(&long).unwrap_err().to_string().contains("longer"));
+    }
+
+    #[test]
+    fn sequences_run_from_1_to_2_pow_53_minus_1() {
+        assert_eq!(check_sequence(&json!(1)).unwrap(), 1);
+        assert_eq!(check_sequence(&json!(MAX_SEQUENCE)).unwrap(), MAX_SEQUENCE);
+        for bad in [
+            json!(0),
+            json!(MAX_SEQUENCE + 1),
+            json!(-1),
+            json!(1.0),
+            json!(1.5),
+            json!("7"),
+            json!(null),
+        ] {
+            let e = check_sequence(&bad).expect_err(&bad.to_string()).to_string();
+            assert!(e.contains("2^53-1"), "{e}");
+        }
+    }
+
+    #[test]
+    fn created_at_has_one_exact_form_and_at_most_a_day_of_future() {
+        assert_eq!(check_created_at("2026-11-18T00:00:00Z", NOW).unwrap(), 1_794_960_000);
+        for bad in [
+            "2026-11-18T00:00:00+00:00",
+            "2026-11-18 00:00:00Z",
+            "2026-11-18T00:00:00.5Z",
+            "2026-11-18T00:00:00z",
+            "2026-11-18T00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-11-18T24:00:00Z",
+            " 2026-11-18T00:00:00Z",
+            "２026-11-18T00:00:00Z",
+        ] {
+            let e = check_created_at(bad, NOW).expect_err(bad).to_string();
+            assert!(e.contains("YYYY-MM-DDTHH:MM:SSZ"), "{bad}: {e}");
+        }
+        let fmt = |t: i64| {
+            time::OffsetDateTime::from_unix_timestamp(t)
+                .unwrap()
+                .format(time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+                ))
+                .unwrap()
+        };
+        assert!(
+            check_created_at(&fmt(NOW + 86400), NOW).is_ok(),
+            "exactly 24 h ahead is fine"
+        );
+        let e = check_created_at(&fmt(NOW + 86401), NOW).unwrap_err().to_string();
+        assert!(e.contains("24 hours in the future"), "{e}");
+        assert!(
+            check_created_at("2001-01-01T00:00:00Z", NOW).is_ok(),
+            "the past is not limited"
+        );
+    }
+
+    #[test]
+    fn base64_needs_padding_and_no_whitespace() {
+        assert_eq!(decode_base64("x", "QUJD").unwrap(), b"ABC");
+        assert_eq!(decode_base64("x", "QUI=").unwrap(), b"AB");
+        for bad in ["QUI", "QUI=\n", "QU JD", " QUJD", "QUJD\n", "-_-_", "QUI==", "QR=="] {
+            let e = decode_base64("backup", bad).expect_err(bad).to_string();
+            assert!(e.contains("backup must be standard base64"), "{e}");
+        }
+        for len in 0..40 {
+            let data = vec![7u8; len];
+            let text = base64::engine::general_purpose::STANDARD.encode(&data);
+            assert_eq!(decoded_len(&text), len as u64);
+        }
+    }
+
+    #[test]
+    fn keys_must_be_rsa_2048_to_4096_bits_with_e_65537_in_spki() {
+        let key = AccountKey::from_pem(&pem_of(modulus(2048), 65537)).unwrap();
+        assert_eq!(key.fingerprint().hex().len(), 64);
+        assert_eq!(key.fingerprint().short(), key.fingerprint().hex()[..16]);
+        AccountKey::from_pem(&pem_of(modulus(3072), 65537)).unwrap();
+        AccountKey::from_pem(&pem_of(modulus(4096), 65537)).unwrap();
+        for (pem, why) in [
+            (pem_of(modulus(1024), 65537), "1024 bits"),
+            (pem_of(modulus(2040), 65537), "2040 bits"),
+            (pem_of(modulus(4104), 65537), "4104 bits"),
+            (pem_of(modulus(8192), 65537), "8192 bits"),
+            (pem_of(modulus(2048), 3), "exponent 65537"),
+            (pem_of(modulus(2048), 17), "exponent 65537"),
+            ("not a key".to_string(), "PEM"),
+            (
+                pem_of(modulus(2048), 65537).replace("PUBLIC KEY", "RSA PUBLIC KEY"),
+                "SPKI",
+            ),
+        ] {
+            let e = AccountKey::from_pem(&pem).expect_err(why).to_string();
+            assert!(e.contains(why), "{why}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_does_not_depend_on_pem_layout() {
+        let pem = pem_of(modulus(2048), 65537);
+        let crlf = pem.replace('\n', "\r\n");
+        assert_eq!(
+            AccountKey::from_pem(&pem).unwrap().fingerprint(),
+            AccountKey::from_pem(&crlf).unwrap().fingerprint()
+        );
+        let other = pem_of(modulus(2056), 65537);
+        assert_ne!(
+            AccountKey::from_pem(&pem).unwrap().fingerprint(),
+            AccountKey::from_pem(&other).unwrap().fingerprint()
+        );
+    }
+
+    #[test]
+    fn signed_texts() {
+        assert_eq!(
+            push_signed_text("a@b.org", 7, "2026-11-22T01:00:00Z", Some(&[0xab; 32])),
+            format!("lifeboat-backup:1:a@b.org:7:2026-11-22T01:00:00Z:{}", "ab".repeat(32))
+        );
+        assert_eq!(
+            push_signed_text("a@b.org", 8, "2026-11-22T01:00:00Z", None),
+            "lifeboat-backup:1:a@b.org:8:2026-11-22T01:00:00Z:delete"
+        );
+        assert_eq!(
+            status_signed_text("a@b.org", "2026-11-22T01:00:00Z"),
+            "lifeboat-backup-status:1:a@b.org:2026-11-22T01:00:00Z"
+        );
+    }
+
+    #[test]
+    fn validation_names_the_first_wrong_field() {
+        let pem = pem_of(modulus(2048), 65537);
+        let good = json!({"version": 1, "email": "a@b.org", "public_key": pem, "sequence": 3,
+            "created_at": "2026-11-18T00:00:00Z", "backup": null, "signature": "QUJD", "extra": [1]});
+        let check = |mutate: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = good.clone();
+            mutate(&mut v);
+            let raw = RawPush::parse(v.to_string().as_bytes()).unwrap();
+            raw.validate(raw.key(), NOW).map(|_| ())
+        };
+        check(&|_| {}).unwrap();
+        for (mutate, why) in [
+            (
+                Box::new(|v: &mut serde_json::Value| v["version"] = json!(2)) as Box<dyn Fn(&mut serde_json::Value)>,
+                "version must be 1",
+            ),
+            (
+                Box::new(|v: &mut serde_json::Value| {
+                    v.as_object_mut().unwrap().remove("version");
+                }),
+                "version is missing",
+            ),
+            (
+                Box::new(|v: &mut serde_json::Value| v["email"] = json!(5)),
+                "email must be a string",
+            ),
+            (
+                Box::new(|v: &mut serde_json::Value| v["sequence"] = json!(0)),
+                "sequence",
+            ),
+            (
+                Box::new(|v: &mut serde_json::Value| {
+                    v.as_object_mut().unwrap().remove("backup");
+                }),
+                "backup is missing",
+            ),
+            (
+                Box::new(|v: &mut serde_json::Value| v["backup"] = json!(5)),
+                "backup must be",
+            ),
+            (
+                Box::new(|v: &mut serde_json::Value| v["signature"] = json!("QUI")),
+                "signature must be standard base64",
+            ),
+        ] {
+            let e = check(&*mutate).expect_err(why).to_string();
+            assert!(e.contains(why), "{why}: {e}");
+        }
+        assert!(RawPush::parse(b"[1]").is_err());
+        assert!(RawPush::parse(b"{").is_err());
     }
 }

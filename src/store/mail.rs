@@ -59,13 +59,7 @@ impl MailQueueStore for Store {
         Ok(self.tree(Tree::MailQueue).remove(key(id))?.is_some())
     }
 
-    fn reschedule_mail(
-        &self,
-        id: u64,
-        attempts: u32,
-        next_attempt_unix: u64,
-        last_error: &str,
-    ) -> Result<bool> {
+    fn reschedule_mail(&self, id: u64, attempts: u32, next_attempt_unix: u64, last_error: &str) -> Result<bool> {
         self.transaction(|tx| {
             let Some(mut mail) = tx.get::<QueuedMail>(Tree::MailQueue, &key(id))? else {
                 return Ok(false);
@@ -122,12 +116,7 @@ mod tests {
                     store.enqueue_mail(tx, b, &queued("b@example.org", 200))
                 })
                 .unwrap();
-            let order: Vec<u64> = store
-                .queued_mails()
-                .unwrap()
-                .iter()
-                .map(|(id, _)| *id)
-                .collect();
+            let order: Vec<u64> = store.queued_mails().unwrap().iter().map(|(id, _)| *id).collect();
             assert_eq!(order, [a, b, c], "creation order");
             assert_eq!(
                 store
@@ -140,9 +129,7 @@ mod tests {
             );
             assert_eq!(store.next_mail_due().unwrap(), Some(100));
 
-            assert!(store
-                .reschedule_mail(a, 1, 500, "mail server: 451 try later")
-                .unwrap());
+            assert!(store.reschedule_mail(a, 1, 500, "mail server: 451 try later").unwrap());
             assert_eq!(store.next_mail_due().unwrap(), Some(200));
             assert!(store.remove_mail(b).unwrap());
             assert!(!store.remove_mail(b).unwrap());
@@ -157,10 +144,7 @@ mod tests {
         assert_eq!(mails.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [a, c]);
         assert_eq!(mails[0].1.attempts, 1);
         assert_eq!(mails[0].1.next_attempt_unix, 500);
-        assert_eq!(
-            mails[0].1.last_error.as_deref(),
-            Some("mail server: 451 try later")
-        );
+        assert_eq!(mails[0].1.last_error.as_deref(), Some("mail server: 451 try later"));
         assert!(store.check().unwrap().problems.is_empty());
     }
 
@@ -168,10 +152,7 @@ mod tests {
     async fn a_damaged_entry_does_not_block_the_others() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store
-            .tree(Tree::MailQueue)
-            .insert(key(1), &[9u8, 9, 9][..])
-            .unwrap();
+        store.tree(Tree::MailQueue).insert(key(1), &[9u8, 9, 9][..]).unwrap();
         store
             .transaction(|tx| store.enqueue_mail(tx, 2, &queued("a@example.org", 0)))
             .unwrap();

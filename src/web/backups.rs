@@ -35,7 +35,9 @@ fn rate_limited(pod: &Pod, req: &Request) -> Result<()> {
     if pod.limits.backup_push.allow(&req.client.key()) {
         Ok(())
     } else {
-        Err(Error::RateLimited("too many backup requests from this address; try again in a minute".into()))
+        Err(Error::RateLimited(
+            "too many backup requests from this address; try again in a minute".into(),
+        ))
     }
 }
 
