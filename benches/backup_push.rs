@@ -46,7 +46,10 @@ fn main() {
 
     let started = Instant::now();
     let keys = load_keys(key_count, cores);
-    println!("keys: {key_count} × RSA-4096 ready in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "keys: {key_count} × RSA-4096 ready in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     // A few real .lfbk files per key (one key derivation, then cheap sealing).
     let sealing = SealingKey::derive(
@@ -114,7 +117,10 @@ fn main() {
         let _ = response.body_mut().read_to_vec();
         assert_eq!(response.status().as_u16(), 200, "confirming a slot");
     }
-    println!("{key_count} slots confirmed; pushing {} × 64 KiB over {key_count} connections", key_count * per_key);
+    println!(
+        "{key_count} slots confirmed; pushing {} × 64 KiB over {key_count} connections",
+        key_count * per_key
+    );
 
     let rss_start = server.rss_kib();
     let done = AtomicUsize::new(0);
@@ -201,7 +207,8 @@ fn load_keys(count: usize, cores: usize) -> Vec<RsaPrivateKey> {
                     Ok(pem) => RsaPrivateKey::from_pkcs1_pem(&pem).unwrap(),
                     Err(_) => {
                         let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, 4096).unwrap();
-                        std::fs::write(&path, key.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).unwrap().as_bytes()).unwrap();
+                        std::fs::write(&path, key.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).unwrap().as_bytes())
+                            .unwrap();
                         key
                     }
                 };
@@ -215,7 +222,9 @@ fn load_keys(count: usize, cores: usize) -> Vec<RsaPrivateKey> {
 }
 
 fn sign_all(keys: &[RsaPrivateKey], files: &[Vec<(String, String)>], per_key: usize, cores: usize) -> Vec<Vec<String>> {
-    let jobs: Vec<(usize, usize)> = (0..keys.len()).flat_map(|k| (1..=per_key).map(move |s| (k, s))).collect();
+    let jobs: Vec<(usize, usize)> = (0..keys.len())
+        .flat_map(|k| (1..=per_key).map(move |s| (k, s)))
+        .collect();
     let next = AtomicUsize::new(0);
     let out: Mutex<Vec<Vec<String>>> = Mutex::new(vec![vec![String::new(); per_key]; keys.len()]);
     std::thread::scope(|scope| {
@@ -334,7 +343,9 @@ fn tokens_in(dir: &Path) -> Vec<String> {
     };
     let mut tokens = Vec::new();
     for entry in entries.flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
         let text = text.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
         if let Some(at) = text.find("token=") {
             let token: String = text[at + 6..].chars().take(64).collect();
