@@ -46,6 +46,10 @@ pub enum AdminRequest {
     },
     /// Write an account's archive.
     ArchiveExport { username: String },
+    /// List the backup slots held for other pods (never their content).
+    BackupsList,
+    /// Counts and bytes of the held backups.
+    BackupsStats,
 }
 
 impl AdminRequest {
@@ -58,6 +62,8 @@ impl AdminRequest {
             AdminRequest::UserList => "user list",
             AdminRequest::ArchiveImport { .. } => "archive import",
             AdminRequest::ArchiveExport { .. } => "archive export",
+            AdminRequest::BackupsList => "backups list",
+            AdminRequest::BackupsStats => "backups stats",
         }
     }
 }
@@ -97,6 +103,14 @@ pub async fn execute(pod: &Arc<Pod>, request: AdminRequest) -> Result<AdminReply
                 )))
             }
         }
+        AdminRequest::BackupsList => Ok(AdminReply {
+            output: crate::backup::holder::format_list(&crate::web::backups::holder(pod).list()?),
+            file: None,
+        }),
+        AdminRequest::BackupsStats => Ok(AdminReply {
+            output: crate::backup::holder::format_stats(&crate::web::backups::holder(pod).stats()?),
+            file: None,
+        }),
         AdminRequest::MailTest { to } => {
             let mail = Mail {
                 to: to.clone(),

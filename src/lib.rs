@@ -17,11 +17,13 @@
 //! - [`retry`]: the backoff schedule the durable queues share.
 //! - [`passphrase`]: the backup pass-phrase strength policy, and a redacting type.
 //! - [`sealed`]: the sealed backup file `.lfbk`: header, seal, open, key derivation.
+//! - [`backup`]: backups between pods: the push format and the holder side.
 //! - [`federation`]: diaspora*'s wire formats: entities, Magic Envelope, signatures,
 //!   WebFinger and hCard.
 
 pub mod account;
 pub mod admin;
+pub mod backup;
 pub mod config;
 pub mod error;
 pub mod federation;

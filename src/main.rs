@@ -110,6 +110,11 @@ enum ArchiveCommand {
 
 #[derive(Subcommand)]
 enum BackupsCommand {
+    /// List the backup slots this pod holds for other pods: email, key fingerprint,
+    /// confirmed or not, size, sequence, last push (never the content).
+    List,
+    /// Counts and bytes of the held backups, confirmed and unconfirmed.
+    Stats,
     /// Open a sealed backup (.lfbk) offline and write the account archive (JSON). Needs no
     /// data folder and no running server. The pass phrase comes from --passphrase-file,
     /// else LIFEBOAT_PASSPHRASE, else a prompt that does not echo.
@@ -275,6 +280,8 @@ async fn run(cli: Cli, env: BTreeMap<String, String>) -> Result<()> {
             eprintln!("archive written to {} ({} bytes)", out.display(), bytes.len());
             Ok(())
         }
+        Command::Backups(BackupsCommand::List) => print_reply(podmin(config, AdminRequest::BackupsList).await?),
+        Command::Backups(BackupsCommand::Stats) => print_reply(podmin(config, AdminRequest::BackupsStats).await?),
         Command::Mail(MailCommand::Test { to }) => print_reply(podmin(config, AdminRequest::MailTest { to }).await?),
     }
 }
