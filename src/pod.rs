@@ -27,6 +27,8 @@ pub struct Pod {
     pub kdf: crate::sealed::KdfLimiter,
     /// Key pairs for new accounts, made ahead of need.
     pub keys: KeyPool,
+    /// Restores whose pass phrase opened a backup, waiting for the account form (memory only).
+    pub opened: crate::backup::restore::OpenedBackups,
     pub trusted_proxies: Vec<IpAddr>,
     pub limits: Limits,
 }
@@ -39,6 +41,8 @@ pub struct Limits {
     pub backup_push: RateLimiter,
     /// Page form submissions that send mail, per client address.
     pub mail_forms: RateLimiter,
+    /// Pass-phrase attempts and move-ins (each an Argon2 derivation), per client address.
+    pub restore: RateLimiter,
 }
 
 impl Pod {
@@ -59,6 +63,7 @@ impl Pod {
                 Duration::from_secs(60),
             ),
             mail_forms: RateLimiter::new(5, 20, Duration::from_secs(3600)),
+            restore: RateLimiter::new(10, 30, Duration::from_secs(3600)),
         };
         let keys = KeyPool::new(store.clone(), config.accounts.key_bits);
         let kdf = crate::sealed::KdfLimiter::new(config.backups.kdf_concurrency);
@@ -91,6 +96,7 @@ impl Pod {
             kdf,
             outbox,
             keys,
+            opened: Default::default(),
             trusted_proxies,
             limits,
         }))

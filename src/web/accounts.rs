@@ -351,6 +351,7 @@ fn render_settings(
                 @if account.email_confirmed { "confirmed" } @else { strong { "not confirmed yet" } ": check your mailbox for the link." }
             }
         }
+        (super::restore::move_card(pod, account))
         (backup_section(account, &csrf))
         (download_section(account, &csrf, pod))
         section.card {
