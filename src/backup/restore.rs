@@ -355,6 +355,7 @@ pub struct LinkInfo {
 }
 
 /// The outcome of the account form.
+#[derive(Debug)]
 pub enum Create {
     /// The account exists, durably.
     Done(Box<Created>),
@@ -364,6 +365,7 @@ pub enum Create {
 }
 
 /// A restored or moved-in account.
+#[derive(Debug)]
 pub struct Created {
     pub account: Account,
     pub old_id: Option<String>,
