@@ -40,7 +40,7 @@ use serde_json::{Map, Value};
 use super::model::{Account, Avatar, ContactData, MovedFrom, ProfileData};
 use crate::federation::entities::{valid_diaspora_id, valid_guid, validate_profile, Profile};
 use crate::federation::signature::{
-    check_key_strength, decode_standard_base64, private_key_from_pem, private_key_to_pem, public_key_from_pem,
+    canonical_public_key_pem, check_key_strength, decode_standard_base64, private_key_from_pem, private_key_to_pem,
     public_key_to_pem,
 };
 use crate::http_client::origin_of;
@@ -169,6 +169,29 @@ pub fn add_known_pod(list: &mut Vec<String>, origin: &str) -> bool {
         list.drain(..excess);
     }
     true
+}
+
+/// [`add_known_pod`] for many pods at once, with the same result, in time linear in
+/// their number (an archive with thousands of contacts adds thousands).
+fn add_known_pods<S: AsRef<str>>(list: &mut Vec<String>, origins: impl IntoIterator<Item = S>) {
+    let mut queue: std::collections::VecDeque<String> = std::mem::take(list).into();
+    let mut present: std::collections::HashSet<String> = queue.iter().cloned().collect();
+    for origin in origins {
+        let Ok(origin) = origin_of(origin.as_ref()) else {
+            continue;
+        };
+        if present.contains(&origin) {
+            continue;
+        }
+        present.insert(origin.clone());
+        queue.push_back(origin);
+        if queue.len() > KNOWN_PODS_CAP {
+            if let Some(oldest) = queue.pop_front() {
+                present.remove(&oldest);
+            }
+        }
+    }
+    *list = queue.into();
 }
 
 // ---------------------------------------------------------------------------------
@@ -327,17 +350,15 @@ fn check_archive(document: Value) -> Result<ImportedArchive> {
 
     let old_diaspora_id = lifeboat.diaspora_id.or(author);
     let mut known_pods = Vec::new();
-    for pod in &lifeboat.known_pods {
-        add_known_pod(&mut known_pods, pod);
-    }
-    for contact in &contacts {
-        if let Some((_, host)) = contact.diaspora_id.split_once('@') {
-            add_known_pod(&mut known_pods, &format!("https://{host}"));
-        }
-    }
-    for uri in subscribed_pods(user.get("posts")) {
-        add_known_pod(&mut known_pods, uri);
-    }
+    add_known_pods(&mut known_pods, &lifeboat.known_pods);
+    add_known_pods(
+        &mut known_pods,
+        contacts
+            .iter()
+            .filter_map(|contact| contact.diaspora_id.split_once('@'))
+            .map(|(_, host)| format!("https://{host}")),
+    );
+    add_known_pods(&mut known_pods, subscribed_pods(user.get("posts")));
 
     let username = text("username");
     let email = text("email");
@@ -544,6 +565,7 @@ fn read_aspects(groups: Option<&Value>, problems: &mut Problems) -> Vec<String> 
 
 fn read_contacts(contacts: Option<&Value>, problems: &mut Problems) -> Vec<ContactData> {
     let mut out: Vec<ContactData> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (index, contact) in contacts.and_then(Value::as_array).into_iter().flatten().enumerate() {
         let path = format!("user.contacts[{index}]");
         let flag = |key: &str| contact.get(key).and_then(Value::as_bool).unwrap_or(false);
@@ -566,15 +588,15 @@ fn read_contacts(contacts: Option<&Value>, problems: &mut Problems) -> Vec<Conta
         }
         let public_key = match text("public_key").filter(|pem| !pem.trim().is_empty()) {
             None => None,
-            Some(pem) => match public_key_from_pem(&pem) {
-                Ok(key) => Some(public_key_to_pem(&key)),
+            Some(pem) => match canonical_public_key_pem(&pem) {
+                Ok(pem) => Some(pem),
                 Err(_) => {
                     problems.push(format_args!("{path}.public_key"), "not an RSA public key in PEM form");
                     continue;
                 }
             },
         };
-        if out.iter().any(|c| c.diaspora_id == diaspora_id) {
+        if !seen.insert(diaspora_id.clone()) {
             continue;
         }
         let aspects = unique_strings(contact.get("contact_groups_membership"));

@@ -147,8 +147,10 @@ pub async fn prepare(pod: &Pod, arrival: Arrival) -> Result<Prepared> {
 pub fn recipients(pod: &Pod, account: &Account, old_id: &str) -> Result<Vec<String>> {
     let own = origin_of(&pod.config.public_url()).ok();
     let mut out: Vec<String> = Vec::new();
+    // A set beside the list: an account can have contacts on thousands of pods.
+    let mut seen = std::collections::HashSet::new();
     let mut add = |origin: String| {
-        if Some(&origin) != own.as_ref() && !out.contains(&origin) {
+        if Some(&origin) != own.as_ref() && seen.insert(origin.clone()) {
             out.push(origin);
         }
     };
