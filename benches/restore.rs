@@ -119,7 +119,11 @@ fn main() {
     if let Ok(times) = std::env::var("BENCH_PROFILE_READ") {
         // For a profiler: read_archive only, many times.
         let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
-        let contact = public_key_to_pem(&RsaPrivateKey::new(&mut rand::rngs::OsRng, 4096).unwrap().to_public_key());
+        let contact = public_key_to_pem(
+            &RsaPrivateKey::new(&mut rand::rngs::OsRng, 4096)
+                .unwrap()
+                .to_public_key(),
+        );
         let archive = archive_with_contacts(&key, &[contact], 500);
         let started = Instant::now();
         for _ in 0..times.parse::<usize>().unwrap() {
@@ -129,11 +133,20 @@ fn main() {
         return;
     }
     let rounds: usize = env("BENCH_ROUNDS", "5").parse().unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     println!("generating keys (untimed)…");
     let old_key = RsaPrivateKey::new(&mut rand::rngs::OsRng, 4096).unwrap();
     let contact_keys: Vec<String> = (0..4)
-        .map(|_| public_key_to_pem(&RsaPrivateKey::new(&mut rand::rngs::OsRng, 4096).unwrap().to_public_key()))
+        .map(|_| {
+            public_key_to_pem(
+                &RsaPrivateKey::new(&mut rand::rngs::OsRng, 4096)
+                    .unwrap()
+                    .to_public_key(),
+            )
+        })
         .collect();
     let new_key = RsaPrivateKey::new(&mut rand::rngs::OsRng, 4096).unwrap();
     let pooled = KeyPair {
@@ -232,7 +245,10 @@ async fn run(
                 .insert(id.to_be_bytes(), encode(pooled))
                 .unwrap();
         }
-        match restore::unlock(&pod, &token, Passphrase::new(PASSPHRASE.into())).await.unwrap() {
+        match restore::unlock(&pod, &token, Passphrase::new(PASSPHRASE.into()))
+            .await
+            .unwrap()
+        {
             Unlock::Ready(_) => {}
             other => panic!("{other:?}"),
         }
@@ -308,7 +324,9 @@ fn breakdown(old_key: &RsaPrivateKey, contact_keys: &[String], new_key: &RsaPriv
         "  10,000 × canonical_public_key_pem (DER only)  {:>8.1} ms",
         median(&mut || {
             for i in 0..CONTACTS {
-                std::hint::black_box(signature::canonical_public_key_pem(&contact_keys[i % contact_keys.len()]).unwrap());
+                std::hint::black_box(
+                    signature::canonical_public_key_pem(&contact_keys[i % contact_keys.len()]).unwrap(),
+                );
             }
         })
     );
@@ -367,7 +385,10 @@ fn breakdown(old_key: &RsaPrivateKey, contact_keys: &[String], new_key: &RsaPriv
     );
     {
         let dir = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let store = runtime.block_on(async { Store::open(dir.path()).unwrap() });
         let mut n = 0u32;
         println!(

@@ -139,8 +139,13 @@ pub fn canonical_public_key_pem(pem: &str) -> Result<String> {
         _ => return Err(refuse()),
     };
     let key = rsa::pkcs1::RsaPublicKey::from_der(&pkcs1_der).map_err(|_| refuse())?;
-    let (n, e) = (strip_zeros(key.modulus.as_bytes()), strip_zeros(key.public_exponent.as_bytes()));
-    let bits = n.first().map_or(0, |top| (n.len() - 1) * 8 + (8 - top.leading_zeros() as usize));
+    let (n, e) = (
+        strip_zeros(key.modulus.as_bytes()),
+        strip_zeros(key.public_exponent.as_bytes()),
+    );
+    let bits = n
+        .first()
+        .map_or(0, |top| (n.len() - 1) * 8 + (8 - top.leading_zeros() as usize));
     let e_value = match e.len() {
         0..=8 => e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
         _ => return Err(refuse()),
@@ -280,7 +285,9 @@ mod tests {
         assert!(pkcs1.starts_with("-----BEGIN RSA PUBLIC KEY-----"));
         assert_eq!(canonical_public_key_pem(&pkcs1).unwrap(), spki);
         for other in [2048, 3072] {
-            let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, other).unwrap().to_public_key();
+            let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, other)
+                .unwrap()
+                .to_public_key();
             let pem = public_key_to_pem(&key);
             assert_eq!(canonical_public_key_pem(&pem).unwrap(), pem);
         }

@@ -152,7 +152,7 @@ pub async fn confirm_page(pod: &Pod, req: &Request) -> Result<Response> {
 fn message_page(pod: &Pod, req: &Request, error: &Error, title: &str) -> Response {
     let body = html! {
         h1 { (title) }
-        p.notice.error role="alert" { (error.client_message()) }
+        p.notice.error role="alert" { (capitalise(&error.client_message())) }
         p { a href="/restore_backup" { "Ask for a new restore link" } }
     };
     page(pod, req, error.status(), None, title, body)
@@ -354,7 +354,7 @@ pub async fn create(pod: &Pod, req: &mut Request) -> Result<Response> {
                 e.status(),
                 &token,
                 &view,
-                Some(&format!("{} — nothing was created.", e.client_message())),
+                Some(&format!("{} — nothing was created.", capitalise(&e.client_message()))),
             )),
             None => Ok(no_store(message_page(pod, req, &e, "The account was not created"))),
         },
