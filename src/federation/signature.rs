@@ -125,8 +125,18 @@ pub fn canonical_public_key_pem(pem: &str) -> Result<String> {
     use rsa::pkcs8::spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 
     let refuse = || Error::bad("not an RSA public key in PEM form (SPKI or PKCS#1)");
-    let pem = normalize_pem(pem);
-    let (label, der) = rsa::pkcs1::der::pem::decode_vec(pem.as_bytes()).map_err(|_| refuse())?;
+    // Text already in the canonical layout (what lifeboat and OpenSSL write) is decoded
+    // with the fast base64 decoder: a public key needs no constant-time decoding.
+    let fast = canonical_layout_der(pem);
+    let normalized;
+    let (label, der) = match fast {
+        Some(der) => ("PUBLIC KEY", der),
+        None => {
+            normalized = normalize_pem(pem);
+            rsa::pkcs1::der::pem::decode_vec(normalized.as_bytes()).map_err(|_| refuse())?
+        }
+    };
+    let input_der = (label == "PUBLIC KEY").then(|| der.clone());
     let pkcs1_der: Vec<u8> = match label {
         "PUBLIC KEY" => {
             let info = SubjectPublicKeyInfoRef::from_der(&der).map_err(|_| refuse())?;
@@ -169,7 +179,32 @@ pub fn canonical_public_key_pem(pem: &str) -> Result<String> {
         subject_public_key: BitStringRef::from_bytes(&pkcs1).map_err(|_| refuse())?,
     };
     let der = info.to_der().map_err(|_| refuse())?;
+    if canonical_layout_der(pem).is_some() && input_der.as_deref() == Some(der.as_slice()) {
+        // Canonical layout and canonical DER: the text is what encoding would write.
+        return Ok(pem.trim_end_matches('\n').to_string() + "\n");
+    }
     rsa::pkcs1::der::pem::encode_string("PUBLIC KEY", LineEnding::LF, &der).map_err(|_| refuse())
+}
+
+const SPKI_BEGIN: &str = "-----BEGIN PUBLIC KEY-----\n";
+const SPKI_END: &str = "-----END PUBLIC KEY-----";
+
+/// The DER of an SPKI PEM written exactly as [`public_key_to_pem`] writes one (LF line
+/// ends, 64 base64 characters a line, one final newline or none), else `None`.
+fn canonical_layout_der(pem: &str) -> Option<Vec<u8>> {
+    let body = pem.strip_prefix(SPKI_BEGIN)?;
+    let body = body.strip_suffix('\n').unwrap_or(body).strip_suffix(SPKI_END)?;
+    let body = body.strip_suffix('\n')?;
+    let mut compact = String::with_capacity(body.len());
+    let mut lines = body.split('\n').peekable();
+    while let Some(line) = lines.next() {
+        let last = lines.peek().is_none();
+        if line.is_empty() || line.len() > 64 || (!last && line.len() != 64) {
+            return None;
+        }
+        compact.push_str(line);
+    }
+    STANDARD.decode(compact).ok()
 }
 
 fn strip_zeros(bytes: &[u8]) -> &[u8] {
@@ -281,6 +316,12 @@ mod tests {
         assert_eq!(canonical_public_key_pem(&spki).unwrap(), spki);
         let crlf = format!("  {}  ", spki.replace('\n', "\r\n"));
         assert_eq!(canonical_public_key_pem(&crlf).unwrap(), spki);
+        assert_eq!(canonical_public_key_pem(spki.trim_end()).unwrap(), spki);
+        let rewrapped = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            spki.lines().filter(|l| !l.starts_with("-----")).collect::<String>()
+        );
+        assert_eq!(canonical_public_key_pem(&rewrapped).is_ok(), public_key_from_pem(&rewrapped).is_ok());
         let pkcs1 = rsa::pkcs1::EncodeRsaPublicKey::to_pkcs1_pem(&public_key, LineEnding::LF).unwrap();
         assert!(pkcs1.starts_with("-----BEGIN RSA PUBLIC KEY-----"));
         assert_eq!(canonical_public_key_pem(&pkcs1).unwrap(), spki);
