@@ -141,6 +141,20 @@ pub fn apply_to(archive: &ImportedArchive, account: &mut Account) {
     account.known_pods = archive.known_pods.clone();
 }
 
+/// [`apply_to`], moving the data out of the archive instead of copying it (what a new
+/// account made from an archive does: the archive is not used for its data again).
+pub fn move_into(archive: &mut ImportedArchive, account: &mut Account) {
+    use std::mem::take;
+    account.profile = take(&mut archive.profile);
+    account.avatar = archive.avatar.take();
+    account.aspects = take(&mut archive.aspects);
+    account.contacts = take(&mut archive.contacts);
+    account.followed_tags = take(&mut archive.followed_tags);
+    account.blocks = take(&mut archive.blocks);
+    account.verbatim_json = take(&mut archive.verbatim_json);
+    account.known_pods = take(&mut archive.known_pods);
+}
+
 /// `BASE/avatars/GUID`: where lifeboat serves an uploaded avatar, and the `image_url`
 /// an exported profile carries for it.
 pub fn avatar_url(base_url: &str, guid: &str) -> String {
@@ -351,11 +365,13 @@ fn check_archive(document: Value) -> Result<ImportedArchive> {
     let old_diaspora_id = lifeboat.diaspora_id.or(author);
     let mut known_pods = Vec::new();
     add_known_pods(&mut known_pods, &lifeboat.known_pods);
+    let mut hosts = std::collections::HashSet::new();
     add_known_pods(
         &mut known_pods,
         contacts
             .iter()
             .filter_map(|contact| contact.diaspora_id.split_once('@'))
+            .filter(|(_, host)| hosts.insert(*host))
             .map(|(_, host)| format!("https://{host}")),
     );
     add_known_pods(&mut known_pods, subscribed_pods(user.get("posts")));

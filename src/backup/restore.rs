@@ -182,14 +182,47 @@ pub struct OpenedBackup {
     expires: Instant,
 }
 
+/// One link's place in [`OpenedBackups`].
+enum Held {
+    /// Waiting for the account form.
+    Open(OpenedBackup),
+    /// Taken by an account form being worked on now (another tab finds this).
+    Creating { expires: Instant },
+}
+
+impl Held {
+    fn expires(&self) -> Instant {
+        match self {
+            Held::Open(opened) => opened.expires,
+            Held::Creating { expires } => *expires,
+        }
+    }
+
+    fn size(&self) -> usize {
+        match self {
+            Held::Open(opened) => opened.size,
+            Held::Creating { .. } => 0,
+        }
+    }
+}
+
+/// What [`OpenedBackups::take`] finds.
+enum Taken {
+    Open(OpenedBackup),
+    /// Another request is creating the account from it right now.
+    Creating,
+    /// Not held (never opened, expired, or the pod restarted).
+    Missing,
+}
+
 /// The opened archives, keyed by the SHA-256 of their link's token. Memory only.
 #[derive(Default)]
 pub struct OpenedBackups {
-    entries: Mutex<HashMap<[u8; 32], OpenedBackup>>,
+    entries: Mutex<HashMap<[u8; 32], Held>>,
 }
 
 impl OpenedBackups {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], OpenedBackup>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Held>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -197,17 +230,17 @@ impl OpenedBackups {
     fn insert(&self, hash: [u8; 32], entry: OpenedBackup) {
         let mut entries = self.lock();
         let now = Instant::now();
-        entries.retain(|_, e| e.expires > now);
-        entries.insert(hash, entry);
+        entries.retain(|_, e| e.expires() > now);
+        entries.insert(hash, Held::Open(entry));
         loop {
-            let bytes: usize = entries.values().map(|e| e.size).sum();
+            let bytes: usize = entries.values().map(Held::size).sum();
             if entries.len() <= OPENED_MAX && bytes <= OPENED_MAX_BYTES {
                 break;
             }
             let oldest = entries
                 .iter()
                 .filter(|(k, _)| **k != hash)
-                .min_by_key(|(_, e)| e.expires)
+                .min_by_key(|(_, e)| e.expires())
                 .map(|(k, _)| *k);
             match oldest {
                 Some(k) => {
@@ -218,16 +251,40 @@ impl OpenedBackups {
         }
     }
 
-    /// The opened archive of a link, unless it expired.
+    /// The opened archive of a link, unless it expired or is being used right now.
     pub fn get(&self, hash: &[u8; 32]) -> Option<OpenedBackup> {
         let mut entries = self.lock();
         match entries.get(hash) {
-            Some(e) if e.expires > Instant::now() => Some(e.clone()),
+            Some(Held::Open(e)) if e.expires > Instant::now() => Some(e.clone()),
+            Some(Held::Creating { .. }) => None,
             Some(_) => {
                 entries.remove(hash);
                 None
             }
             None => None,
+        }
+    }
+
+    /// Takes the opened archive for the account form, leaving a mark that another
+    /// request (a second tab) finds meanwhile.
+    fn take(&self, hash: &[u8; 32]) -> Taken {
+        let mut entries = self.lock();
+        let now = Instant::now();
+        match entries.remove(hash) {
+            Some(Held::Open(opened)) if opened.expires > now => {
+                entries.insert(
+                    *hash,
+                    Held::Creating {
+                        expires: opened.expires,
+                    },
+                );
+                Taken::Open(opened)
+            }
+            Some(held @ Held::Creating { .. }) if held.expires() > now => {
+                entries.insert(*hash, held);
+                Taken::Creating
+            }
+            _ => Taken::Missing,
         }
     }
 
@@ -239,7 +296,7 @@ impl OpenedBackups {
     /// Drops every expired entry.
     pub fn purge_expired(&self) {
         let now = Instant::now();
-        self.lock().retain(|_, e| e.expires > now);
+        self.lock().retain(|_, e| e.expires() > now);
     }
 
     /// How many archives are held (for tests).
@@ -752,20 +809,40 @@ pub async fn create(pod: &Pod, token: &str, username: &str, password: &str) -> R
     let hash = link_hash(token).ok_or_else(invalid_link)?;
     let now = now_unix();
     let record = valid_record(pod, &hash, now)?;
-    let Some(opened) = pod.opened.get(&hash) else {
-        return Ok(Create::Reopen);
-    };
-    if record.opened.map(|o| o.fingerprint) != Some(opened.slot.fingerprint.0) {
-        return Ok(Create::Reopen);
-    }
-    // The cheap checks first, so a refusal costs no key pair and no hashing.
+    // The cheap checks first, while the archive stays open for another try.
     check_new_username(pod, username)?;
     check_password(password)?;
     check_email_free(pod, &record.email)?;
+    let opened = match pod.opened.take(&hash) {
+        Taken::Open(opened) => opened,
+        Taken::Creating => return Err(used_link()),
+        Taken::Missing => return Ok(Create::Reopen),
+    };
+    // From here the archive is this request's: whatever happens, the link's entry goes
+    // (on success the account exists; on failure the pass phrase is entered again).
+    let outcome = create_from(pod, hash, now, &record, opened, username, password).await;
+    pod.opened.remove(&hash);
+    outcome
+}
+
+async fn create_from(
+    pod: &Pod,
+    hash: [u8; 32],
+    now: u64,
+    record: &RestoreToken,
+    opened: OpenedBackup,
+    username: &str,
+    password: &str,
+) -> Result<Create> {
+    if record.opened.map(|o| o.fingerprint) != Some(opened.slot.fingerprint.0) {
+        return Ok(Create::Reopen);
+    }
     let key_check = stored_key_check(pod, &opened.archive)?;
     let old_id = opened.archive.old_diaspora_id.clone();
+    // Usually the only copy: moved, not cloned (thousands of contacts).
+    let archive = Arc::try_unwrap(opened.archive).unwrap_or_else(|shared| (*shared).clone());
     let arrival = Arrival {
-        archive: (*opened.archive).clone(),
+        archive,
         username: username.to_string(),
         password: password.to_string(),
         email: record.email.clone(),
@@ -796,9 +873,6 @@ pub async fn create(pod: &Pod, token: &str, username: &str, password: &str) -> R
     })?;
     pod.store.durable().await?;
     pod.outbox.wake();
-    // The old private key goes with the last copy of the opened archive.
-    pod.opened.remove(&hash);
-    drop(opened);
     tracing::info!(
         username = %prepared.account.username,
         from = old_id.as_deref().unwrap_or("-"),

@@ -321,7 +321,10 @@ mod tests {
             "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
             spki.lines().filter(|l| !l.starts_with("-----")).collect::<String>()
         );
-        assert_eq!(canonical_public_key_pem(&rewrapped).is_ok(), public_key_from_pem(&rewrapped).is_ok());
+        assert_eq!(
+            canonical_public_key_pem(&rewrapped).is_ok(),
+            public_key_from_pem(&rewrapped).is_ok()
+        );
         let pkcs1 = rsa::pkcs1::EncodeRsaPublicKey::to_pkcs1_pem(&public_key, LineEnding::LF).unwrap();
         assert!(pkcs1.starts_with("-----BEGIN RSA PUBLIC KEY-----"));
         assert_eq!(canonical_public_key_pem(&pkcs1).unwrap(), spki);

@@ -59,7 +59,7 @@ pub fn topic(username: &str) -> String {
 }
 
 /// Hashes the password, takes a fresh key pair and signs the move.
-pub async fn prepare(pod: &Pod, arrival: Arrival) -> Result<Prepared> {
+pub async fn prepare(pod: &Pod, mut arrival: Arrival) -> Result<Prepared> {
     account::check_username(&arrival.username)?;
     account::check_password(&arrival.password)?;
     let password = arrival.password.clone();
@@ -92,7 +92,8 @@ pub async fn prepare(pod: &Pod, arrival: Arrival) -> Result<Prepared> {
         sealing_key: None,
         backups_opted_out: false,
     };
-    crate::account::archive::apply_to(&arrival.archive, &mut account);
+    // The archive's data moves into the account (no copy of thousands of contacts).
+    crate::account::archive::move_into(&mut arrival.archive, &mut account);
     let Some(old_id) = arrival.archive.old_diaspora_id.clone() else {
         return Ok(Prepared {
             account,
@@ -161,7 +162,13 @@ pub fn recipients(pod: &Pod, account: &Account, old_id: &str) -> Result<Vec<Stri
     if let Some(origin) = host_origin(old_id) {
         add(origin);
     }
+    // Many contacts share a pod: each host is parsed once.
+    let mut hosts_seen = std::collections::HashSet::new();
     for contact in &account.contacts {
+        let host = contact.diaspora_id.split_once('@').map_or("", |(_, host)| host);
+        if !hosts_seen.insert(host) {
+            continue;
+        }
         if let Some(origin) = host_origin(&contact.diaspora_id) {
             add(origin);
         }
