@@ -18,7 +18,8 @@
 //! timed on its own and shown, so the figure "beyond Argon2" can be read both ways.
 //!
 //! Environment: `BENCH_ROUNDS` (default 5), `BENCH_PODS` (how many pods the contacts
-//! live on, default "500,10000": a typical spread and the worst case, one pod each).
+//! live on, default "500,2000,10000": a typical spread, as many as `known_pods` holds,
+//! and the worst case, one pod each).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -172,7 +173,7 @@ fn main() {
 
     breakdown(&old_key, &contact_keys, &new_key);
 
-    for pods in env("BENCH_PODS", "500,10000").split(',') {
+    for pods in env("BENCH_PODS", "500,2000,10000").split(',') {
         let pods: usize = pods.trim().parse().unwrap();
         let archive = archive_with_contacts(&old_key, &contact_keys, pods);
         let lfbk = sealed::seal(&archive, &sealing);

@@ -63,9 +63,8 @@ pub async fn prepare(pod: &Pod, mut arrival: Arrival) -> Result<Prepared> {
     account::check_username(&arrival.username)?;
     account::check_password(&arrival.password)?;
     let password = arrival.password.clone();
-    let password_hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password))
-        .await
-        .map_err(Error::internal)??;
+    // The password is hashed while the key pair is taken and the move signed.
+    let hashing = tokio::task::spawn_blocking(move || credentials::hash_password(&password));
     let keys = pod.keys.take().await?;
     let now = now_unix();
     let mut account = Account {
@@ -73,7 +72,7 @@ pub async fn prepare(pod: &Pod, mut arrival: Arrival) -> Result<Prepared> {
         guid: credentials::new_guid(),
         email: arrival.email.clone(),
         email_confirmed: arrival.email_confirmed,
-        password_hash,
+        password_hash: String::new(),
         language: arrival.archive.language.clone(),
         private_key_pem: keys.private_pem.clone(),
         public_key_pem: keys.public_pem.clone(),
@@ -95,6 +94,7 @@ pub async fn prepare(pod: &Pod, mut arrival: Arrival) -> Result<Prepared> {
     // The archive's data moves into the account (no copy of thousands of contacts).
     crate::account::archive::move_into(&mut arrival.archive, &mut account);
     let Some(old_id) = arrival.archive.old_diaspora_id.clone() else {
+        account.password_hash = hashing.await.map_err(Error::internal)??;
         return Ok(Prepared {
             account,
             outgoing: None,
@@ -135,6 +135,7 @@ pub async fn prepare(pod: &Pod, mut arrival: Arrival) -> Result<Prepared> {
             ))
         })
         .collect::<Result<Vec<_>>>()?;
+    account.password_hash = hashing.await.map_err(Error::internal)??;
     Ok(Prepared {
         account,
         outgoing: Some(outgoing),

@@ -925,3 +925,30 @@ fn apply_to_copies_the_data_and_nothing_else() {
     assert_eq!(account.known_pods, imported.known_pods);
     assert_eq!(account.verbatim_json, imported.verbatim_json);
 }
+
+#[test]
+fn thousands_of_contacts_are_read_alongside_the_schema_check_with_the_same_answers() {
+    let mut archive = fixture();
+    let template = archive["user"]["contacts"][0].clone();
+    let contacts: Vec<Value> = (0..1200)
+        .map(|i| {
+            let mut contact = template.clone();
+            contact["account_id"] = json!(format!("friend{i}@pod{}.example", i % 7));
+            contact
+        })
+        .collect();
+    archive["user"]["contacts"] = json!(contacts);
+    let read = read(&archive).unwrap();
+    assert_eq!(read.contacts.len(), 1200);
+    assert_eq!(read.contacts[1199].diaspora_id, "friend1199@pod2.example");
+    assert!(read.known_pods.contains(&"https://pod6.example".to_string()));
+    // A contact problem and a schema problem: the schema's is reported, as before.
+    let mut broken = archive.clone();
+    broken["user"]["contacts"][1100]["account_id"] = json!("Not An ID");
+    let message = refusal(&broken);
+    assert!(message.contains("user.contacts[1100].account_id"), "{message}");
+    broken["user"]["contacts"][5]["sharing"] = json!("yes");
+    let message = refusal(&broken);
+    assert!(message.contains("user.contacts[5].sharing"), "{message}");
+    assert!(!message.contains("[1100]"), "schema problems come alone: {message}");
+}
