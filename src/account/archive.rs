@@ -604,55 +604,89 @@ fn read_aspects(groups: Option<&Value>, problems: &mut Problems) -> Vec<String> 
 }
 
 fn read_contacts(contacts: Option<&Value>, problems: &mut Problems) -> Vec<ContactData> {
-    let mut out: Vec<ContactData> = Vec::new();
+    let items: &[Value] = contacts.and_then(Value::as_array).map_or(&[], Vec::as_slice);
+    // Each contact is checked on its own (its public key is the costly part), so
+    // thousands are split over two threads; duplicates are dropped afterwards, in order.
+    type Part<'a> = (Vec<Option<(&'a str, ContactData)>>, Problems);
+    fn read_part(start: usize, part: &[Value]) -> Part<'_> {
+        let mut found = Problems::default();
+        let read = part
+            .iter()
+            .enumerate()
+            .map(|(i, contact)| read_contact(start + i, contact, &mut found))
+            .collect();
+        (read, found)
+    }
+    let parts = if items.len() >= 2000 {
+        let middle = items.len() / 2;
+        std::thread::scope(|scope| {
+            let first = scope.spawn(|| read_part(0, &items[..middle]));
+            let second = read_part(middle, &items[middle..]);
+            let first = first.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            vec![first, second]
+        })
+    } else {
+        vec![read_part(0, items)]
+    };
+    let mut out: Vec<ContactData> = Vec::with_capacity(items.len());
     let mut seen = std::collections::HashSet::new();
-    for (index, contact) in contacts.and_then(Value::as_array).into_iter().flatten().enumerate() {
-        let path = format!("user.contacts[{index}]");
-        let flag = |key: &str| contact.get(key).and_then(Value::as_bool).unwrap_or(false);
-        let text = |key: &str| contact.get(key).and_then(Value::as_str).map(str::to_string);
-        let diaspora_id = text("account_id").unwrap_or_default().trim().to_string();
-        if !valid_diaspora_id(&diaspora_id) {
-            problems.push(
-                format_args!("{path}.account_id"),
-                "not a valid diaspora ID (user@host, in lower case)",
-            );
-            continue;
+    for (read, mut found) in parts {
+        problems.0.append(&mut found.0);
+        for (id, contact) in read.into_iter().flatten() {
+            if seen.insert(id) {
+                out.push(contact);
+            }
         }
-        let person_guid = text("person_guid").map(|guid| guid.trim().to_string());
-        if person_guid.as_deref().is_some_and(|guid| !valid_guid(guid)) {
-            problems.push(
-                format_args!("{path}.person_guid"),
-                "not a valid guid (16 to 255 characters of 0-9 A-Z a-z - _ @ . :, ending in a letter or digit)",
-            );
-            continue;
-        }
-        let public_key = match text("public_key").filter(|pem| !pem.trim().is_empty()) {
-            None => None,
-            Some(pem) => match canonical_public_key_pem(&pem) {
-                Ok(pem) => Some(pem),
-                Err(_) => {
-                    problems.push(format_args!("{path}.public_key"), "not an RSA public key in PEM form");
-                    continue;
-                }
-            },
-        };
-        if !seen.insert(diaspora_id.clone()) {
-            continue;
-        }
-        let aspects = unique_strings(contact.get("contact_groups_membership"));
-        out.push(ContactData {
-            diaspora_id,
-            person_guid,
-            person_name: text("person_name").filter(|name| !name.is_empty()),
-            public_key,
-            sharing: flag("sharing"),
-            receiving: flag("receiving"),
-            following: flag("following"),
-            followed: flag("followed"),
-            aspects,
-        });
     }
     out
+}
+
+/// One contact, checked; with its diaspora ID as written (for spotting duplicates).
+fn read_contact<'a>(index: usize, contact: &'a Value, problems: &mut Problems) -> Option<(&'a str, ContactData)> {
+    let path = || format!("user.contacts[{index}]");
+    let flag = |key: &str| contact.get(key).and_then(Value::as_bool).unwrap_or(false);
+    let text = |key: &str| contact.get(key).and_then(Value::as_str);
+    let diaspora_id = text("account_id").unwrap_or_default().trim();
+    if !valid_diaspora_id(diaspora_id) {
+        problems.push(
+            format_args!("{}.account_id", path()),
+            "not a valid diaspora ID (user@host, in lower case)",
+        );
+        return None;
+    }
+    let person_guid = text("person_guid").map(str::trim);
+    if person_guid.is_some_and(|guid| !valid_guid(guid)) {
+        problems.push(
+            format_args!("{}.person_guid", path()),
+            "not a valid guid (16 to 255 characters of 0-9 A-Z a-z - _ @ . :, ending in a letter or digit)",
+        );
+        return None;
+    }
+    let public_key = match text("public_key").filter(|pem| !pem.trim().is_empty()) {
+        None => None,
+        Some(pem) => match canonical_public_key_pem(pem) {
+            Ok(pem) => Some(pem),
+            Err(_) => {
+                problems.push(
+                    format_args!("{}.public_key", path()),
+                    "not an RSA public key in PEM form",
+                );
+                return None;
+            }
+        },
+    };
+    let contact_data = ContactData {
+        diaspora_id: diaspora_id.to_string(),
+        person_guid: person_guid.map(str::to_string),
+        person_name: text("person_name").filter(|name| !name.is_empty()).map(str::to_string),
+        public_key,
+        sharing: flag("sharing"),
+        receiving: flag("receiving"),
+        following: flag("following"),
+        followed: flag("followed"),
+        aspects: unique_strings(contact.get("contact_groups_membership")),
+    };
+    Some((diaspora_id, contact_data))
 }
 
 fn read_blocks(blocks: Option<&Value>, problems: &mut Problems) -> Vec<String> {

@@ -195,16 +195,17 @@ fn canonical_layout_der(pem: &str) -> Option<Vec<u8>> {
     let body = pem.strip_prefix(SPKI_BEGIN)?;
     let body = body.strip_suffix('\n').unwrap_or(body).strip_suffix(SPKI_END)?;
     let body = body.strip_suffix('\n')?;
-    let mut compact = String::with_capacity(body.len());
+    // Each full line is 64 characters, 48 bytes without padding: lines decode one by one.
+    let mut der = Vec::with_capacity(body.len() / 4 * 3);
     let mut lines = body.split('\n').peekable();
     while let Some(line) = lines.next() {
         let last = lines.peek().is_none();
         if line.is_empty() || line.len() > 64 || (!last && line.len() != 64) {
             return None;
         }
-        compact.push_str(line);
+        STANDARD.decode_vec(line, &mut der).ok()?;
     }
-    STANDARD.decode(compact).ok()
+    Some(der)
 }
 
 fn strip_zeros(bytes: &[u8]) -> &[u8] {
