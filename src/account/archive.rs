@@ -404,15 +404,28 @@ fn check_archive(document: Value) -> Result<ImportedArchive> {
     let email = text("email");
     let language = text("language");
     // The rest moves into the verbatim sections, in order (no copy of the posts).
-    let verbatim = |object: Map<String, Value>, used: &[&str]| -> Map<String, Value> {
+    let mut read_already = Vec::new();
+    let mut verbatim = |object: Map<String, Value>, used: &[&str]| -> Map<String, Value> {
         object
             .into_iter()
-            .filter(|(key, _)| !used.contains(&key.as_str()))
+            .filter_map(|(key, value)| {
+                if used.contains(&key.as_str()) {
+                    read_already.push(value);
+                    None
+                } else {
+                    Some((key, value))
+                }
+            })
             .collect()
     };
     let mut kept = Map::new();
     kept.insert("user".into(), Value::Object(verbatim(user, USER_KEYS)));
     kept.insert("top".into(), Value::Object(verbatim(top, TOP_KEYS)));
+    if many {
+        // Freeing thousands of parsed contacts takes a while; it need not delay the
+        // answer. (Only memory is at stake: nothing waits for this thread.)
+        std::thread::spawn(move || drop(read_already));
+    }
 
     Ok(ImportedArchive {
         username,
