@@ -423,6 +423,15 @@ options! {
         kdf_time_cost: u32 = 3, "Argon2id time cost (iterations) for new pass phrases.", |v: &u32| if (2..=10).contains(v) { Ok(()) } else { Err("must be between 2 and 10".into()) };
         kdf_concurrency: usize = 2, "Key derivations (Argon2) run at the same time; more wait.", |v: &usize| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
         approved_pods: Vec<String> = Vec::new(), "Pods the admins vet as backup destinations, besides seed_pods.", pod_urls;
+        push_debounce: Span = Span::secs(60), "After a change to an account, wait this long before pushing its backup (changes in the meantime go in the same push).", any;
+        push_interval: Span = Span::secs(86400), "How often every account's backup is looked at even without a change (the daily pass); an unchanged backup is not sent again.", positive_span;
+        pod_check_interval: Span = Span::secs(86400), "How often each known pod's NodeInfo is read to learn whether it accepts backups.", positive_span;
+        status_check_interval: Span = Span::secs(7 * 86400), "How often the backup pod is asked what it holds (a signed status check); a copy that does not match is pushed again.", positive_span;
+        move_after_failing: Span = Span::secs(3 * 86400), "Move an account's backups to another vetted pod when pushes to its pod have failed this long.", positive_span;
+        warn_after_failing: Span = Span::secs(2 * 86400), "Tell the user (page and email) when their backup has not succeeded for this long.", positive_span;
+        push_retry_min: Span = Span::secs(60), "Wait after a failed backup push before the first retry (doubling after each failure).", positive_span;
+        push_retry_max: Span = Span::secs(6 * 3600), "Longest wait between two retries of a failing backup push.", positive_span;
+        push_concurrency: usize = 4, "Accounts whose backups are worked on at the same time.", |v: &usize| if *v == 0 || *v > 64 { Err("must be between 1 and 64".into()) } else { Ok(()) };
     }
     /// Local accounts.
     accounts: AccountsConfig {

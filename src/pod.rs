@@ -27,6 +27,8 @@ pub struct Pod {
     pub kdf: crate::sealed::KdfLimiter,
     /// Key pairs for new accounts, made ahead of need.
     pub keys: KeyPool,
+    /// Wakes the worker that keeps our accounts' encrypted backups current.
+    pub backup_sync: crate::backup::sync::BackupSync,
     pub trusted_proxies: Vec<IpAddr>,
     pub limits: Limits,
 }
@@ -91,6 +93,7 @@ impl Pod {
             kdf,
             outbox,
             keys,
+            backup_sync: crate::backup::sync::BackupSync::new(),
             trusted_proxies,
             limits,
         }))

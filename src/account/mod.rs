@@ -240,6 +240,8 @@ pub async fn confirm_email(pod: &Pod, token: &str) -> Result<String> {
         Ok(account.username)
     })?;
     pod.store.durable().await?;
+    // Backups start once the address is confirmed.
+    pod.backup_sync.wake();
     tracing::info!(%username, "email address confirmed");
     Ok(username)
 }
@@ -471,6 +473,8 @@ pub async fn update(pod: &Pod, username: &str, change: impl Fn(&mut Account) -> 
         Ok(account)
     })?;
     pod.store.durable().await?;
+    // The account's backup may have changed: the worker schedules its push.
+    pod.backup_sync.wake();
     Ok(account)
 }
 

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{Error, Result};
 
 pub mod accounts;
+pub mod backup_sync;
 pub mod backups;
 pub mod mail;
 pub mod people;
@@ -96,6 +97,21 @@ trees! {
     /// (kept in the same unit of work as every slot change), `mail_hour` ->
     /// [`crate::backup::holder::MailHour`] (the global hourly confirmation-mail count).
     BackupCounters = "backup_counters",
+    /// `backup_pods`: pod origin (`scheme://host[:port]`, UTF-8) ->
+    /// [`crate::backup::pods::PodInfo`] (what its NodeInfo last said about backups).
+    BackupPods = "backup_pods",
+    /// `backup_sync`: username -> [`crate::backup::sync::SyncState`] (the account's backup
+    /// pod, what it acknowledged, the next sequence, deletes owed to pods left behind).
+    BackupSync = "backup_sync",
+    /// `backup_sync_due`: next look (Unix seconds, u64 BE) ++ username -> empty; the
+    /// schedule of the backup worker, one entry per account at most.
+    BackupSyncDue = "backup_sync_due",
+    /// `backup_nudges`: username -> [`crate::backup::sync::Nudge`]: account changes (and
+    /// other reasons to look) not yet taken up by the backup worker.
+    BackupNudges = "backup_nudges",
+    /// `backup_choices`: username -> origin (String): the backup pod the user picked in
+    /// the settings, until the worker applies it.
+    BackupChoices = "backup_choices",
 }
 
 /// Encodes a value for storage: the value version byte, then bincode.
@@ -298,6 +314,9 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
         Tree::MovesOut => decode::<crate::migration::OutgoingMove>(value).map(|_| ()),
         Tree::BackupSlots | Tree::BackupData | Tree::BackupAddresses | Tree::BackupTokens | Tree::BackupCounters => {
             backups::check_value(tree, key, value)
+        }
+        Tree::BackupPods | Tree::BackupSync | Tree::BackupSyncDue | Tree::BackupNudges | Tree::BackupChoices => {
+            backup_sync::check_value(tree, key, value)
         }
     };
     result

@@ -330,7 +330,7 @@ pub async fn settings(pod: &Pod, req: &Request) -> Result<Response> {
     render_settings(pod, req, &account, StatusCode::OK, None)
 }
 
-fn render_settings(
+pub(crate) fn render_settings(
     pod: &Pod,
     req: &Request,
     account: &Account,
@@ -352,6 +352,7 @@ fn render_settings(
             }
         }
         (backup_section(account, &csrf))
+        (super::backup_sync::section(pod, account, &csrf, done.as_deref()))
         (download_section(account, &csrf, pod))
         section.card {
             h2 { "Change email address" }

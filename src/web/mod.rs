@@ -7,6 +7,7 @@
 
 pub mod account_data;
 pub mod accounts;
+pub mod backup_sync;
 pub mod backups;
 pub mod client_addr;
 pub mod discovery;
@@ -257,6 +258,7 @@ async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
         (&Method::POST, ["settings", "delete"]) => accounts::delete(pod, &mut req).await,
         (&Method::POST, ["settings", "passphrase"]) => accounts::set_passphrase(pod, &mut req).await,
         (&Method::POST, ["settings", "backups", "opt_out"]) => accounts::opt_out(pod, &mut req).await,
+        (&Method::POST, ["settings", "backups", "pod"]) => backup_sync::choose_pod(pod, &mut req).await,
         (&Method::POST, ["settings", "download", "archive"]) => accounts::download_archive(pod, &mut req).await,
         (&Method::POST, ["settings", "download", "backup"]) => accounts::download_backup(pod, &mut req).await,
         (&Method::POST, ["settings", "move"]) => accounts::start_move(pod, &mut req).await,
