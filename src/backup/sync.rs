@@ -508,10 +508,9 @@ pub async fn run(pod: Arc<Pod>, mut shutdown: watch::Receiver<bool>) {
             tracing::error!("backups: reading the schedule: {e}");
             None
         });
-        let now = now_unix();
         let mut sleep = timing.poll();
         for at in [next_pod, next_account].into_iter().flatten() {
-            sleep = sleep.min(Duration::from_secs(at.saturating_sub(now)));
+            sleep = sleep.min(until(at));
         }
         if in_flight.len() >= timing.concurrency || sleep.is_zero() {
             // Busy, or something is due but waits for a free place: wait for a look
@@ -541,6 +540,14 @@ pub async fn run(pod: Arc<Pod>, mut shutdown: watch::Receiver<bool>) {
     }
     looks.abort_all();
     checks.abort_all();
+}
+
+/// How long until the start of the Unix second `at` (zero when it has begun).
+fn until(at: u64) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_secs(at).saturating_sub(now)
 }
 
 /// At start: every vetted pod gets an entry (so its NodeInfo is read), and every
@@ -679,6 +686,20 @@ fn spawn_pod_checks(
         });
     }
     Ok(next)
+}
+
+/// Reads every known pod's NodeInfo now, one after the other (tests and benchmarks;
+/// the worker reads them on its own schedule).
+pub async fn refresh_pods(pod: &Arc<Pod>) -> Result<()> {
+    pods::ensure_vetted(&pod.store, &pod.config)?;
+    let timing = Timing::from_config(&pod.config);
+    let own = pods::own_origin(&pod.config);
+    for (origin, _) in pods::stored(&pod.store)? {
+        if own.as_deref() != Some(origin.as_str()) {
+            check_pod(pod, &timing, &origin).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads one pod's NodeInfo, records it, and nudges the accounts it concerns: those on

@@ -124,10 +124,7 @@ fn home(seeds: &[&str], tweak: impl FnOnce(&mut Config)) -> Home {
 }
 
 async fn check_all_pods(pod: &Arc<Pod>) {
-    let timing = Timing::from_config(&pod.config);
-    for (origin, _) in pods::stored(&pod.store).unwrap() {
-        check_pod(pod, &timing, &origin).await.unwrap();
-    }
+    refresh_pods(pod).await.unwrap();
 }
 
 /// A real lifeboat holder, served in-process.
