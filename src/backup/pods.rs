@@ -169,17 +169,20 @@ pub fn choose_automatic(candidates: &[PodView]) -> Option<String> {
 /// Records, inside a unit of work, that `url`'s pod was seen through signature-verified
 /// federation (a verified message from it, or a verified pod in an account's
 /// `known_pods`). A new pod's NodeInfo is read at the next check. Not for hosts that
-/// an unauthenticated request merely named.
-pub fn note_seen_in(tx: &Tx, url: &str) -> TxResult<()> {
+/// an unauthenticated request merely named. Returns whether the pod is new to the
+/// directory (then wake the backup worker, so it reads the pod's NodeInfo soon).
+pub fn note_seen_in(tx: &Tx, url: &str) -> TxResult<bool> {
     let Ok(origin) = origin_of(url) else {
-        return Ok(());
+        return Ok(false);
     };
-    let mut info: PodInfo = tx.get(Tree::BackupPods, origin.as_bytes())?.unwrap_or_default();
+    let stored: Option<PodInfo> = tx.get(Tree::BackupPods, origin.as_bytes())?;
+    let new = stored.is_none();
+    let mut info = stored.unwrap_or_default();
     if !info.seen_in_federation {
         info.seen_in_federation = true;
         tx.put(Tree::BackupPods, origin.as_bytes(), &info)?;
     }
-    Ok(())
+    Ok(new)
 }
 
 /// Makes sure every vetted pod has an entry (so the worker reads its NodeInfo).

@@ -321,6 +321,8 @@ impl Timing {
 /// Something the worker did, for tests and benchmarks ([`BackupSync::subscribe`]).
 #[derive(Clone, Debug)]
 pub enum SyncEvent {
+    /// The worker finished looking at an account.
+    Looked { username: String, report: Report },
     /// A push is about to be sent.
     PushStarted {
         username: String,
@@ -475,15 +477,19 @@ pub async fn run(pod: Arc<Pod>, mut shutdown: watch::Receiver<bool>) {
     let mut checks: tokio::task::JoinSet<String> = tokio::task::JoinSet::new();
     let mut in_flight: HashSet<String> = HashSet::new();
     let mut checking: HashSet<String> = HashSet::new();
+    // The pod directory is scanned when a check is due, when one finished, and on a
+    // wake (a pod may have been noted) — not after every look.
+    let mut next_pod: Option<u64> = None;
+    let mut rescan = true;
     loop {
         let now = now_unix();
-        let next_pod = match spawn_pod_checks(&pod, &timing, now, &mut checks, &mut checking) {
-            Ok(next) => next,
-            Err(e) => {
+        if rescan || next_pod.is_some_and(|at| at <= now) {
+            rescan = false;
+            next_pod = spawn_pod_checks(&pod, &timing, now, &mut checks, &mut checking).unwrap_or_else(|e| {
                 tracing::error!("backups: pod checks: {e}");
-                None
-            }
-        };
+                Some(now + timing.pod_check_interval.min(3600))
+            });
+        }
         if let Err(e) = take_up_nudges(&pod, &timing, now, &in_flight) {
             tracing::error!("backups: nudges: {e}");
         }
@@ -519,13 +525,16 @@ pub async fn run(pod: Arc<Pod>, mut shutdown: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = shutdown.changed() => break,
-            _ = pod.backup_sync.inner.wake.notified() => {}
+            _ = pod.backup_sync.inner.wake.notified() => rescan = true,
             Some(done) = looks.join_next_with_id(), if !looks.is_empty() => {
                 let (id, result) = match done {
                     Ok((id, result)) => (id, result),
                     Err(e) => (e.id(), Err(Error::internal(format!("a look stopped: {e}")))),
                 };
                 if let Some(username) = looking.remove(&id) {
+                    if let Ok(report) = &result {
+                        let _ = pod.backup_sync.inner.events.send(SyncEvent::Looked { username: username.clone(), report: *report });
+                    }
                     finish_look(&pod, &timing, &username, result);
                     in_flight.remove(&username);
                 }
@@ -534,6 +543,7 @@ pub async fn run(pod: Arc<Pod>, mut shutdown: watch::Receiver<bool>) {
                 if let Ok(origin) = done {
                     checking.remove(&origin);
                 }
+                rescan = true;
             }
             _ = tokio::time::sleep(sleep) => {}
         }
@@ -1108,12 +1118,17 @@ async fn push(
     }
     // A changed account: the pods it knows through verified federation join the directory.
     if !account.known_pods.is_empty() {
-        pod.store.transaction(|tx| {
+        let noted = pod.store.transaction(|tx| {
+            let mut any = false;
             for origin in &account.known_pods {
-                pods::note_seen_in(tx, origin)?;
+                any |= pods::note_seen_in(tx, origin)?;
             }
-            Ok(())
+            Ok(any)
         })?;
+        if noted {
+            // New pods: the worker reads their NodeInfo now.
+            pod.backup_sync.wake();
+        }
     }
     let sequence = state.next_sequence;
     let email = state.email.clone();
