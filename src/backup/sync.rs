@@ -728,10 +728,13 @@ async fn check_pod(pod: &Arc<Pod>, timing: &Timing, origin: &str) -> Result<()> 
         Ok(facts) => tracing::debug!(%origin, accepts = facts.accepts_backups, "backups: NodeInfo read"),
         Err(e) => tracing::info!(%origin, "backups: NodeInfo not read: {e}"),
     }
-    // A pod that could not be read is tried again sooner (within the hour).
+    // A vetted pod, or one that took backups, that could not be read is tried again
+    // within the hour; any other pod at the usual interval.
+    let relied_on = pods::vetted_origins(&pod.config).iter().any(|o| o == origin)
+        || pods::pod(&pod.store, origin)?.is_some_and(|i| i.accepting());
     let next = match &outcome {
-        Ok(_) => now + timing.pod_check_interval,
-        Err(_) => now + timing.pod_check_interval.min(3600),
+        Err(_) if relied_on => now + timing.pod_check_interval.min(3600),
+        _ => now + timing.pod_check_interval,
     };
     let (before, after) = pods::record_check(&pod.store, origin, &outcome, now, next)?;
     let opened = after.accepting() && !before.accepting();
@@ -816,7 +819,8 @@ pub async fn look(pod: &Arc<Pod>, username: &str, now: u64) -> Result<Report> {
     if let Some(account) = running {
         warn_if_failing(pod, &timing, &mut state, account, now, &mut mails);
     }
-    save(pod, username, &mut state, &mails, None, !mails.is_empty()).await?;
+    // Durable when deletes went out, so a restart does not send them again.
+    save(pod, username, &mut state, &mails, None, report.deletes > 0).await?;
     Ok(report)
 }
 
