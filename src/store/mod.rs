@@ -79,6 +79,12 @@ trees! {
     People = "people",
     /// `moves_out`: username -> [`crate::migration::OutgoingMove`], the signed move of an arrived account.
     MovesOut = "moves_out",
+    /// `moves_in`: old diaspora ID -> [`crate::migration::receive::ReceivedMove`], every verified move applied here.
+    MovesIn = "moves_in",
+    /// `pending_closures`: username -> [`crate::migration::receive::PendingClosure`], local accounts whose move waits.
+    PendingClosures = "pending_closures",
+    /// `contact_moves`: username 0x00 new diaspora ID -> old diaspora ID (UTF-8), shown on the contacts page.
+    ContactMoves = "contact_moves",
     /// `backup_slots`: normalised email, 0x00, key fingerprint (32 bytes, SHA-256 of the
     /// SPKI DER) -> [`crate::backup::holder::Slot`] (state only, never the backup).
     BackupSlots = "backup_slots",
@@ -296,6 +302,9 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
         Tree::OutboxDue | Tree::OutboxTopics => Ok(()),
         Tree::People => decode::<crate::federation::people::Person>(value).map(|_| ()),
         Tree::MovesOut => decode::<crate::migration::OutgoingMove>(value).map(|_| ()),
+        Tree::MovesIn => decode::<crate::migration::receive::ReceivedMove>(value).map(|_| ()),
+        Tree::PendingClosures => decode::<crate::migration::receive::PendingClosure>(value).map(|_| ()),
+        Tree::ContactMoves => Ok(()),
         Tree::BackupSlots | Tree::BackupData | Tree::BackupAddresses | Tree::BackupTokens | Tree::BackupCounters => {
             backups::check_value(tree, key, value)
         }

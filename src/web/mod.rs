@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod forms;
 pub mod nodeinfo;
 pub mod pages;
+pub mod receive;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -223,6 +224,7 @@ async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
             Ok(response)
         }
         (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok\n")),
+        (&Method::POST, ["receive", "public"]) => receive::public(pod, req).await,
         (&Method::GET, [".well-known", "webfinger"]) => discovery::webfinger(pod, &req),
         (&Method::GET, ["hcard", "users", guid]) => discovery::hcard(pod, guid),
         (&Method::GET, ["people", guid]) => discovery::person_page(pod, guid),
@@ -260,6 +262,8 @@ async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
         (&Method::POST, ["settings", "download", "archive"]) => accounts::download_archive(pod, &mut req).await,
         (&Method::POST, ["settings", "download", "backup"]) => accounts::download_backup(pod, &mut req).await,
         (&Method::POST, ["settings", "move"]) => accounts::start_move(pod, &mut req).await,
+        (&Method::POST, ["settings", "not_me"]) => accounts::not_me(pod, &mut req).await,
+        (&Method::POST, ["settings", "move", "retry"]) => accounts::retry_delivery(pod, &mut req).await,
         (&Method::POST, ["api", "lifeboat", "v1", "backups"]) => backups::push(pod, req).await,
         (&Method::POST, ["api", "lifeboat", "v1", "backups", "status"]) => backups::status(pod, req).await,
         (&Method::GET, ["backups", "confirm"]) => backups::confirm_page(pod, &req),
