@@ -14,7 +14,7 @@ import requests
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from rig import REFERENCE, ROOT
+from rig import REFERENCE, ROOT, wait_until
 
 FIXTURE = ROOT / "tests" / "fixtures" / "diaspora-export.json"
 PASSPHRASE = "violet tractor humming seventeen lanterns"
@@ -124,6 +124,7 @@ def test_a_user_adds_a_contact_on_another_pod_through_discovery(start_pod, brows
     browser.find_element("name", "login").send_keys("leo")
     browser.find_element("name", "password").send_keys("leo's password")
     browser.find_element("css selector", "form[action='/users/sign_in'] button").click()
+    wait_until(lambda: "/settings" in browser.current_url, what="sign-in")
     browser.get(c.url + "/contacts")
     assert f"kate@{a.host}" in browser.page_source
 
