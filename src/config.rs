@@ -409,6 +409,7 @@ options! {
         broadcast_moves: bool = true, "Send AccountMigration to every pod this pod knows that has answered NodeInfo, not only the account's own.", any;
         delivery_concurrency: usize = 32, "Deliveries to other pods in flight at once.", |v: &usize| if *v == 0 || *v > 1024 { Err("must be between 1 and 1024".into()) } else { Ok(()) };
         deliveries_per_pod_per_minute: u32 = 120, "Deliveries sent to one pod per minute at most (the rest wait).", |v: &u32| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
+        unreachable_for: Span = Span::secs(60), "After a pod fails to answer, requests to it fail at once for this long.", positive_span;
         delivery_retry_first: Span = Span::secs(60), "Wait before the first retry of a failed delivery (it doubles up to 6 hours).", positive_span;
         delivery_retry_for: Span = Span::secs(30 * 86400), "How long a failing delivery is retried before it is marked failed.", positive_span;
     }

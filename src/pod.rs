@@ -68,6 +68,7 @@ impl Pod {
             user_agent: user_agent(&config.public_url()),
             request_timeout: config.federation.request_timeout.get(),
             max_response_bytes: config.federation.max_response_bytes,
+            failure_cache_ttl: config.federation.unreachable_for.get(),
             ..ClientPolicy::default()
         });
         let outbox = crate::federation::outbox::Outbox::new(
@@ -76,6 +77,7 @@ impl Pod {
             crate::federation::outbox::OutboxPolicy {
                 concurrency: config.federation.delivery_concurrency,
                 per_pod_per_minute: config.federation.deliveries_per_pod_per_minute,
+                allow_http: config.federation.allow_http,
                 backoff: crate::retry::Backoff {
                     first: config.federation.delivery_retry_first.get(),
                     max: Duration::from_secs(6 * 3600),

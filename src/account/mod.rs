@@ -269,13 +269,13 @@ pub async fn sign_in(pod: &Pod, login: &str, password: &str) -> Result<Account> 
         .await
         .map_err(Error::internal)?;
     match account {
-        Some(account) if ok && account.closed.is_none() => Ok(account),
-        Some(account) if ok => Err(Error::Gone(
-            match &account.closed.as_ref().and_then(|c| c.moved_to.clone()) {
-                Some(new_id) => format!("this account moved to {new_id}"),
-                None => "this account is closed".into(),
-            },
-        )),
+        // Where a closed account went is public (its profile page says it), and its
+        // password is gone with its data: say so whatever was typed.
+        Some(account) if account.closed.is_some() => Err(Error::Gone(match account.closed.and_then(|c| c.moved_to) {
+            Some(new_id) => format!("this account moved to {new_id}"),
+            None => "this account is closed".into(),
+        })),
+        Some(account) if ok => Ok(account),
         _ => Err(refused()),
     }
 }

@@ -174,6 +174,19 @@ pub fn recipients(pod: &Pod, account: &Account, old_id: &str) -> Result<Vec<Stri
             add(origin);
         }
     }
+    // One delivery per pod: where both schemes name the same host, keep the one this pod
+    // may use (http only under `federation.allow_http`, which the outbox tries after https).
+    let hosts_with_http: Vec<String> = out
+        .iter()
+        .filter_map(|o| o.strip_prefix("http://").map(str::to_string))
+        .collect();
+    out.retain(|origin| match origin.strip_prefix("https://") {
+        Some(host) => !hosts_with_http.contains(&host.to_string()),
+        None => true,
+    });
+    if !pod.config.federation.allow_http {
+        out.retain(|origin| origin.starts_with("https://"));
+    }
     Ok(out)
 }
 
