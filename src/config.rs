@@ -410,6 +410,8 @@ options! {
         delivery_concurrency: usize = 32, "Deliveries to other pods in flight at once.", |v: &usize| if *v == 0 || *v > 1024 { Err("must be between 1 and 1024".into()) } else { Ok(()) };
         deliveries_per_pod_per_minute: u32 = 120, "Deliveries sent to one pod per minute at most (the rest wait).", |v: &u32| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
         delivery_retry_for: Span = Span::secs(30 * 86400), "How long a failing delivery is retried before it is marked failed.", positive_span;
+        receive_private_per_client_per_minute: u32 = 60, "Private messages (POST /receive/users/GUID) accepted per client address per minute; decrypting them is costly and must not be an oracle.", |v: &u32| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
+        receive_private_per_account_per_minute: u32 = 30, "Private messages accepted per local account per minute, from all clients together.", |v: &u32| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
     }
     /// Holding backups for others, and sealing our own.
     backups: BackupsConfig {

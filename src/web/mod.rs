@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod forms;
 pub mod nodeinfo;
 pub mod pages;
+pub mod receive;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -226,6 +227,10 @@ async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
         (&Method::GET, ["people", guid]) => discovery::person_page(pod, guid),
         (&Method::GET, ["u", username]) => discovery::profile_by_username(pod, username),
         (&Method::GET, ["avatars", guid]) => discovery::avatar(pod, guid),
+        (&Method::POST, ["receive", "users", guid]) => {
+            let guid = guid.to_string();
+            receive::private(pod, &mut req, &guid).await
+        }
         (&Method::GET, ["users", "sign_up"]) => accounts::sign_up_form(pod, &req).await,
         (&Method::POST, ["users", "sign_up"]) => accounts::sign_up(pod, &mut req).await,
         (&Method::GET, ["users", "confirm_email"]) => accounts::confirm_email_page(pod, &req).await,
