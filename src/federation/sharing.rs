@@ -22,8 +22,10 @@
 //! at `warn` and never told to the sender, who gets the same `202` either way.
 //!
 //! Naming: lifeboat's `ContactData` reads `sharing` as "the user shares with them" and
-//! `receiving` as "they share with the user", as the contacts page and the archive
-//! writer do.
+//! `receiving` as "they share with the user", as DESIGN §6 and the contacts page do.
+//! diaspora* itself reads the pair the other way round (it sets its `sharing` when a
+//! `contact` arrives, and its archive importer keeps only `receiving`), and the
+//! archive writer copies the fields as they are: an open question, raised with issue 6.
 //!
 //! Not owned: the formats ([`super::envelope`], [`super::entities`]), discovery
 //! ([`super::people`]), the outbox's worker ([`super::outbox`]), the HTTP edge
@@ -212,6 +214,8 @@ pub async fn add_contact(pod: &Pod, account: &Account, typed_id: &str) -> Result
 /// The user removes a contact: stops sharing with them (and tells them so); someone
 /// who still shares with the user stays listed, in no aspect.
 pub async fn remove_contact(pod: &Pod, account: &Account, id: &str) -> Result<()> {
+    let id = id.trim().to_ascii_lowercase();
+    let id = id.as_str();
     let was_sharing = account.contacts.iter().any(|c| c.diaspora_id == id && c.sharing);
     let delivery = if was_sharing {
         match discover(pod, id).await {
@@ -243,6 +247,8 @@ pub async fn remove_contact(pod: &Pod, account: &Account, id: &str) -> Result<()
 /// The user puts a contact into `aspects`. Putting someone who only shares with the
 /// user into an aspect starts sharing with them, as on diaspora*.
 pub async fn set_aspects(pod: &Pod, account: &Account, id: &str, aspects: Vec<String>) -> Result<()> {
+    let id = id.trim().to_ascii_lowercase();
+    let id = id.as_str();
     let contact = account
         .contacts
         .iter()

@@ -276,6 +276,7 @@ fn render_contacts(
         @if account.contacts.is_empty() {
             p { "No contacts yet." }
         } @else {
+            p.hint { "People who share with you are listed too; put them into an aspect to share back." }
             table {
                 thead { tr { th { "Person" } th { "Sharing" } th { "Aspects" } th {} } }
                 tbody {
