@@ -37,6 +37,19 @@ pub enum AdminRequest {
     },
     /// List the accounts.
     UserList,
+    /// Create an account from a diaspora* archive (a move into this pod).
+    ArchiveImport {
+        archive: Vec<u8>,
+        username: String,
+        password: String,
+        email: Option<String>,
+    },
+    /// Write an account's archive.
+    ArchiveExport { username: String },
+    /// List the backup slots held for other pods (never their content).
+    BackupsList,
+    /// Counts and bytes of the held backups.
+    BackupsStats,
 }
 
 impl AdminRequest {
@@ -47,6 +60,10 @@ impl AdminRequest {
             AdminRequest::MailTest { .. } => "mail test",
             AdminRequest::UserAdd { .. } => "user add",
             AdminRequest::UserList => "user list",
+            AdminRequest::ArchiveImport { .. } => "archive import",
+            AdminRequest::ArchiveExport { .. } => "archive export",
+            AdminRequest::BackupsList => "backups list",
+            AdminRequest::BackupsStats => "backups stats",
         }
     }
 }
@@ -86,6 +103,14 @@ pub async fn execute(pod: &Arc<Pod>, request: AdminRequest) -> Result<AdminReply
                 )))
             }
         }
+        AdminRequest::BackupsList => Ok(AdminReply {
+            output: crate::backup::holder::format_list(&crate::web::backups::holder(pod).list()?),
+            file: None,
+        }),
+        AdminRequest::BackupsStats => Ok(AdminReply {
+            output: crate::backup::holder::format_stats(&crate::web::backups::holder(pod).stats()?),
+            file: None,
+        }),
         AdminRequest::MailTest { to } => {
             let mail = Mail {
                 to: to.clone(),
@@ -122,6 +147,41 @@ pub async fn execute(pod: &Arc<Pod>, request: AdminRequest) -> Result<AdminReply
             Ok(AdminReply {
                 output: format!("created {}{admin}\n", account.diaspora_id(&pod.config.public_host())),
                 file: None,
+            })
+        }
+        AdminRequest::ArchiveImport {
+            archive,
+            username,
+            password,
+            email,
+        } => {
+            let archive = crate::account::archive::read_archive(&archive, pod.config.accounts.max_import_bytes)?;
+            let email = crate::account::normalize_email(email.as_deref().unwrap_or(&archive.email))?;
+            let from = archive.old_diaspora_id.clone();
+            let arrival = crate::migration::Arrival {
+                archive,
+                username,
+                password,
+                email,
+                email_confirmed: true,
+            };
+            let account = crate::migration::arrive(pod, arrival).await?;
+            let moved = match from {
+                Some(old) => format!(" (moved from {old}; the move is being announced)"),
+                None => " (the archive names no old identity: nothing to announce)".into(),
+            };
+            Ok(AdminReply {
+                output: format!("created {}{moved}\n", account.diaspora_id(&pod.config.public_host())),
+                file: None,
+            })
+        }
+        AdminRequest::ArchiveExport { username } => {
+            let account = crate::account::open_account(&pod.store, &username)?;
+            let bytes =
+                crate::account::archive::write_archive(&account, &pod.config.public_host(), &pod.config.public_url())?;
+            Ok(AdminReply {
+                output: String::new(),
+                file: Some(bytes),
             })
         }
         AdminRequest::UserList => {

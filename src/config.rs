@@ -409,6 +409,7 @@ options! {
         broadcast_moves: bool = true, "Send AccountMigration to every pod this pod knows that has answered NodeInfo, not only the account's own.", any;
         delivery_concurrency: usize = 32, "Deliveries to other pods in flight at once.", |v: &usize| if *v == 0 || *v > 1024 { Err("must be between 1 and 1024".into()) } else { Ok(()) };
         deliveries_per_pod_per_minute: u32 = 120, "Deliveries sent to one pod per minute at most (the rest wait).", |v: &u32| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
+        delivery_retry_first: Span = Span::secs(60), "Wait before the first retry of a failed delivery (it doubles up to 6 hours).", positive_span;
         delivery_retry_for: Span = Span::secs(30 * 86400), "How long a failing delivery is retried before it is marked failed.", positive_span;
         receive_private_per_client_per_minute: u32 = 60, "Private messages (POST /receive/users/GUID) accepted per client address per minute; decrypting them is costly and must not be an oracle.", |v: &u32| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
         receive_private_per_account_per_minute: u32 = 30, "Private messages accepted per local account per minute, from all clients together.", |v: &u32| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
@@ -419,7 +420,8 @@ options! {
         max_backup_bytes: u64 = 16 * 1024 * 1024, "Largest decoded .lfbk accepted (the request body limit is about 4/3 of it).", at_least::<1024>;
         quota_bytes: u64 = 10 * 1024 * 1024 * 1024, "Total bytes of confirmed backups held before refusing new ones (507).", any;
         unconfirmed_quota_bytes: u64 = 1024 * 1024 * 1024, "Total bytes of backups whose owner has not yet confirmed them.", any;
-        pushes_per_minute: u32 = 60, "Backup pushes accepted per client address per minute.", |v: &u32| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
+        pushes_per_minute: u32 = 120, "Backup pushes and status checks accepted per client address (a peer pod) per minute.", |v: &u32| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
+        confirmation_mails_per_hour: u32 = 100, "Mails asking an address's owner to confirm a held backup, per hour in all (besides one per address per day).", |v: &u32| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
         kdf_memory_kib: u32 = 65536, "Argon2id memory cost (KiB) for new pass phrases.", |v: &u32| if (19456..=262144).contains(v) { Ok(()) } else { Err("must be between 19456 and 262144".into()) };
         kdf_time_cost: u32 = 3, "Argon2id time cost (iterations) for new pass phrases.", |v: &u32| if (2..=10).contains(v) { Ok(()) } else { Err("must be between 2 and 10".into()) };
         kdf_concurrency: usize = 2, "Key derivations (Argon2) run at the same time; more wait.", |v: &usize| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };

@@ -7,6 +7,7 @@
 //! - [`config`]: every option, declared once; loading and validation.
 //! - [`store`]: the embedded store, its trees and key layouts, units of work.
 //! - [`mail`]: outgoing mail, its durable queue and its transports.
+//! - [`migration`]: accounts arriving from another identity, and the AccountMigration.
 //! - [`http_client`]: the one hardened outbound HTTP client, pod origins, and the
 //!   address rules every request to another pod obeys.
 //! - [`web`]: the HTTP edge: routing, pages, NodeInfo, request logging.
@@ -16,16 +17,19 @@
 //! - [`retry`]: the backoff schedule the durable queues share.
 //! - [`passphrase`]: the backup pass-phrase strength policy, and a redacting type.
 //! - [`sealed`]: the sealed backup file `.lfbk`: header, seal, open, key derivation.
+//! - [`backup`]: backups between pods: the push format and the holder side.
 //! - [`federation`]: diaspora*'s wire formats: entities, Magic Envelope, signatures,
 //!   WebFinger and hCard.
 
 pub mod account;
 pub mod admin;
+pub mod backup;
 pub mod config;
 pub mod error;
 pub mod federation;
 pub mod http_client;
 pub mod mail;
+pub mod migration;
 pub mod passphrase;
 pub mod pod;
 pub mod ratelimit;

@@ -59,6 +59,9 @@ enum Command {
     /// Accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// diaspora* archives.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
     /// Sealed backups (.lfbk files).
     #[command(subcommand)]
     Backups(BackupsCommand),
@@ -80,7 +83,38 @@ enum UserCommand {
 }
 
 #[derive(Subcommand)]
+enum ArchiveCommand {
+    /// Create an account from a diaspora* archive (.json or .json.gz), as diaspora*'s
+    /// importer does: a fresh key pair and guid, the archive's identity recorded as the
+    /// old one, and the move announced to the pods that knew it. The password is read
+    /// from standard input, or prompted for on a terminal.
+    Import {
+        /// The archive file.
+        file: PathBuf,
+        /// The new account's username (1 to 32 of a-z, 0-9, _).
+        #[arg(long)]
+        username: String,
+        /// The new account's email (default: the archive's).
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Write an account's archive (diaspora* archive format 2.0, JSON).
+    Export {
+        /// The account's username.
+        username: String,
+        /// Where to write it (owner-only permissions).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum BackupsCommand {
+    /// List the backup slots this pod holds for other pods: email, key fingerprint,
+    /// confirmed or not, size, sequence, last push (never the content).
+    List,
+    /// Counts and bytes of the held backups, confirmed and unconfirmed.
+    Stats,
     /// Open a sealed backup (.lfbk) offline and write the account archive (JSON). Needs no
     /// data folder and no running server. The pass phrase comes from --passphrase-file,
     /// else LIFEBOAT_PASSPHRASE, else a prompt that does not echo.
@@ -220,6 +254,34 @@ async fn run(cli: Cli, env: BTreeMap<String, String>) -> Result<()> {
             )
         }
         Command::User(UserCommand::List) => print_reply(podmin(config, AdminRequest::UserList).await?),
+        Command::Archive(ArchiveCommand::Import { file, username, email }) => {
+            let archive =
+                std::fs::read(&file).map_err(|e| Error::bad(format!("cannot read {}: {e}", file.display())))?;
+            let password = read_new_password()?;
+            print_reply(
+                podmin(
+                    config,
+                    AdminRequest::ArchiveImport {
+                        archive,
+                        username,
+                        password,
+                        email,
+                    },
+                )
+                .await?,
+            )
+        }
+        Command::Archive(ArchiveCommand::Export { username, out }) => {
+            let reply = podmin(config, AdminRequest::ArchiveExport { username }).await?;
+            let bytes = reply
+                .file
+                .ok_or_else(|| Error::internal("the server sent no archive"))?;
+            sealed::write_private_file(&out, &bytes)?;
+            eprintln!("archive written to {} ({} bytes)", out.display(), bytes.len());
+            Ok(())
+        }
+        Command::Backups(BackupsCommand::List) => print_reply(podmin(config, AdminRequest::BackupsList).await?),
+        Command::Backups(BackupsCommand::Stats) => print_reply(podmin(config, AdminRequest::BackupsStats).await?),
         Command::Mail(MailCommand::Test { to }) => print_reply(podmin(config, AdminRequest::MailTest { to }).await?),
     }
 }

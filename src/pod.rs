@@ -91,7 +91,7 @@ impl Pod {
                 concurrency: config.federation.delivery_concurrency,
                 per_pod_per_minute: config.federation.deliveries_per_pod_per_minute,
                 backoff: crate::retry::Backoff {
-                    first: Duration::from_secs(60),
+                    first: config.federation.delivery_retry_first.get(),
                     max: Duration::from_secs(6 * 3600),
                     give_up_after: config.federation.delivery_retry_for.get(),
                 },

@@ -636,7 +636,7 @@ pub fn seal_command(archive_json: &Path, out: &Path, passphrase_file: Option<&Pa
 /// Writes `bytes` to `path` through a temporary file in the same folder, created with
 /// mode 0600, synced, then renamed over `path`: a reader sees the old file or the whole
 /// new one, and nobody else can read it.
-fn write_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let fail = |e: std::io::Error| Error::bad(format!("cannot write {}: {e}", path.display()));
     let name = path
         .file_name()

@@ -525,3 +525,39 @@ pub async fn opt_out_of_backups(pod: &Pod, username: &str, password: &str) -> Re
     })
     .await
 }
+
+/// The account's archive, sealed as a `.lfbk` with its backup key, or with a key
+/// derived from `passphrase` when none is set (or one is given). The password is
+/// re-checked first. With `moving`, the account is flagged as moving: a migration to
+/// it that arrives later applies at once.
+pub async fn sealed_download(
+    pod: &Pod,
+    username: &str,
+    password: &str,
+    passphrase: Option<&str>,
+    moving: bool,
+) -> Result<Vec<u8>> {
+    let account = open_account(&pod.store, username)?;
+    check_current_password(&account, password).await?;
+    if moving && pod.config.accounts.admins.contains(&account.username) {
+        return Err(Error::Forbidden(
+            "an admin account cannot move away: hand the admin role to another account first".into(),
+        ));
+    }
+    let key = match (passphrase.filter(|p| !p.is_empty()), &account.sealing_key) {
+        (Some(passphrase), _) => derive_sealing_key(pod, passphrase, &[&account.username, &account.email]).await?,
+        (None, Some(key)) => key.clone(),
+        (None, None) => return Err(Error::bad("choose a pass phrase to seal the file with")),
+    };
+    let account = if moving {
+        update(pod, username, |a| {
+            a.moving = true;
+            Ok(())
+        })
+        .await?
+    } else {
+        account
+    };
+    let archive = archive::write_archive(&account, &pod.config.public_host(), &pod.config.public_url())?;
+    Ok(crate::sealed::seal(&archive, &key))
+}

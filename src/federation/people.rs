@@ -20,8 +20,6 @@
 //! ([`super::discovery`]). Contacts' keys in an imported archive are the user's data
 //! and never enter this store.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::{Deserialize, Serialize};
 
 use super::discovery::{parse_hcard, parse_jrd};
@@ -99,6 +97,9 @@ pub trait PeopleStore {
     /// The person stored under `diaspora_id`.
     fn person(&self, diaspora_id: &str) -> Result<Option<Person>>;
 
+    /// Every stored person.
+    fn people(&self) -> Result<Vec<Person>>;
+
     /// One unit of work: reads the people stored under `ids` (in that order), hands
     /// them to `change`, and writes each `Some` it returns under the same position's ID
     /// (`None` leaves that entry as it is). All writes happen or none; an `Err` from
@@ -107,12 +108,7 @@ pub trait PeopleStore {
     fn change_people(&self, ids: &[&str], change: &PeopleChange<'_>) -> Result<Vec<Option<Person>>>;
 }
 
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use crate::account::now_unix;
 
 /// The stored person, if any.
 pub fn get_person<S: PeopleStore + ?Sized>(store: &S, diaspora_id: &str) -> Result<Option<Person>> {

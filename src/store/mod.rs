@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{Error, Result};
 
 pub mod accounts;
+pub mod backups;
 pub mod mail;
 pub mod people;
 
@@ -76,6 +77,31 @@ trees! {
     /// (remote people found by discovery; a stored key is replaced only by a verified
     /// migration).
     People = "people",
+    /// `moves_out`: username -> [`crate::migration::OutgoingMove`], the signed move of an arrived account.
+    MovesOut = "moves_out",
+    /// `moves_in`: old diaspora ID -> [`crate::migration::receive::ReceivedMove`], every verified move applied here.
+    MovesIn = "moves_in",
+    /// `pending_closures`: username -> [`crate::migration::receive::PendingClosure`], local accounts whose move waits.
+    PendingClosures = "pending_closures",
+    /// `contact_moves`: username 0x00 new diaspora ID -> old diaspora ID (UTF-8), shown on the contacts page.
+    ContactMoves = "contact_moves",
+    /// `backup_slots`: normalised email, 0x00, key fingerprint (32 bytes, SHA-256 of the
+    /// SPKI DER) -> [`crate::backup::holder::Slot`] (state only, never the backup).
+    BackupSlots = "backup_slots",
+    /// `backup_data`: the same key as `backup_slots` -> the held `.lfbk` bytes exactly as
+    /// pushed, behind the value version byte (raw, not bincode). Kept apart so listing
+    /// slots never reads backups.
+    BackupData = "backup_data",
+    /// `backup_addresses`: normalised email -> [`crate::backup::holder::AddressRecord`]
+    /// (its slots' fingerprints in creation order, the last confirmation mail).
+    BackupAddresses = "backup_addresses",
+    /// `backup_tokens`: SHA-256 of a confirmation link's token (32 bytes) ->
+    /// [`crate::backup::holder::ConfirmToken`]. The token itself is never stored.
+    BackupTokens = "backup_tokens",
+    /// `backup_counters`: ASCII key -> value: `totals` -> [`crate::backup::holder::Totals`]
+    /// (kept in the same unit of work as every slot change), `mail_hour` ->
+    /// [`crate::backup::holder::MailHour`] (the global hourly confirmation-mail count).
+    BackupCounters = "backup_counters",
 }
 
 /// Encodes a value for storage: the value version byte, then bincode.
@@ -275,6 +301,13 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
         Tree::Outbox => crate::federation::outbox::check_delivery(value),
         Tree::OutboxDue | Tree::OutboxTopics => Ok(()),
         Tree::People => decode::<crate::federation::people::Person>(value).map(|_| ()),
+        Tree::MovesOut => decode::<crate::migration::OutgoingMove>(value).map(|_| ()),
+        Tree::MovesIn => decode::<crate::migration::receive::ReceivedMove>(value).map(|_| ()),
+        Tree::PendingClosures => decode::<crate::migration::receive::PendingClosure>(value).map(|_| ()),
+        Tree::ContactMoves => Ok(()),
+        Tree::BackupSlots | Tree::BackupData | Tree::BackupAddresses | Tree::BackupTokens | Tree::BackupCounters => {
+            backups::check_value(tree, key, value)
+        }
     };
     result
         .err()

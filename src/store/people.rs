@@ -13,6 +13,14 @@ impl PeopleStore for Store {
         }
     }
 
+    fn people(&self) -> Result<Vec<Person>> {
+        self.tree(Tree::People)
+            .iter()
+            .values()
+            .map(|v| super::decode(&v?))
+            .collect()
+    }
+
     fn change_people(&self, ids: &[&str], change: &PeopleChange<'_>) -> Result<Vec<Option<Person>>> {
         self.transaction(|tx| {
             let mut current = Vec::with_capacity(ids.len());

@@ -351,7 +351,9 @@ fn render_settings(
                 @if account.email_confirmed { "confirmed" } @else { strong { "not confirmed yet" } ": check your mailbox for the link." }
             }
         }
+        (moves_section(pod, account, &csrf)?)
         (backup_section(account, &csrf))
+        (download_section(account, &csrf, pod))
         section.card {
             h2 { "Change email address" }
             form.stack method="post" action="/settings/email" {
@@ -506,4 +508,197 @@ pub async fn opt_out(pod: &Pod, req: &mut Request) -> Result<Response> {
         Err(e @ Error::Unauthorized(_)) => render_settings(pod, req, &account, e.status(), Some(&e.client_message())),
         Err(e) => Err(e),
     }
+}
+
+fn download_section(account: &Account, csrf: &str, pod: &Pod) -> Markup {
+    let is_admin = pod.config.accounts.admins.contains(&account.username);
+    html! {
+        section.card #download {
+            h2 { "Your data" }
+            form.stack method="post" action="/settings/download/archive" {
+                (csrf_field(csrf))
+                p { "Your account as a diaspora* archive (JSON): profile, aspects, contacts, followed tags, blocks and your key. Keep it private: it contains your private key." }
+                label for="archive_password" { "Current password" }
+                input #archive_password type="password" name="password" required autocomplete="current-password";
+                button.secondary type="submit" { "Download my archive" }
+            }
+            form.stack method="post" action="/settings/download/backup" {
+                (csrf_field(csrf))
+                p { "Your account as an encrypted backup file (.lfbk), sealed with your backup pass phrase. "
+                    code { "lifeboat backups decrypt" } " or libsodium opens it." }
+                label for="backup_password" { "Current password" }
+                input #backup_password type="password" name="password" required autocomplete="current-password";
+                @if account.sealing_key.is_none() {
+                    label for="backup_passphrase" { "Pass phrase to seal it with" }
+                    input #backup_passphrase type="password" name="passphrase" required minlength="12" autocomplete="new-password";
+                }
+                button.secondary type="submit" { "Download my encrypted backup" }
+            }
+        }
+        section.card #move {
+            h2 { "Move to another pod" }
+            @if is_admin {
+                p { "You are an admin of this pod. An admin account cannot move away: hand the admin role to another account first (the podmin lists admins in the configuration)." }
+            } @else {
+                p { "To move while this pod still runs: download your encrypted backup here, then on your new pod choose " strong { "Moving from another pod" } " and give it the file and your pass phrase. Your new pod tells every pod that knew you; when the message reaches this pod, this account closes at once and points to the new one." }
+                form.stack method="post" action="/settings/move" {
+                    (csrf_field(csrf))
+                    label for="move_password" { "Current password" }
+                    input #move_password type="password" name="password" required autocomplete="current-password";
+                    @if account.sealing_key.is_none() {
+                        label for="move_passphrase" { "Pass phrase to seal the file with" }
+                        input #move_passphrase type="password" name="passphrase" required minlength="12" autocomplete="new-password";
+                    }
+                    button type="submit" { "Download my file and start moving" }
+                }
+            }
+        }
+    }
+}
+
+fn attachment(bytes: Vec<u8>, content_type: &'static str, filename: &str) -> Result<Response> {
+    let mut response = Response::new(bytes::Bytes::from(bytes));
+    let headers = response.headers_mut();
+    headers.insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static(content_type),
+    );
+    headers.insert(
+        warp::http::header::CONTENT_DISPOSITION,
+        warp::http::HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")).map_err(Error::internal)?,
+    );
+    headers.insert(
+        warp::http::header::CACHE_CONTROL,
+        warp::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+pub async fn download_archive(pod: &Pod, req: &mut Request) -> Result<Response> {
+    let (account, form) = match settings_form(pod, req).await? {
+        Ok(x) => x,
+        Err(redirect) => return Ok(redirect),
+    };
+    if let Err(e) = account::check_current_password(&account, form.text("password")).await {
+        return render_settings(pod, req, &account, e.status(), Some(&e.client_message()));
+    }
+    let bytes = account::archive::write_archive(&account, &pod.config.public_host(), &pod.config.public_url())?;
+    attachment(bytes, "application/json", &format!("{}-archive.json", account.username))
+}
+
+pub async fn download_backup(pod: &Pod, req: &mut Request) -> Result<Response> {
+    sealed_file(pod, req, false).await
+}
+
+pub async fn start_move(pod: &Pod, req: &mut Request) -> Result<Response> {
+    sealed_file(pod, req, true).await
+}
+
+async fn sealed_file(pod: &Pod, req: &mut Request, moving: bool) -> Result<Response> {
+    let (account, form) = match settings_form(pod, req).await? {
+        Ok(x) => x,
+        Err(redirect) => return Ok(redirect),
+    };
+    let passphrase = form.optional("passphrase");
+    match account::sealed_download(
+        pod,
+        &account.username,
+        form.text("password"),
+        passphrase.as_deref(),
+        moving,
+    )
+    .await
+    {
+        Ok(bytes) => {
+            if moving {
+                tracing::info!(username = %account.username, "account flagged as moving");
+            }
+            attachment(bytes, "application/octet-stream", &format!("{}.lfbk", account.username))
+        }
+        Err(e @ (Error::BadRequest(_) | Error::Unauthorized(_) | Error::Forbidden(_))) => {
+            render_settings(pod, req, &account, e.status(), Some(&e.client_message()))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn moves_section(pod: &Pod, account: &Account, csrf: &str) -> Result<Markup> {
+    use crate::federation::outbox::DeliveryState;
+    let pending = crate::migration::receive::pending_closure(pod, &account.username)?;
+    let outgoing = crate::migration::outgoing(pod, &account.username)?;
+    let deliveries = match &outgoing {
+        Some(_) => pod.outbox.topic(&crate::migration::topic(&account.username))?,
+        None => Vec::new(),
+    };
+    let count = |f: fn(&DeliveryState) -> bool| deliveries.iter().filter(|d| f(&d.state)).count();
+    Ok(html! {
+        @if let Some(pending) = &pending {
+            section.card.notice.error #not-me {
+                h2 { "Your account is moving" }
+                p { "This pod received a signed message saying that this account moved to " strong { (pending.new_id) } ". "
+                    "Unless you object, this account closes and points there." }
+                form method="post" action="/settings/not_me" {
+                    (csrf_field(csrf))
+                    button.danger type="submit" { "This was not me" }
+                }
+            }
+        }
+        @if let Some(outgoing) = &outgoing {
+            section.card #moved-in {
+                h2 { "Your move" }
+                p { "This account arrived from " strong { (outgoing.old_id) } ". Every pod that knew that identity is being told, in diaspora*'s own AccountMigration message, that it is now " strong { (outgoing.new_id) } "." }
+                p.move-summary { (count(|s| matches!(s, DeliveryState::Delivered { .. }))) " delivered, "
+                    (count(|s| *s == DeliveryState::Pending)) " pending, "
+                    (count(|s| *s == DeliveryState::Failed)) " failed." }
+                @if !deliveries.is_empty() {
+                    table.deliveries {
+                        thead { tr { th { "Pod" } th { "State" } th { "Attempts" } th {} } }
+                        tbody {
+                            @for d in &deliveries {
+                                tr {
+                                    td { code { (d.origin) } }
+                                    td.state { @match &d.state {
+                                        DeliveryState::Delivered { .. } => "delivered",
+                                        DeliveryState::Pending => { "pending" @if let Some(e) = &d.last_error { " (" (e) ")" } },
+                                        DeliveryState::Failed => { "failed" @if let Some(e) = &d.last_error { " (" (e) ")" } },
+                                    } }
+                                    td { (d.attempts) }
+                                    td {
+                                        @if !matches!(d.state, DeliveryState::Delivered { .. }) {
+                                            form.inline method="post" action="/settings/move/retry" {
+                                                (csrf_field(csrf))
+                                                input type="hidden" name="id" value=(d.id);
+                                                button.secondary type="submit" { "Retry now" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+pub async fn not_me(pod: &Pod, req: &mut Request) -> Result<Response> {
+    let (account, _) = match settings_form(pod, req).await? {
+        Ok(x) => x,
+        Err(redirect) => return Ok(redirect),
+    };
+    crate::migration::receive::cancel_closure(pod, &account.username).await?;
+    see_other("/settings?done=move_cancelled")
+}
+
+pub async fn retry_delivery(pod: &Pod, req: &mut Request) -> Result<Response> {
+    let (account, form) = match settings_form(pod, req).await? {
+        Ok(x) => x,
+        Err(redirect) => return Ok(redirect),
+    };
+    let id: u64 = form.text("id").parse().map_err(|_| Error::bad("no such delivery"))?;
+    pod.outbox
+        .retry(&crate::migration::topic(&account.username), id)
+        .await?;
+    see_other("/settings?done=retrying#moved-in")
 }

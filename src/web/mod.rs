@@ -7,6 +7,7 @@
 
 pub mod account_data;
 pub mod accounts;
+pub mod backups;
 pub mod client_addr;
 pub mod discovery;
 pub mod forms;
@@ -200,15 +201,16 @@ async fn handle(pod: Arc<Pod>, request: Request) -> Response {
 
 /// Picks the handler for a request.
 async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
-    let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
     let path = req.path.clone();
-    match (&req.method, segments.as_slice()) {
+    let method = req.method.clone();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (&method, segments.as_slice()) {
         (&Method::GET, [""]) => Ok(html(pages::home(pod))),
         (&Method::GET, ["assets", name]) => pages::asset(name),
         (&Method::GET, [".well-known", "nodeinfo"]) => Ok(json(StatusCode::OK, &nodeinfo::well_known(pod))),
         (&Method::GET, ["nodeinfo", version @ ("2.0" | "2.1")]) => {
             let usage = nodeinfo::Usage {
-                backup_room: true,
+                backup_room: backups::backup_room(pod),
                 ..Default::default()
             };
             let doc = nodeinfo::document(pod, version, usage);
@@ -222,15 +224,16 @@ async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
             Ok(response)
         }
         (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok\n")),
+        (&Method::POST, ["receive", "public"]) => receive::public(pod, req).await,
+        (&Method::POST, ["receive", "users", guid]) => {
+            let guid = guid.to_string();
+            receive::private(pod, &mut req, &guid).await
+        }
         (&Method::GET, [".well-known", "webfinger"]) => discovery::webfinger(pod, &req),
         (&Method::GET, ["hcard", "users", guid]) => discovery::hcard(pod, guid),
         (&Method::GET, ["people", guid]) => discovery::person_page(pod, guid),
         (&Method::GET, ["u", username]) => discovery::profile_by_username(pod, username),
         (&Method::GET, ["avatars", guid]) => discovery::avatar(pod, guid),
-        (&Method::POST, ["receive", "users", guid]) => {
-            let guid = guid.to_string();
-            receive::private(pod, &mut req, &guid).await
-        }
         (&Method::GET, ["users", "sign_up"]) => accounts::sign_up_form(pod, &req).await,
         (&Method::POST, ["users", "sign_up"]) => accounts::sign_up(pod, &mut req).await,
         (&Method::GET, ["users", "confirm_email"]) => accounts::confirm_email_page(pod, &req).await,
@@ -260,6 +263,15 @@ async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
         (&Method::POST, ["settings", "delete"]) => accounts::delete(pod, &mut req).await,
         (&Method::POST, ["settings", "passphrase"]) => accounts::set_passphrase(pod, &mut req).await,
         (&Method::POST, ["settings", "backups", "opt_out"]) => accounts::opt_out(pod, &mut req).await,
+        (&Method::POST, ["settings", "download", "archive"]) => accounts::download_archive(pod, &mut req).await,
+        (&Method::POST, ["settings", "download", "backup"]) => accounts::download_backup(pod, &mut req).await,
+        (&Method::POST, ["settings", "move"]) => accounts::start_move(pod, &mut req).await,
+        (&Method::POST, ["settings", "not_me"]) => accounts::not_me(pod, &mut req).await,
+        (&Method::POST, ["settings", "move", "retry"]) => accounts::retry_delivery(pod, &mut req).await,
+        (&Method::POST, ["api", "lifeboat", "v1", "backups"]) => backups::push(pod, req).await,
+        (&Method::POST, ["api", "lifeboat", "v1", "backups", "status"]) => backups::status(pod, req).await,
+        (&Method::GET, ["backups", "confirm"]) => backups::confirm_page(pod, &req),
+        (&Method::POST, ["backups", "confirm"]) => backups::confirm_post(pod, req).await,
         _ => Err(Error::NotFound(format!("no page at {path}"))),
     }
 }

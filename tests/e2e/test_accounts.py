@@ -48,7 +48,7 @@ def test_sign_up_confirm_profile_in_a_browser(start_pod, smtp, browser):
     assert browser.find_elements(By.CSS_SELECTOR, "form[action='/users/confirm_email']"), "the GET only shows a button"
     assert "not confirmed yet" in pod.cli("user", "list").stdout or "email not confirmed" in pod.cli("user", "list").stdout
     submit(browser, "/users/confirm_email")
-    assert "Address confirmed" in browser.page_source
+    wait_until(lambda: "Address confirmed" in browser.page_source, what="the confirmation page")
     assert "active" in pod.cli("user", "list").stdout
 
     browser.get(pod.url + "/profile")
@@ -70,6 +70,7 @@ def test_profile_limits_are_enforced_with_a_clear_message(start_pod, browser):
     # a date input rejects impossible dates itself; send the form without the browser's help
     browser.execute_script("document.getElementById('birthday').type='text'; document.getElementById('birthday').value='1990-02-30'; document.getElementById('first_name').removeAttribute('maxlength'); document.getElementById('first_name').value='" + "x" * 33 + "';")
     submit(browser, "/profile")
+    wait_until(lambda: "birthday" in browser.page_source and "notice error" in browser.page_source, what="the refusal")
     page = browser.page_source
     assert "first name" in page and "birthday" in page
     assert "xxxxxxxxx" not in pod.get("/.well-known/webfinger", params={"resource": f"acct:bob@{pod.host}"}).text

@@ -1,0 +1,252 @@
+//! Moves: an account arriving from another identity (an archive import, a move-in, a
+//! restore) and the diaspora* `AccountMigration` that tells every pod about it.
+//!
+//! Arriving is one unit of work: the new account `username@this-pod` gets a fresh key
+//! pair and guid (as diaspora* does), the archive's data, the old identity recorded as
+//! `moved_from`, and — when the archive names its old identity — the AccountMigration
+//! signed once (entity by the new key, envelope by the old key) and queued in the outbox
+//! for every pod that should hear of it. The old private key is used for that one
+//! signature and never stored: only the signed envelope is kept, for re-delivery.
+//!
+//! Tree `moves_out`: username -> [`OutgoingMove`].
+
+pub mod receive;
+
+use serde::{Deserialize, Serialize};
+
+use crate::account::archive::ImportedArchive;
+use crate::account::{self, credentials, now_unix, profile, Account, AccountTx, TxResult};
+use crate::federation::entities::AccountMigration;
+use crate::federation::envelope::{MagicEnvelope, CONTENT_TYPE};
+use crate::federation::outbox::NewDelivery;
+use crate::federation::people::PeopleStore;
+use crate::federation::signature::private_key_from_pem;
+use crate::http_client::origin_of;
+use crate::pod::Pod;
+use crate::store::{abort, Tree, Tx};
+use crate::{Error, Result};
+
+/// The move an account made into this pod, kept for re-delivery and for its page.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OutgoingMove {
+    pub old_id: String,
+    pub new_id: String,
+    /// The signed public Magic Envelope (XML) carrying the AccountMigration.
+    pub envelope_xml: String,
+    pub created_unix: u64,
+}
+
+/// What a person brings to become a local account.
+pub struct Arrival {
+    pub archive: ImportedArchive,
+    pub username: String,
+    pub password: String,
+    /// Normalised email address of the new account.
+    pub email: String,
+    /// Whether the address counts as confirmed (restores prove the mailbox first).
+    pub email_confirmed: bool,
+}
+
+/// An arrival ready to be written: everything slow (hashing, key generation,
+/// signing) done beforehand, so the unit of work itself is quick.
+pub struct Prepared {
+    pub account: Account,
+    pub outgoing: Option<OutgoingMove>,
+    pub deliveries: Vec<(u64, NewDelivery)>,
+}
+
+/// The outbox topic of an account's move.
+pub fn topic(username: &str) -> String {
+    format!("move:{username}")
+}
+
+/// Hashes the password, takes a fresh key pair and signs the move.
+pub async fn prepare(pod: &Pod, arrival: Arrival) -> Result<Prepared> {
+    account::check_username(&arrival.username)?;
+    account::check_password(&arrival.password)?;
+    let password = arrival.password.clone();
+    let password_hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password))
+        .await
+        .map_err(Error::internal)??;
+    let keys = pod.keys.take().await?;
+    let now = now_unix();
+    let mut account = Account {
+        username: arrival.username.clone(),
+        guid: credentials::new_guid(),
+        email: arrival.email.clone(),
+        email_confirmed: arrival.email_confirmed,
+        password_hash,
+        language: arrival.archive.language.clone(),
+        private_key_pem: keys.private_pem.clone(),
+        public_key_pem: keys.public_pem.clone(),
+        created_unix: now,
+        profile: Default::default(),
+        aspects: Vec::new(),
+        contacts: Vec::new(),
+        followed_tags: Vec::new(),
+        blocks: Vec::new(),
+        verbatim_json: "{}".into(),
+        known_pods: Vec::new(),
+        avatar: None,
+        moved_from: arrival.archive.moved_from(now),
+        closed: None,
+        moving: false,
+        sealing_key: None,
+        backups_opted_out: false,
+    };
+    crate::account::archive::apply_to(&arrival.archive, &mut account);
+    let Some(old_id) = arrival.archive.old_diaspora_id.clone() else {
+        return Ok(Prepared {
+            account,
+            outgoing: None,
+            deliveries: Vec::new(),
+        });
+    };
+    let host = pod.config.public_host();
+    let new_id = account.diaspora_id(&host);
+    let entity_profile = profile::entity(&account, &host, &pod.config.public_url());
+    let (old_key_pem, new_key_pem) = (arrival.archive.private_key_pem.clone(), account.private_key_pem.clone());
+    let signing_old_id = old_id.clone();
+    let envelope_xml = tokio::task::spawn_blocking(move || -> Result<String> {
+        let new_key = private_key_from_pem(&new_key_pem)?;
+        let old_key = private_key_from_pem(&old_key_pem)?;
+        let migration = AccountMigration::new_signed(&signing_old_id, entity_profile, &new_key);
+        Ok(MagicEnvelope::sign(&migration.to_xml(), &signing_old_id, &old_key).to_xml())
+    })
+    .await
+    .map_err(Error::internal)??;
+    let outgoing = OutgoingMove {
+        old_id: old_id.clone(),
+        new_id,
+        envelope_xml,
+        created_unix: now,
+    };
+    let deliveries = recipients(pod, &account, &old_id)?
+        .into_iter()
+        .map(|origin| {
+            Ok((
+                pod.store.generate_id()?,
+                NewDelivery {
+                    topic: topic(&account.username),
+                    origin,
+                    path: "/receive/public".into(),
+                    content_type: CONTENT_TYPE.into(),
+                    body: outgoing.envelope_xml.clone().into_bytes(),
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Prepared {
+        account,
+        outgoing: Some(outgoing),
+        deliveries,
+    })
+}
+
+/// The pods told of a move: the old home pod, the pods of all contacts, every
+/// `known_pods` entry and, unless `federation.broadcast_moves` is off, every pod this
+/// pod knows. Never this pod itself.
+pub fn recipients(pod: &Pod, account: &Account, old_id: &str) -> Result<Vec<String>> {
+    let own = origin_of(&pod.config.public_url()).ok();
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |origin: String| {
+        if Some(&origin) != own.as_ref() && !out.contains(&origin) {
+            out.push(origin);
+        }
+    };
+    let host_origin = |id: &str| {
+        id.split_once('@')
+            .and_then(|(_, host)| origin_of(&format!("https://{host}")).ok())
+    };
+    if let Some(origin) = host_origin(old_id) {
+        add(origin);
+    }
+    for contact in &account.contacts {
+        if let Some(origin) = host_origin(&contact.diaspora_id) {
+            add(origin);
+        }
+    }
+    for origin in &account.known_pods {
+        add(origin.clone());
+    }
+    if pod.config.federation.broadcast_moves {
+        for origin in known_pod_origins(pod)? {
+            add(origin);
+        }
+    }
+    Ok(out)
+}
+
+/// Pods this pod knows: seed and approved pods, and the pods of discovered people.
+fn known_pod_origins(pod: &Pod) -> Result<Vec<String>> {
+    let mut out: Vec<String> = pod
+        .config
+        .federation
+        .seed_pods
+        .iter()
+        .chain(&pod.config.backups.approved_pods)
+        .filter_map(|url| origin_of(url).ok())
+        .collect();
+    for person in pod.store.people()? {
+        out.push(person.pod_origin);
+    }
+    Ok(out)
+}
+
+/// Writes a prepared arrival inside a unit of work: refuses a taken username or email,
+/// then stores the account, its move and the deliveries.
+pub fn write_in(pod: &Pod, tx: &Tx, prepared: &Prepared) -> TxResult<()> {
+    let account = &prepared.account;
+    if AccountTx::account(tx, &account.username)?.is_some() {
+        return abort(Error::Conflict("this username is taken".into()));
+    }
+    if AccountTx::username_for_email(tx, &account.email)?.is_some() {
+        return abort(Error::Conflict(
+            "an account with this email address exists already".into(),
+        ));
+    }
+    tx.put_account(None, account)?;
+    if let Some(outgoing) = &prepared.outgoing {
+        tx.put(Tree::MovesOut, account.username.as_bytes(), outgoing)?;
+        for (id, delivery) in &prepared.deliveries {
+            pod.outbox.enqueue_in(tx, *id, delivery)?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates the account of an arrival (import, move-in) durably and starts its deliveries.
+pub async fn arrive(pod: &Pod, arrival: Arrival) -> Result<Account> {
+    let prepared = prepare(pod, arrival).await?;
+    pod.store.transaction(|tx| write_in(pod, tx, &prepared))?;
+    pod.store.durable().await?;
+    pod.outbox.wake();
+    apply_locally(pod, &prepared).await;
+    tracing::info!(
+        username = %prepared.account.username,
+        from = prepared.outgoing.as_ref().map(|m| m.old_id.as_str()).unwrap_or("-"),
+        deliveries = prepared.deliveries.len(),
+        "account arrived"
+    );
+    Ok(prepared.account)
+}
+
+/// The move an account made into this pod, if any.
+pub fn outgoing(pod: &Pod, username: &str) -> Result<Option<OutgoingMove>> {
+    pod.store
+        .tree(Tree::MovesOut)
+        .get(username)?
+        .map(|b| crate::store::decode(&b))
+        .transpose()
+}
+
+/// Applies an arrival's move to this pod's own data through the receiving path, with
+/// all of its checks: if this pod knows the old identity's key and the envelope does
+/// not verify against it, nothing local is re-pointed.
+pub async fn apply_locally(pod: &Pod, prepared: &Prepared) {
+    let Some(outgoing) = &prepared.outgoing else { return };
+    match receive::receive_public(pod, &outgoing.envelope_xml).await {
+        Ok(outcome) => tracing::info!(old = %outgoing.old_id, ?outcome, "move applied to this pod's own data"),
+        Err(e) => tracing::warn!(old = %outgoing.old_id, "move not applied to this pod's own data: {e}"),
+    }
+}

@@ -1,0 +1,141 @@
+"""Archives in and out: the podmin's import/export commands, the settings downloads,
+schema validity with a real JSON Schema validator, sealed files opened by libsodium,
+and contacts found across two real pods."""
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import nacl.pwhash
+import nacl.secret
+import requests
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+
+from rig import REFERENCE, ROOT, wait_until
+
+FIXTURE = ROOT / "tests" / "fixtures" / "diaspora-export.json"
+PASSPHRASE = "violet tractor humming seventeen lanterns"
+
+
+def archive_validator():
+    archive_schema = json.loads((REFERENCE / "diaspora-archive-format.schema.json").read_text())
+    entity_schema = json.loads((REFERENCE / "diaspora-federation-entities.schema.json").read_text())
+    # Both schemas are registered under their own ids: validating needs no network.
+    registry = Registry().with_resources([(s["id"], Resource.from_contents(s, default_specification=DRAFT4)) for s in (archive_schema, entity_schema)])
+    return jsonschema.Draft4Validator(archive_schema, registry=registry)
+
+
+def sign_in(pod, username, password):
+    s = requests.Session()
+    s.get(pod.url + "/users/sign_in")
+    r = s.post(pod.url + "/users/sign_in", data={"csrf": s.cookies["lb_csrf"], "login": username, "password": password}, allow_redirects=False)
+    assert r.status_code == 303, r.text
+    return s
+
+
+def test_import_then_export_loses_nothing_and_validates(start_pod, tmp_path):
+    pod = start_pod()
+    result = pod.cli("archive", "import", str(FIXTURE), "--username", "alice2", input="a long password\n")
+    assert "moved from alice@old-pod.example" in result.stdout
+    out = tmp_path / "export.json"
+    pod.cli("archive", "export", "alice2", "--out", str(out))
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    exported = json.loads(out.read_text())
+    original = json.loads(FIXTURE.read_text())
+    archive_validator().validate(exported)
+    for section in ("posts", "relayables", "post_subscriptions", "disable_mail", "auto_follow_back"):
+        assert exported["user"][section] == original["user"][section], section
+    assert exported["others_data"] == original["others_data"]
+    assert exported["user"]["username"] == "alice2"
+    assert exported["user"]["profile"]["entity_data"]["author"] == f"alice2@{pod.host}"
+    assert [g["name"] for g in exported["user"]["contact_groups"]] == [g["name"] for g in original["user"]["contact_groups"]]
+    assert {c["account_id"] for c in exported["user"]["contacts"]} == {c["account_id"] for c in original["user"]["contacts"]}
+    assert exported["user"]["followed_tags"] == original["user"]["followed_tags"]
+    assert exported["user"]["blocks"] == original["user"]["blocks"]
+    assert exported["user"]["private_key"] != original["user"]["private_key"], "a fresh key pair, as diaspora* does"
+    assert exported["lifeboat"]["diaspora_id"] == f"alice2@{pod.host}"
+
+
+def test_gzip_import_and_refusals(start_pod, tmp_path):
+    pod = start_pod()
+    gz = tmp_path / "export.json.gz"
+    gz.write_bytes(gzip.compress(FIXTURE.read_bytes()))
+    pod.cli("archive", "import", str(gz), "--username", "gzipped", "--email", "gz@example.org", input="a long password\n")
+    broken = json.loads(FIXTURE.read_text())
+    broken["user"]["profile"]["entity_data"]["first_name"] = "x" * 40
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(broken))
+    result = pod.cli("archive", "import", str(bad), "--username", "broken", "--email", "b@example.org", input="a long password\n", check=False)
+    assert result.returncode != 0
+    assert "first_name" in result.stderr and "32" in result.stderr
+    assert "broken" not in pod.cli("user", "list").stdout, "a refused import creates nothing"
+    bomb = tmp_path / "bomb.json.gz"
+    bomb.write_bytes(gzip.compress(b" " * (300 * 1024 * 1024), compresslevel=9))
+    result = pod.cli("archive", "import", str(bomb), "--username", "bomb", "--email", "x@example.org", input="a long password\n", check=False)
+    assert result.returncode != 0 and "decompressed" in result.stderr
+
+
+def test_settings_downloads_the_archive_and_a_sealed_backup_libsodium_opens(start_pod):
+    pod = start_pod()
+    pod.cli("user", "add", "judy", "--email", "judy@example.org", input="judy's password\n")
+    s = sign_in(pod, "judy", "judy's password")
+    csrf = s.cookies["lb_csrf"]
+    r = s.post(pod.url + "/settings/download/archive", data={"csrf": csrf, "password": "wrong"})
+    assert r.status_code == 401
+    r = s.post(pod.url + "/settings/download/archive", data={"csrf": csrf, "password": "judy's password"})
+    assert r.headers["content-disposition"].startswith("attachment")
+    archive_validator().validate(r.json())
+    r = s.post(pod.url + "/settings/download/backup", data={"csrf": csrf, "password": "judy's password", "passphrase": PASSPHRASE})
+    assert r.status_code == 200, r.text
+    sealed = r.content
+    assert sealed[:4] == b"LFBK"
+    m, t = int.from_bytes(sealed[8:12], "little"), int.from_bytes(sealed[12:16], "little")
+    key = nacl.pwhash.argon2id.kdf(32, PASSPHRASE.encode(), sealed[20:36], opslimit=t, memlimit=m * 1024)
+    plain = nacl.secret.SecretBox(key).decrypt(sealed[60:], sealed[36:60])
+    assert json.loads(plain)["user"]["username"] == "judy"
+
+
+def test_a_user_adds_a_contact_on_another_pod_through_discovery(start_pod, browser):
+    a = start_pod("a")
+    c = start_pod("c")
+    a.cli("user", "add", "kate", "--email", "kate@example.org", input="kate's password\n")
+    c.cli("user", "add", "leo", "--email", "leo@example.org", input="leo's password\n")
+    ka = sign_in(a, "kate", "kate's password")
+    r = ka.post(a.url + "/profile", files={"csrf": (None, ka.cookies["lb_csrf"]), "first_name": (None, "Kate"), "last_name": (None, "Bishop"), "searchable": (None, "on")})
+    assert r.status_code == 200 and "Saved." in r.text
+    s = sign_in(c, "leo", "leo's password")
+    r = s.post(c.url + "/contacts", data={"csrf": s.cookies["lb_csrf"], "diaspora_id": f"kate@{a.host}"})
+    assert r.status_code == 200, r.text
+    assert "Contact added." in r.text
+    assert "Kate Bishop" in r.text
+    out = c.data_dir.parent / "leo.json"
+    c.cli("archive", "export", "leo", "--out", str(out))
+    contact = json.loads(out.read_text())["user"]["contacts"][0]
+    assert contact["account_id"] == f"kate@{a.host}"
+    kate_hcard = a.get("/.well-known/webfinger", params={"resource": f"acct:kate@{a.host}"}).json()
+    hcard = requests.get(next(l["href"] for l in kate_hcard["links"] if l["rel"].endswith("hcard"))).text
+    key = re.search(r"-----BEGIN PUBLIC KEY-----.*?-----END PUBLIC KEY-----", hcard, re.S).group(0)
+    assert contact["public_key"].split() == key.split(), "the contact carries kate's real key"
+    # the page works in a real browser too
+    browser.get(c.url + "/users/sign_in")
+    browser.find_element("name", "login").send_keys("leo")
+    browser.find_element("name", "password").send_keys("leo's password")
+    browser.find_element("css selector", "form[action='/users/sign_in'] button").click()
+    wait_until(lambda: "/settings" in browser.current_url, what="sign-in")
+    browser.get(c.url + "/contacts")
+    assert f"kate@{a.host}" in browser.page_source
+
+
+def test_malformed_discovery_answers_give_a_clear_error(start_pod):
+    c = start_pod("c")
+    c.cli("user", "add", "mia", "--email", "mia@example.org", input="mia's password\n")
+    s = sign_in(c, "mia", "mia's password")
+    # a pod that is down, and a host that serves no WebFinger (this pod's own static page server)
+    for target in ("nobody@127.0.0.1:9", f"ghost@{c.host}"):
+        r = s.post(c.url + "/contacts", data={"csrf": s.cookies["lb_csrf"], "diaspora_id": target})
+        assert r.status_code in (404, 502), (target, r.status_code)
+        assert "could not discover" in r.text or "no such person" in r.text.lower() or "discover" in r.text
+    assert "No contacts yet." in s.get(c.url + "/contacts").text

@@ -1,0 +1,400 @@
+"""The holder side of backups (DESIGN §3) over real HTTP against a running lifeboat:
+every status of `POST /api/lifeboat/v1/backups` and `/status`, the confirmation mail
+at a real SMTP server and its page (a GET changes nothing), replays, rollbacks,
+deletes with tombstones, a second key for the same address, racing pushes, quotas,
+NodeInfo, backups turned off, the podmin commands, and a store that holds nothing
+readable without the pass phrase. (410 for a restored slot is shown over HTTP by
+`tests/backup_holder_http.rs`, which can mark a slot restored in-process.)"""
+
+import base64
+import hashlib
+import json
+import os
+import re
+import struct
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from nacl import bindings as nacl
+
+PASS = b"violet tractor drifts under 9 quiet lanterns"
+PUSH = "/api/lifeboat/v1/backups"
+STATUS = "/api/lifeboat/v1/backups/status"
+ON = {"LIFEBOAT_BACKUPS_ALLOW_BACKUPS_AND_MIGRATION": "true"}
+
+_keys = {}
+
+
+def key(n, bits=2048):
+    """The n-th test key (generated once per run)."""
+    if (n, bits) not in _keys:
+        _keys[(n, bits)] = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    return _keys[(n, bits)]
+
+
+def pem(k):
+    return k.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def fingerprint(k):
+    der = k.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+_derived = {}
+
+
+def seal(plaintext, passphrase=PASS, m=19456, t=2):
+    """A .lfbk made with libsodium alone (DESIGN §2)."""
+    if (passphrase, m, t) not in _derived:
+        salt = os.urandom(16)
+        _derived[(passphrase, m, t)] = (salt, nacl.crypto_pwhash_alg(32, passphrase, salt, t, m * 1024, nacl.crypto_pwhash_ALG_ARGON2ID13))
+    salt, k = _derived[(passphrase, m, t)]
+    nonce = os.urandom(24)
+    header = b"LFBK" + bytes([1, 1, 0, 0]) + struct.pack("<III", m, t, 1) + salt + nonce
+    return header + nacl.crypto_secretbox_easy(plaintext, nonce, k)
+
+
+def unseal(lfbk, passphrase):
+    m, t = struct.unpack_from("<II", lfbk, 8)
+    k = nacl.crypto_pwhash_alg(32, passphrase, lfbk[20:36], t, m * 1024, nacl.crypto_pwhash_ALG_ARGON2ID13)
+    return nacl.crypto_secretbox_open_easy(lfbk[60:], lfbk[36:60], k)
+
+
+def now_text(delta=timedelta()):
+    return (datetime.now(timezone.utc) + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sign(k, text):
+    return base64.b64encode(k.sign(text.encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
+
+
+def envelope(k, email, sequence, data, created_at=None, **override):
+    """A signed push of `data` (a .lfbk, or None to delete); `override` replaces fields after signing."""
+    created_at = created_at or now_text()
+    backup = data
+    digest = "delete" if backup is None else hashlib.sha256(backup).hexdigest()
+    body = {
+        "version": 1,
+        "email": email,
+        "public_key": pem(k),
+        "sequence": sequence,
+        "created_at": created_at,
+        "backup": None if backup is None else base64.b64encode(backup).decode(),
+        "signature": sign(k, f"lifeboat-backup:1:{email}:{sequence}:{created_at}:{digest}"),
+    }
+    body.update(override)
+    return body
+
+
+def push(pod, k, email, sequence, data, **override):
+    return pod.post(PUSH, json=envelope(k, email, sequence, data, **override))
+
+
+def status(pod, k, email):
+    created_at = now_text()
+    return pod.post(STATUS, json={"email": email, "public_key": pem(k), "created_at": created_at, "signature": sign(k, f"lifeboat-backup-status:1:{email}:{created_at}")})
+
+
+def confirm_link(smtp, email):
+    body = smtp.body(smtp.wait_for(email, "backup"))
+    return re.search(r"(http://\S+/backups/confirm\?token=[0-9a-f]{64})", body).group(1), body
+
+
+def decide(pod, link, action):
+    page = pod.get(link[len(pod.url):])
+    assert page.status_code == 200, page.text
+    token = re.search(r'name="token" value="([0-9a-f]{64})"', page.text).group(1)
+    return pod.post("/backups/confirm", data={"token": token, "action": action})
+
+
+def confirmed_slot(pod, smtp, k, email, backup, sequence=1):
+    r = push(pod, k, email, sequence, backup)
+    assert r.status_code == 202, r.text
+    link, _ = confirm_link(smtp, email)
+    r = decide(pod, link, "confirm")
+    assert r.status_code == 200 and "Backup confirmed" in r.text, r.text
+    return link
+
+
+def test_first_push_mails_the_address_and_a_get_of_the_link_confirms_nothing(start_pod, smtp):
+    pod = start_pod(env=ON)
+    k = key(0)
+    r = push(pod, k, "alice@example.org", 1, seal(b'{"user": "alice"}'))
+    assert r.status_code == 202
+    assert r.json() == {"status": "awaiting_confirmation"}
+
+    link, text = confirm_link(smtp, "alice@example.org")
+    assert fingerprint(k)[:16] in text, "the key's short fingerprint"
+    assert f"{pod.url}/restore_backup" in text, "how to restore"
+    assert "Move to another pod" in text, "how to move"
+    assert pod.url in text, "which pod holds it"
+
+    # Opening the link (even twice) changes nothing.
+    for _ in range(2):
+        page = pod.get(link[len(pod.url):])
+        assert page.status_code == 200
+        assert "Yes, this is my pod&#39;s backup" in page.text or "Yes, this is my pod's backup" in page.text
+        assert page.text.count('method="post"') == 2
+        assert page.headers["referrer-policy"] == "no-referrer"
+    assert status(pod, k, "alice@example.org").json()["confirmed"] is False
+    assert push(pod, k, "alice@example.org", 2, seal(b"2")).status_code == 202
+
+    r = decide(pod, link, "confirm")
+    assert r.status_code == 200 and "Backup confirmed" in r.text
+    held = status(pod, k, "alice@example.org").json()
+    assert (held["sequence"], held["confirmed"]) == (2, True)
+    r = push(pod, k, "alice@example.org", 3, seal(b"3"))
+    assert (r.status_code, r.json()) == (200, {"status": "stored", "sequence": 3})
+    # The link is single-use.
+    assert pod.get(link[len(pod.url):]).status_code == 404
+    assert len(smtp.to("alice@example.org")) == 1
+
+
+def test_202_is_the_same_whether_or_not_the_address_has_other_backups(start_pod, smtp):
+    pod = start_pod(env=ON)
+    first = push(pod, key(0), "fresh@example.org", 1, seal(b"a"))
+    push(pod, key(1), "busy@example.org", 1, seal(b"b"))
+    second = push(pod, key(2), "busy@example.org", 1, seal(b"c"))
+    assert first.status_code == second.status_code == 202
+    assert first.content == second.content
+    strip = lambda h: {k: v for k, v in h.items() if k.lower() != "date"}
+    assert strip(first.headers) == strip(second.headers)
+
+
+def test_replays_and_rollbacks_are_refused_with_the_held_sequence(start_pod, smtp):
+    pod = start_pod(env=ON)
+    k, email = key(0), "bob@example.org"
+    confirmed_slot(pod, smtp, k, email, seal(b"1"))
+    five = seal(b"five")
+    five_push = envelope(k, email, 5, five)
+    assert pod.post(PUSH, json=five_push).json() == {"status": "stored", "sequence": 5}
+    replay = pod.post(PUSH, json=five_push)
+    assert (replay.status_code, replay.json()) == (409, {"status": "stale", "sequence": 5})
+    rollback = push(pod, k, email, 3, seal(b"three"))
+    assert (rollback.status_code, rollback.json()) == (409, {"status": "stale", "sequence": 5})
+    held = status(pod, k, email).json()
+    assert held == {"sequence": 5, "sha256": hashlib.sha256(five).hexdigest(), "confirmed": True}, "the stored backup is intact"
+
+
+def test_a_second_key_for_the_same_address_never_touches_the_first_slot(start_pod, smtp):
+    pod = start_pod(env=ON)
+    a, b, email = key(0), key(1), "carol@example.org"
+    backup = seal(b"carol's")
+    confirmed_slot(pod, smtp, a, email, backup, sequence=4)
+    before = status(pod, a, email).json()
+    assert push(pod, b, email, 100, seal(b"stranger")).status_code == 202
+    assert push(pod, b, email, 101, None).status_code == 202
+    assert status(pod, a, email).json() == before
+    assert push(pod, a, email, 5, seal(b"next")).json() == {"status": "stored", "sequence": 5}
+    assert status(pod, b, email).json()["confirmed"] is False
+
+
+def test_a_delete_leaves_a_tombstone_and_an_older_push_replayed_is_refused(start_pod, smtp):
+    pod = start_pod(env=ON)
+    k, email = key(0), "dave@example.org"
+    confirmed_slot(pod, smtp, k, email, seal(b"1"))
+    old = envelope(k, email, 2, seal(b"2"))
+    assert pod.post(PUSH, json=old).status_code == 200
+    r = push(pod, k, email, 3, None)
+    assert (r.status_code, r.json()) == (200, {"status": "deleted", "sequence": 3})
+    assert status(pod, k, email).json() == {"sequence": 3, "sha256": None, "confirmed": True}
+    r = pod.post(PUSH, json=old)
+    assert (r.status_code, r.json()) == (409, {"status": "stale", "sequence": 3})
+    assert status(pod, k, email).json()["sha256"] is None
+
+
+def test_two_concurrent_pushes_with_one_sequence_have_one_winner(start_pod, smtp):
+    pod = start_pod(env=ON)
+    k, email = key(0), "erin@example.org"
+    confirmed_slot(pod, smtp, k, email, seal(b"1"))
+    for sequence in range(2, 8):
+        bodies = [envelope(k, email, sequence, seal(f"{side}{sequence}".encode())) for side in "ab"]
+        results = [None, None]
+        gate = threading.Barrier(2)
+
+        def send(i):
+            gate.wait()
+            results[i] = pod.post(PUSH, json=bodies[i])
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        assert sorted(r.status_code for r in results) == [200, 409]
+        winner = next(i for i in range(2) if results[i].status_code == 200)
+        loser = results[1 - winner]
+        assert loser.json() == {"status": "stale", "sequence": sequence}
+        held = status(pod, k, email).json()
+        assert held["sha256"] == hashlib.sha256(base64.b64decode(bodies[winner]["backup"])).hexdigest()
+
+
+def test_bad_input_is_400_and_a_bad_signature_401(start_pod, smtp):
+    pod = start_pod(env=ON)
+    k, email = key(0), "frank@example.org"
+    good = seal(b"x")
+
+    def refused(body, code=400, contains=""):
+        r = pod.post(PUSH, json=body) if not isinstance(body, (bytes, str)) else pod.post(PUSH, data=body, headers={"content-type": "application/json"})
+        assert r.status_code == code, (r.status_code, r.text)
+        assert contains in r.json()["error"], r.json()
+        return r
+
+    refused(b"{nope", contains="not valid JSON")
+    refused(envelope(k, email, 1, good, version=2), contains="version must be 1")
+    refused(envelope(k, "Frank@example.org", 1, good), contains="lower-cased")
+    refused(envelope(k, " frank@example.org", 1, good), contains="whitespace")
+    refused(envelope(k, "frank@bücher.example", 1, good), contains="A-label")
+    refused(envelope(k, email, 0, good), contains="sequence")
+    refused(envelope(k, email, 2**53, good), contains="sequence")
+    refused(envelope(k, email, 1, good, created_at="2026-01-01T00:00:00+00:00"), contains="created_at")
+    refused(envelope(k, email, 1, good, created_at=now_text(timedelta(hours=25))), contains="24 hours")
+    padded = base64.b64encode(good).decode()
+    assert padded.endswith("=")
+    refused(envelope(k, email, 1, good, backup=padded.rstrip("=")), contains="base64")
+    refused(envelope(k, email, 1, good, backup="QUJD\nQUJD"), contains="base64")
+    refused(envelope(key(9, 1024), email, 1, good), contains="1024 bits")
+    small_e = rsa.generate_private_key(public_exponent=3, key_size=2048)
+    refused(envelope(small_e, email, 1, good), contains="65537")
+    refused(envelope(k, email, 1, b"not an lfbk at all" * 10), contains="not a lifeboat backup")
+    refused(envelope(k, email, 1, seal(b"x", m=8192)), contains="memory cost")
+    refused(envelope(k, email, 1, seal(b"x", t=11)), contains="time cost")
+    # 401: a signature by another key, or over other data.
+    r = refused(envelope(k, email, 1, good, signature=sign(key(1), "lifeboat-backup:1:x")), code=401)
+    tampered = envelope(k, email, 1, good)
+    tampered["sequence"] = 2
+    refused(tampered, code=401)
+    # Nothing was created by any of these.
+    assert status(pod, k, email).status_code == 404
+
+
+def test_too_large_is_413_while_reading_and_a_full_quota_507(start_pod, smtp):
+    pod = start_pod(env={**ON, "LIFEBOAT_BACKUPS_MAX_BACKUP_BYTES": "65536", "LIFEBOAT_BACKUPS_UNCONFIRMED_QUOTA_BYTES": "100000"})
+    k = key(0)
+    big = seal(os.urandom(70000))
+    r = push(pod, k, "gina@example.org", 1, big)
+    assert r.status_code == 413
+    # Refused while reading: a declared length over the limit is answered before the body is sent.
+    import socket
+
+    with socket.create_connection(("127.0.0.1", pod.port)) as s:
+        s.sendall(f"POST {PUSH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\n\r\n".encode())
+        s.settimeout(10)
+        assert s.recv(100).startswith(b"HTTP/1.1 413")
+    ok = seal(os.urandom(60000))
+    assert push(pod, k, "gina@example.org", 1, ok).status_code == 202
+    assert pod.get("/nodeinfo/2.1").json()["metadata"]["acceptsBackups"] is True
+    r = push(pod, key(1), "hank@example.org", 1, ok)
+    assert r.status_code == 507, r.text
+    # 507 comes before 400 and 401 (DESIGN §3's order), even for a bad signature.
+    assert push(pod, key(1), "hank@example.org", 1, ok, signature=sign(key(2), "x")).status_code == 507
+    # Filling the rest exactly closes NodeInfo.
+    rest = 100000 - len(ok) - 76
+    assert push(pod, key(1), "hank@example.org", 1, seal(os.urandom(rest))).status_code == 202
+    assert pod.get("/nodeinfo/2.1").json()["metadata"]["acceptsBackups"] is False
+
+
+def test_pushes_are_rate_limited_per_client(start_pod, smtp):
+    pod = start_pod(env={**ON, "LIFEBOAT_BACKUPS_PUSHES_PER_MINUTE": "2"})
+    codes = [push(pod, key(0), "ivy@example.org", n, seal(b"r")).status_code for n in (1, 2, 3)]
+    assert codes == [202, 202, 429]
+
+
+def test_with_backups_off_held_slots_are_still_answered(start_pod, smtp):
+    pod = start_pod(env=ON)
+    k, email = key(0), "jack@example.org"
+    backup = seal(b"held")
+    confirmed_slot(pod, smtp, k, email, backup)
+    pod.stop()
+    pod.env["LIFEBOAT_BACKUPS_ALLOW_BACKUPS_AND_MIGRATION"] = "false"
+    pod.start()
+    assert pod.get("/nodeinfo/2.1").json()["metadata"]["acceptsBackups"] is False
+    r = push(pod, k, email, 2, seal(b"new"))
+    assert r.status_code == 403, "no new backup"
+    assert push(pod, key(1), "kate@example.org", 1, seal(b"n")).status_code == 403, "no new slot"
+    assert push(pod, key(1), "kate@example.org", 1, None).status_code == 403
+    # Check 1 comes first: a new slot with a bad signature, or an oversized body, is 403.
+    assert push(pod, key(1), "kate@example.org", 1, None, signature=sign(key(2), "x")).status_code == 403
+    assert pod.post(PUSH, data=b"x" * 100000, headers={"content-type": "application/json"}).status_code == 403
+    assert status(pod, key(1), "kate@example.org").status_code == 403
+    # The held slot still answers status and deletes.
+    assert status(pod, k, email).json() == {"sequence": 1, "sha256": hashlib.sha256(backup).hexdigest(), "confirmed": True}
+    r = push(pod, k, email, 2, None)
+    assert (r.status_code, r.json()) == (200, {"status": "deleted", "sequence": 2})
+
+
+def test_status_answers_404_for_an_unknown_slot_and_checks_its_signature(start_pod, smtp):
+    pod = start_pod(env=ON)
+    assert status(pod, key(0), "nobody@example.org").status_code == 404
+    created_at = now_text()
+    r = pod.post(STATUS, json={"email": "nobody@example.org", "public_key": pem(key(0)), "created_at": created_at, "signature": sign(key(1), "x")})
+    assert r.status_code == 401
+    r = pod.post(STATUS, json={"email": "Nobody@example.org", "public_key": pem(key(0)), "created_at": created_at, "signature": sign(key(0), "x")})
+    assert r.status_code == 400
+
+
+def test_not_mine_deletes_the_backup_and_stops_the_mails(start_pod, smtp):
+    pod = start_pod(env=ON)
+    k, email = key(3), "lena@example.org"
+    assert push(pod, k, email, 1, seal(b"someone else's")).status_code == 202
+    link, _ = confirm_link(smtp, email)
+    r = decide(pod, link, "reject")
+    assert r.status_code == 200 and "Backup deleted" in r.text
+    assert status(pod, k, email).json() == {"sequence": 1, "sha256": None, "confirmed": False}
+    assert push(pod, k, email, 2, seal(b"again")).status_code == 202
+    assert status(pod, k, email).json()["sha256"] is None, "nothing is stored for that key again"
+
+
+def test_mail_caps_one_per_address_per_day_and_an_hourly_cap(start_pod, smtp):
+    pod = start_pod(env={**ON, "LIFEBOAT_BACKUPS_CONFIRMATION_MAILS_PER_HOUR": "2"})
+    push(pod, key(0), "mia@example.org", 1, seal(b"1"))
+    push(pod, key(1), "mia@example.org", 1, seal(b"2"))
+    push(pod, key(2), "ned@example.org", 1, seal(b"3"))
+    push(pod, key(3), "ola@example.org", 1, seal(b"4"))
+    smtp.wait_for("mia@example.org", "backup")
+    smtp.wait_for("ned@example.org", "backup")
+    time.sleep(2)
+    assert len(smtp.to("mia@example.org")) == 1, "one per address per day"
+    assert smtp.to("ola@example.org") == [], "the hourly cap"
+
+
+def test_podmin_lists_and_counts_slots_without_their_content(start_pod, smtp):
+    pod = start_pod(env=ON)
+    k = key(0)
+    backup = seal(b"podmin must not see this")
+    confirmed_slot(pod, smtp, k, "pat@example.org", backup, sequence=7)
+    push(pod, key(1), "quinn@example.org", 1, seal(b"q"))
+    for when in ("running", "stopped"):
+        listed = pod.cli("backups", "list").stdout
+        assert "pat@example.org" in listed and fingerprint(k)[:16] in listed
+        line = next(l for l in listed.splitlines() if l.startswith("pat@example.org"))
+        assert "confirmed" in line and str(len(backup)) in line and " 7 " in line, line
+        assert "unconfirmed" in next(l for l in listed.splitlines() if l.startswith("quinn@example.org"))
+        assert base64.b64encode(backup).decode()[:40] not in listed
+        stats = pod.cli("backups", "stats").stdout
+        assert "confirmed slots:   1" in stats and f"confirmed bytes:   {len(backup)}" in stats, stats
+        assert "unconfirmed slots: 1" in stats, stats
+        pod.stop()
+
+
+def test_the_store_holds_nothing_that_opens_without_the_pass_phrase(start_pod, smtp):
+    pod = start_pod(env=ON)
+    k, email = key(0), "rosa@example.org"
+    marker = b"SECRET-PROFILE-" + os.urandom(8).hex().encode()
+    backup = seal(b'{"user": {"profile": "' + marker + b'"}}')
+    confirmed_slot(pod, smtp, k, email, backup)
+    pod.stop()
+    found_backup = False
+    for root, _, files in os.walk(pod.data_dir):
+        for name in files:
+            data = open(os.path.join(root, name), "rb").read()
+            assert marker not in data, f"plaintext in {name}"
+            assert PASS not in data, f"pass phrase in {name}"
+            found_backup = found_backup or backup in data
+    assert found_backup, "the sealed file is held as pushed"
+    assert marker in unseal(backup, PASS)
+    with pytest.raises(Exception):
+        unseal(backup, b"a wrong pass phrase")
