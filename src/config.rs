@@ -412,6 +412,8 @@ options! {
         unreachable_for: Span = Span::secs(60), "After a pod fails to answer, requests to it fail at once for this long.", positive_span;
         delivery_retry_first: Span = Span::secs(60), "Wait before the first retry of a failed delivery (it doubles up to 6 hours).", positive_span;
         delivery_retry_for: Span = Span::secs(30 * 86400), "How long a failing delivery is retried before it is marked failed.", positive_span;
+        receive_private_per_client_per_minute: u32 = 60, "Private messages (POST /receive/users/GUID) accepted per client address per minute; decrypting them is costly and must not be an oracle.", |v: &u32| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
+        receive_private_per_account_per_minute: u32 = 30, "Private messages accepted per local account per minute, from all clients together.", |v: &u32| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
     }
     /// Holding backups for others, and sealing our own.
     backups: BackupsConfig {

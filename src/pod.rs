@@ -39,6 +39,10 @@ pub struct Limits {
     pub backup_push: RateLimiter,
     /// Page form submissions that send mail, per client address.
     pub mail_forms: RateLimiter,
+    /// Private federation messages (`/receive/users/GUID`), per client address.
+    pub receive_private_per_client: RateLimiter,
+    /// Private federation messages, per addressed local account (by username).
+    pub receive_private_per_account: RateLimiter,
 }
 
 impl Pod {
@@ -59,6 +63,16 @@ impl Pod {
                 Duration::from_secs(60),
             ),
             mail_forms: RateLimiter::new(5, 20, Duration::from_secs(3600)),
+            receive_private_per_client: RateLimiter::new(
+                config.federation.receive_private_per_client_per_minute,
+                config.federation.receive_private_per_client_per_minute,
+                Duration::from_secs(60),
+            ),
+            receive_private_per_account: RateLimiter::new(
+                config.federation.receive_private_per_account_per_minute,
+                config.federation.receive_private_per_account_per_minute,
+                Duration::from_secs(60),
+            ),
         };
         let keys = KeyPool::new(store.clone(), config.accounts.key_bits);
         let kdf = crate::sealed::KdfLimiter::new(config.backups.kdf_concurrency);

@@ -456,22 +456,31 @@ pub fn open_account(store: &Store, username: &str) -> Result<Account> {
 
 /// Applies `change` to an open account in one unit of work and makes it durable.
 pub async fn update(pod: &Pod, username: &str, change: impl Fn(&mut Account) -> Result<()>) -> Result<Account> {
-    let account = pod.store.transaction(|tx| {
-        let Some(previous) = AccountTx::account(tx, username)? else {
-            return abort(Error::NotFound(format!("no account named {username}")));
-        };
-        if previous.closed.is_some() {
-            return abort(Error::Gone("this account is closed".into()));
-        }
-        let mut account = previous.clone();
-        if let Err(e) = change(&mut account) {
-            return abort(e);
-        }
-        tx.put_account(Some(&previous), &account)?;
-        Ok(account)
-    })?;
+    let (account, ()) = pod.store.transaction(|tx| update_in(tx, username, &change))?;
     pod.store.durable().await?;
     Ok(account)
+}
+
+/// [`update`] inside a caller's unit of work, so that more can be written with the
+/// change (a delivery to another pod). `change` may also answer something (`R`). An
+/// account that `change` leaves as it was is not written again. The caller makes the
+/// unit durable.
+pub fn update_in<R>(tx: &Tx, username: &str, change: impl Fn(&mut Account) -> Result<R>) -> TxResult<(Account, R)> {
+    let Some(previous) = AccountTx::account(tx, username)? else {
+        return abort(Error::NotFound(format!("no account named {username}")));
+    };
+    if previous.closed.is_some() {
+        return abort(Error::Gone("this account is closed".into()));
+    }
+    let mut account = previous.clone();
+    let answer = match change(&mut account) {
+        Ok(answer) => answer,
+        Err(e) => return abort(e),
+    };
+    if account != previous {
+        tx.put_account(Some(&previous), &account)?;
+    }
+    Ok((account, answer))
 }
 
 /// Checks a backup pass phrase's strength and derives the key backups are sealed with

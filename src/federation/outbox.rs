@@ -170,6 +170,44 @@ impl Outbox {
         Ok(out)
     }
 
+    /// The ids of a topic's deliveries, oldest first (read outside a unit of work, e.g.
+    /// for [`Outbox::cancel_pending_in`]).
+    pub fn topic_ids(&self, topic: &str) -> Result<Vec<u64>> {
+        let mut prefix = topic.as_bytes().to_vec();
+        prefix.push(0);
+        let mut ids = Vec::new();
+        for key in self.store.tree(Tree::OutboxTopics).scan_prefix(&prefix).keys() {
+            let key = key?;
+            if let Ok(id) = <[u8; 8]>::try_from(&key[prefix.len()..]) {
+                ids.push(u64::from_be_bytes(id));
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Inside a unit of work: removes those of `ids` that are still pending, for
+    /// messages that a newer one to the same place makes obsolete (and that must not
+    /// arrive after it). Delivered and failed ones stay listed. A delivery being
+    /// attempted at this moment may still arrive; its outcome is then not recorded.
+    /// Returns how many were removed.
+    pub fn cancel_pending_in(&self, tx: &Tx, ids: &[u64]) -> TxResult<usize> {
+        let mut removed = 0;
+        for &id in ids {
+            let Some(delivery) = tx.get::<Delivery>(Tree::Outbox, &id.to_be_bytes())? else {
+                continue;
+            };
+            if delivery.state != DeliveryState::Pending {
+                continue;
+            }
+            tx.tree(Tree::Outbox).remove(&id.to_be_bytes())?;
+            tx.tree(Tree::OutboxDue)
+                .remove(&due_key(delivery.next_attempt_unix, id))?;
+            tx.tree(Tree::OutboxTopics).remove(topic_key(&delivery.topic, id))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     /// Sends a delivery of `topic` again now (a failed one, or one still waiting).
     pub async fn retry(&self, topic: &str, id: u64) -> Result<()> {
         let origin = self.store.transaction(|tx| {

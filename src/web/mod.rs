@@ -225,6 +225,10 @@ async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
         }
         (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok\n")),
         (&Method::POST, ["receive", "public"]) => receive::public(pod, req).await,
+        (&Method::POST, ["receive", "users", guid]) => {
+            let guid = guid.to_string();
+            receive::private(pod, &mut req, &guid).await
+        }
         (&Method::GET, [".well-known", "webfinger"]) => discovery::webfinger(pod, &req),
         (&Method::GET, ["hcard", "users", guid]) => discovery::hcard(pod, guid),
         (&Method::GET, ["people", guid]) => discovery::person_page(pod, guid),

@@ -1,9 +1,12 @@
 //! Federation endpoints other pods POST to: `/receive/public` (public Magic Envelopes;
-//! lifeboat acts on AccountMigration). Thin: size cap, content type, one domain call.
+//! lifeboat acts on AccountMigration) and `/receive/users/GUID` (private messages to
+//! one local user; lifeboat acts on `contact`). Thin: size cap, content type, one
+//! domain call.
 
 use warp::http::StatusCode;
 
-use super::{json, Request, Response};
+use super::{json, text, Request, Response};
+use crate::federation::sharing;
 use crate::migration::receive::{receive_public, Received};
 use crate::pod::Pod;
 use crate::{Error, Result};
@@ -30,4 +33,15 @@ pub async fn public(pod: &Pod, mut req: Request) -> Result<Response> {
         tracing::debug!(%entity, "public entity accepted and ignored");
     }
     Ok(json(StatusCode::ACCEPTED, &serde_json::json!({"status": status})))
+}
+
+/// `POST /receive/users/GUID`: the body is read (413 past [`sharing::body_limit`]) and
+/// handed to [`sharing::receive_private`]. Every message let in answers `202
+/// Accepted`, whether it was applied, ignored or refused: why a message failed to
+/// decrypt or verify is logged, never told to the sender. Unknown or closed users
+/// answer 404, callers over their rate 429.
+pub async fn private(pod: &Pod, req: &mut Request, guid: &str) -> Result<Response> {
+    let body = req.body(sharing::body_limit(&pod.config)).await?;
+    sharing::receive_private(pod, &req.client.key(), guid, &body).await?;
+    Ok(text(StatusCode::ACCEPTED, ""))
 }
