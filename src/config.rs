@@ -427,6 +427,8 @@ options! {
         kdf_time_cost: u32 = 3, "Argon2id time cost (iterations) for new pass phrases.", |v: &u32| if (2..=10).contains(v) { Ok(()) } else { Err("must be between 2 and 10".into()) };
         kdf_concurrency: usize = 2, "Key derivations (Argon2) run at the same time; more wait.", |v: &usize| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
         approved_pods: Vec<String> = Vec::new(), "Pods the admins vet as backup destinations, besides seed_pods.", pod_urls;
+        restore_link_ttl: Span = Span::secs(3600), "How long an emailed restore link works (it also allows 5 pass-phrase attempts).", |v: &Span| if v.0.as_secs() < 60 || v.0.as_secs() > 86400 { Err("must be between 1m and 24h".into()) } else { Ok(()) };
+        restore_links_per_day: u32 = 3, "Restore links mailed to one address per day at most (a new link revokes earlier ones).", |v: &u32| if (1..=24).contains(v) { Ok(()) } else { Err("must be between 1 and 24".into()) };
     }
     /// Local accounts.
     accounts: AccountsConfig {

@@ -27,6 +27,8 @@ pub struct Pod {
     pub kdf: crate::sealed::KdfLimiter,
     /// Key pairs for new accounts, made ahead of need.
     pub keys: KeyPool,
+    /// Restores whose pass phrase opened a backup, waiting for the account form (memory only).
+    pub opened: crate::backup::restore::OpenedBackups,
     pub trusted_proxies: Vec<IpAddr>,
     pub limits: Limits,
 }
@@ -43,6 +45,8 @@ pub struct Limits {
     pub receive_private_per_client: RateLimiter,
     /// Private federation messages, per addressed local account (by username).
     pub receive_private_per_account: RateLimiter,
+    /// Pass-phrase attempts and move-ins (each an Argon2 derivation), per client address.
+    pub restore: RateLimiter,
 }
 
 impl Pod {
@@ -73,6 +77,7 @@ impl Pod {
                 config.federation.receive_private_per_account_per_minute,
                 Duration::from_secs(60),
             ),
+            restore: RateLimiter::new(10, 30, Duration::from_secs(3600)),
         };
         let keys = KeyPool::new(store.clone(), config.accounts.key_bits);
         let kdf = crate::sealed::KdfLimiter::new(config.backups.kdf_concurrency);
@@ -107,6 +112,7 @@ impl Pod {
             kdf,
             outbox,
             keys,
+            opened: Default::default(),
             trusted_proxies,
             limits,
         }))

@@ -35,6 +35,7 @@ pub async fn serve(config: Config) -> Result<()> {
     workers.spawn(pod.mailer.clone().run(stopped.clone()));
     workers.spawn(pod.keys.clone().run(stopped.clone()));
     workers.spawn(pod.outbox.clone().run(stopped.clone()));
+    workers.spawn(crate::backup::restore::run(pod.clone(), stopped.clone()));
     {
         let pod = pod.clone();
         let mut stopped = stopped.clone();

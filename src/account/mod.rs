@@ -182,7 +182,16 @@ fn ensure_free(store: &Store, username: &str, email: &str) -> Result<()> {
     Ok(())
 }
 
-fn queue_confirmation(pod: &Pod, tx: &Tx, account: &Account, email: &str, token: &str, mail_id: u64) -> TxResult<()> {
+/// Queues the mail that confirms `email` for `account`, with its link's token, inside a
+/// unit of work.
+pub(crate) fn queue_confirmation(
+    pod: &Pod,
+    tx: &Tx,
+    account: &Account,
+    email: &str,
+    token: &str,
+    mail_id: u64,
+) -> TxResult<()> {
     tx.put_token(
         token,
         &TokenRecord {

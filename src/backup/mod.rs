@@ -6,7 +6,12 @@
 //!   tombstones, status answers, podmin figures — and the storage it needs
 //!   ([`holder::SlotStore`], implemented on sled in `store::backups`).
 //!
-//! Not here: sealing (`sealed`), pushing our own accounts' backups, restoring.
+//! - [`restore`]: restore and move in — a held backup, or a `.lfbk` a user brings,
+//!   becomes a live account; the emailed links, pass-phrase attempts, the one unit of
+//!   work that consumes the link, marks the slot restored and creates the account.
+//!
+//! Not here: sealing (`sealed`), pushing our own accounts' backups.
 
 pub mod holder;
 pub mod push;
+pub mod restore;

@@ -24,6 +24,7 @@ pub mod accounts;
 pub mod backups;
 pub mod mail;
 pub mod people;
+pub mod restore;
 
 /// The schema this binary writes. Bump it when a layout changes; start-up refuses a
 /// store whose schema is newer than this.
@@ -102,6 +103,13 @@ trees! {
     /// (kept in the same unit of work as every slot change), `mail_hour` ->
     /// [`crate::backup::holder::MailHour`] (the global hourly confirmation-mail count).
     BackupCounters = "backup_counters",
+    /// `restore_tokens`: SHA-256 of a restore link's token (32 bytes) ->
+    /// [`crate::backup::restore::RestoreToken`] (address, expiry, attempts left, the slot
+    /// the pass phrase opened). The token itself is never stored.
+    RestoreTokens = "restore_tokens",
+    /// `restore_addresses`: normalised email -> [`crate::backup::restore::RestoreAddress`]
+    /// (the link that is valid now, the restore mails of the last day).
+    RestoreAddresses = "restore_addresses",
 }
 
 /// Encodes a value for storage: the value version byte, then bincode.
@@ -308,6 +316,7 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
         Tree::BackupSlots | Tree::BackupData | Tree::BackupAddresses | Tree::BackupTokens | Tree::BackupCounters => {
             backups::check_value(tree, key, value)
         }
+        Tree::RestoreTokens | Tree::RestoreAddresses => restore::check_value(tree, key, value),
     };
     result
         .err()

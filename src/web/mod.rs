@@ -14,6 +14,7 @@ pub mod forms;
 pub mod nodeinfo;
 pub mod pages;
 pub mod receive;
+pub mod restore;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -270,6 +271,14 @@ async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
         (&Method::POST, ["settings", "move", "retry"]) => accounts::retry_delivery(pod, &mut req).await,
         (&Method::POST, ["api", "lifeboat", "v1", "backups"]) => backups::push(pod, req).await,
         (&Method::POST, ["api", "lifeboat", "v1", "backups", "status"]) => backups::status(pod, req).await,
+        (&Method::GET, ["restore_backup"]) => restore::form(pod, &req).await,
+        (&Method::POST, ["restore_backup"]) => restore::request(pod, &mut req).await,
+        (&Method::GET, ["restore_backup", "confirm"]) => restore::confirm_page(pod, &req).await,
+        (&Method::POST, ["restore_backup", "confirm"]) => restore::unlock(pod, &mut req).await,
+        (&Method::POST, ["restore_backup", "create"]) => restore::create(pod, &mut req).await,
+        (&Method::POST, ["restore_backup", "download"]) => restore::download(pod, &mut req).await,
+        (&Method::GET, ["move_in"]) => restore::move_in_form(pod, &req).await,
+        (&Method::POST, ["move_in"]) => restore::move_in(pod, &mut req).await,
         (&Method::GET, ["backups", "confirm"]) => backups::confirm_page(pod, &req),
         (&Method::POST, ["backups", "confirm"]) => backups::confirm_post(pod, req).await,
         _ => Err(Error::NotFound(format!("no page at {path}"))),
