@@ -347,6 +347,9 @@ fn render_settings(
         section.card {
             h2 { "Your account" }
             p { "Your diaspora* ID is " strong { (account.diaspora_id(&host)) } "." }
+            @if pod.config.accounts.admins.contains(&account.username) {
+                p { "You are an admin of this pod: " a href="/admin" { "pod administration" } "." }
+            }
             p { "Email: " (account.email) " — "
                 @if account.email_confirmed { "confirmed" } @else { strong { "not confirmed yet" } ": check your mailbox for the link." }
             }

@@ -7,6 +7,7 @@
 
 pub mod account_data;
 pub mod accounts;
+pub mod admin_pages;
 pub mod backups;
 pub mod client_addr;
 pub mod discovery;
@@ -247,6 +248,7 @@ async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
         (&Method::GET, ["users", "password", "reset"]) => accounts::reset_form(pod, &req).await,
         (&Method::POST, ["users", "password", "reset"]) => accounts::reset(pod, &mut req).await,
         (&Method::GET, ["settings"]) => accounts::settings(pod, &req).await,
+        (&Method::GET, ["admin"]) => admin_pages::admin(pod, &req).await,
         (&Method::GET, ["profile"]) => account_data::profile_form(pod, &req).await,
         (&Method::POST, ["profile"]) => account_data::save_profile(pod, &mut req).await,
         (&Method::GET, ["aspects"]) => account_data::aspects(pod, &req).await,
