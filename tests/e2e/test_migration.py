@@ -220,3 +220,50 @@ def test_a_pod_that_was_down_gets_the_move_when_it_returns(start_pod, tmp_path):
     wait_until(lambda: "1 delivered, 1 pending" in kate2.get(b.url + "/settings").text, what="A delivered, C pending: " + re.sub(r"<[^>]+>", " ", kate2.get(b.url + "/settings").text)[:2500])
     c.start()
     wait_until(lambda: f"kate2@{b.host}" in contacts_of(c, "leo", tmp_path), timeout=60, what="C to get the move after it returned")
+
+
+PASSPHRASE = "violet tractor humming seventeen lanterns"
+
+
+def test_a_dead_pods_account_restored_on_its_backup_pod_reaches_c(start_pod, smtp, tmp_path):
+    """kate on A is a contact of leo on C (in his Friends aspect); kate's backup lives on
+    B; A dies for good; kate restores on B; C re-points leo's contact to kate's new
+    identity on B, in the same aspect, and shows the moved profile."""
+    from cryptography.hazmat.primitives import serialization as ser
+
+    from test_backup_holder import ON, confirmed_slot
+
+    a, c, kate, leo = setup_kate_and_leo(start_pod, tmp_path)
+    r = kate.post(a.url + "/profile", files={"csrf": (None, kate.cookies["lb_csrf"]), "first_name": (None, "Kate"), "last_name": (None, "Bishop"), "searchable": (None, "on")})
+    assert "Saved." in r.text
+    b = start_pod("b", env=dict(FAST, **ON))
+    sealed = kate.post(a.url + "/settings/download/backup", data={"csrf": kate.cookies["lb_csrf"], "password": "kate's password", "passphrase": PASSPHRASE}).content
+    assert sealed[:4] == b"LFBK"
+    kate_key = ser.load_pem_private_key(export(a, "kate", tmp_path)["user"]["private_key"].encode(), None)
+    confirmed_slot(b, smtp, kate_key, "kate@example.org", sealed, sequence=1)
+    old_id = f"kate@{a.host}"
+    a.stop()  # for good
+
+    s = requests.Session()
+    s.get(b.url + "/restore_backup")
+    r = s.post(b.url + "/restore_backup", data={"csrf": s.cookies["lb_csrf"], "email": "kate@example.org"})
+    assert r.status_code == 200
+    mail = smtp.wait_for("kate@example.org", "Restore your diaspora")
+    link = re.search(r"(http://\S+token=\S+)", smtp.body(mail)).group(1)
+    token = link.split("token=")[1]
+    page = s.get(link)
+    assert page.headers.get("referrer-policy") == "no-referrer"
+    r = s.post(b.url + "/restore_backup/confirm", data={"csrf": s.cookies["lb_csrf"], "token": token, "passphrase": PASSPHRASE})
+    assert r.status_code == 200 and "Kate Bishop" in r.text, r.text[-2000:]
+    r = s.post(b.url + "/restore_backup/create", data={"csrf": s.cookies["lb_csrf"], "token": token, "username": "kate", "password": "kate's new password"})
+    assert r.status_code in (200, 303), r.text[-2000:]
+    new_id = f"kate@{b.host}"
+    assert "kate" in b.cli("user", "list").stdout
+
+    wait_until(lambda: new_id in contacts_of(c, "leo", tmp_path), timeout=60, what="C to re-point kate to her restored identity")
+    contacts = contacts_of(c, "leo", tmp_path)
+    assert old_id not in contacts
+    assert contacts[new_id]["contact_groups_membership"] == ["Friends"]
+    assert contacts[new_id]["person_name"] == "Kate Bishop"
+    page = leo.get(c.url + "/contacts").text
+    assert new_id in page and f"moved from {old_id}" in page and "Kate Bishop" in page
