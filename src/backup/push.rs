@@ -130,12 +130,9 @@ impl AccountKey {
     /// what bounds a holder's pushes per second. (Only public-key operations run here,
     /// so `rsa`'s constant-time concerns do not arise either way.)
     pub fn verify(&self, text: &[u8], signature: &[u8]) -> Result<()> {
-        ring::signature::RsaPublicKeyComponents {
-            n: &self.n,
-            e: &self.e,
-        }
-        .verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, text, signature)
-        .map_err(|_| Error::Unauthorized("the signature does not verify with public_key".into()))
+        ring::signature::RsaPublicKeyComponents { n: &self.n, e: &self.e }
+            .verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, text, signature)
+            .map_err(|_| Error::Unauthorized("the signature does not verify with public_key".into()))
     }
 }
 
