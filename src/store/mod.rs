@@ -397,9 +397,15 @@ async fn group_commit(db: sled::Db, mut rx: mpsc::UnboundedReceiver<oneshot::Sen
             waiters.push(more);
         }
         let db = db.clone();
+        let started = std::time::Instant::now();
         let outcome = tokio::task::spawn_blocking(move || db.flush().map(|_| ()).map_err(|e| e.to_string()))
             .await
             .unwrap_or_else(|e| Err(e.to_string()));
+        tracing::trace!(
+            waiters = waiters.len(),
+            us = started.elapsed().as_micros() as u64,
+            "group commit"
+        );
         for waiter in waiters {
             let _ = waiter.send(outcome.clone().map_err(|e| Error::internal(format!("flush: {e}"))));
         }
