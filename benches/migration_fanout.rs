@@ -2,7 +2,9 @@
 //! 50 refuse connections and 50 answer only after 5 s, fed through the real outbox and
 //! the real outbound client. Prints the time of the first pass (every delivery tried
 //! once) and the process's memory growth; then checks that failures are scheduled for
-//! retry by their backoff. Run with `cargo bench --bench migration_fanout`.
+//! retry by their backoff. The receivers run in a child process (this binary, started
+//! again with `--receivers`), so the memory figure is the sender's alone. Run with
+//! `cargo bench --bench migration_fanout`.
 
 use std::time::{Duration, Instant};
 
@@ -58,10 +60,8 @@ async fn receiver(delay: Duration) -> String {
     origin
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(dir.path()).unwrap_or_else(|_| panic!("store"));
+/// The child: starts the receivers, prints their origins, serves until stdin closes.
+async fn serve_receivers() {
     let mut origins = Vec::new();
     for _ in 0..FAST {
         origins.push(receiver(Duration::ZERO).await);
@@ -74,6 +74,29 @@ async fn main() {
         origins.push(format!("http://{}", listener.local_addr().expect("addr")));
         drop(listener);
     }
+    println!("{}", origins.join(" "));
+    let mut stdin = tokio::io::stdin();
+    let mut byte = [0u8; 1];
+    let _ = stdin.read(&mut byte).await;
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    if std::env::args().any(|a| a == "--receivers") {
+        return serve_receivers().await;
+    }
+    let mut child = std::process::Command::new(std::env::current_exe().expect("own path"))
+        .arg("--receivers")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the receivers");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().expect("stdout")), &mut line).expect("origins");
+    let origins: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+    assert_eq!(origins.len(), FAST + SLOW + REFUSING);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).unwrap_or_else(|_| panic!("store"));
     let http = HttpClient::new(ClientPolicy {
         allow_http: true,
         allow_private_addresses: true,
@@ -137,4 +160,6 @@ async fn main() {
     }
     let _ = stop.send(true);
     let _ = worker.await;
+    drop(child.stdin.take());
+    let _ = child.wait();
 }
