@@ -105,6 +105,14 @@ pub struct ImportedArchive {
     pub avatar: Option<Avatar>,
 }
 
+/// The old private key is wiped from memory when an archive is dropped (a restore
+/// keeps an opened archive only until the account exists; DESIGN §5.4).
+impl Drop for ImportedArchive {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.private_key_pem);
+    }
+}
+
 impl ImportedArchive {
     /// Where an account made from this archive came from, for
     /// [`Account::moved_from`]; `None` when the archive names no old identity.

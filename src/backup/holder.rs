@@ -8,8 +8,13 @@
 //! queue); `store::backups` implements it on sled. The web edge (`web::backups`) only
 //! reads bodies and maps [`PushOutcome`]s and errors to HTTP.
 //!
+//! For the restore flow ([`super::restore`]) it lists an address's restorable slots
+//! ([`Holder::restorable`], confirmed first), marks a slot restored inside the restore's
+//! own unit of work ([`mark_restored_in`]) and erases a restored slot's ciphertext after
+//! [`RESTORED_KEPT_SECS`] ([`Holder::erase_restored`]).
+//!
 //! Not owned here: the envelope format ([`super::push`]), the `.lfbk` format
-//! ([`crate::sealed`]), restoring a slot (the restore flow marks it restored).
+//! ([`crate::sealed`]), the restore flow itself ([`super::restore`]).
 
 use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -39,6 +44,10 @@ pub const MAIL_PER_ADDRESS_SECS: u64 = 86400;
 
 /// Room for the JSON envelope around the base64 backup in a push body.
 pub const ENVELOPE_BYTES: u64 = 16 * 1024;
+
+/// A restored slot's ciphertext is kept this long after the restore, then erased (its
+/// tombstone stays, so pushes keep answering 410).
+pub const RESTORED_KEPT_SECS: u64 = 30 * 86400;
 
 /// Which slot: the normalised email and the key's fingerprint.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -194,6 +203,8 @@ pub trait SlotStore: Send + Sync {
     fn slot(&self, key: &SlotKey) -> Result<Option<Slot>>;
     /// Every slot, in key order (email, then fingerprint). Reads no backup.
     fn slots(&self) -> Result<Vec<(SlotKey, Slot)>>;
+    /// The slots of one normalised address, in fingerprint order. Reads no backup.
+    fn slots_of(&self, email: &str) -> Result<Vec<(SlotKey, Slot)>>;
     /// The held backup of a slot.
     fn backup(&self, key: &SlotKey) -> Result<Option<Vec<u8>>>;
     /// A confirmation token by the SHA-256 of the token.
@@ -600,6 +611,59 @@ impl<S: SlotStore> Holder<S> {
         self.store.durable().await
     }
 
+    /// The slots of `email` that a restore may open: holding a backup, not restored,
+    /// not rejected as "not mine". Confirmed slots first (DESIGN §5.3), then the most
+    /// recently pushed first.
+    pub fn restorable(&self, email: &str) -> Result<Vec<(SlotKey, Slot)>> {
+        let mut slots: Vec<(SlotKey, Slot)> = self
+            .store
+            .slots_of(email)?
+            .into_iter()
+            .filter(|(_, s)| s.holds_backup() && s.restored_at.is_none() && !s.rejected)
+            .collect();
+        slots.sort_by(|(_, a), (_, b)| {
+            b.confirmed
+                .cmp(&a.confirmed)
+                .then(b.last_push_unix.cmp(&a.last_push_unix))
+        });
+        Ok(slots)
+    }
+
+    /// Erases the ciphertext of slots restored at least [`RESTORED_KEPT_SECS`] before
+    /// `now`; their tombstones stay. Returns how many were erased.
+    pub async fn erase_restored(&self, now: u64) -> Result<usize> {
+        let due: Vec<SlotKey> = self
+            .store
+            .slots()?
+            .into_iter()
+            .filter(|(_, s)| s.holds_backup() && s.restored_at.is_some_and(|at| at + RESTORED_KEPT_SECS <= now))
+            .map(|(k, _)| k)
+            .collect();
+        let mut erased = 0;
+        for key in &due {
+            let done = self.store.unit(|tx| {
+                let Some(slot) = tx.slot(key)? else { return Ok(false) };
+                if !slot.holds_backup() || slot.restored_at.is_none() {
+                    return Ok(false);
+                }
+                let mut new = slot.clone();
+                new.size = 0;
+                new.sha256 = None;
+                tx.remove_backup(key)?;
+                let mut totals = tx.totals()?;
+                totals.replace(Some(&slot), Some(&new));
+                tx.put_totals(&totals)?;
+                tx.put_slot(key, &new)?;
+                Ok(true)
+            })?;
+            erased += usize::from(done);
+        }
+        if erased > 0 {
+            self.store.durable().await?;
+        }
+        Ok(erased)
+    }
+
     /// Every slot, for the podmin: never the content.
     pub fn list(&self) -> Result<Vec<SlotInfo>> {
         Ok(self
@@ -624,6 +688,36 @@ impl<S: SlotStore> Holder<S> {
     pub fn stats(&self) -> Result<Totals> {
         self.store.totals()
     }
+}
+
+/// Marks a slot restored inside the restore's unit of work (DESIGN §5.4): it must
+/// still hold the backup whose SHA-256 is `expected_sha256` (the one the pass phrase
+/// opened) and not be restored yet. Its link to a pending confirmation goes; its pushes
+/// answer 410 from now on.
+pub fn mark_restored_in<T: SlotTx>(tx: &T, key: &SlotKey, expected_sha256: &[u8; 32], now: u64) -> TxResult<()> {
+    let slot = match tx.slot(key)? {
+        Some(slot) if slot.restored_at.is_none() && !slot.rejected => slot,
+        Some(_) => {
+            return crate::store::abort(Error::Gone(
+                "this backup has been restored already; a backup can be restored only once".into(),
+            ))
+        }
+        None => return crate::store::abort(Error::Gone("this pod no longer holds that backup".into())),
+    };
+    if slot.sha256.as_ref() != Some(expected_sha256) {
+        return crate::store::abort(Error::Conflict(
+            "the backup changed on this pod since your pass phrase opened it (your home pod sent a newer one): enter your pass phrase again".into(),
+        ));
+    }
+    let mut new = slot.clone();
+    new.restored_at = Some(now);
+    if let Some(hash) = new.confirm_token.take() {
+        tx.remove_token(&hash)?;
+    }
+    let mut totals = tx.totals()?;
+    totals.replace(Some(&slot), Some(&new));
+    tx.put_totals(&totals)?;
+    tx.put_slot(key, &new)
 }
 
 fn not_accepting() -> Error {

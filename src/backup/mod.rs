@@ -10,10 +10,14 @@
 //! - [`sync`]: the home pod side — our accounts' backups kept current on a backup pod:
 //!   the durable push queue, sequences, status checks, moves, deletes, and what the
 //!   user is told ([`sync::SyncStore`], implemented on sled in `store::backup_sync`).
+//! - [`restore`]: restore and move in — a held backup, or a `.lfbk` a user brings,
+//!   becomes a live account; the emailed links, pass-phrase attempts, the one unit of
+//!   work that consumes the link, marks the slot restored and creates the account.
 //!
-//! Not here: sealing (`sealed`), restoring.
+//! Not here: sealing (`sealed`).
 
 pub mod holder;
 pub mod pods;
 pub mod push;
+pub mod restore;
 pub mod sync;

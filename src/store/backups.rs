@@ -73,6 +73,14 @@ pub struct SledSlotTx<'t> {
     mailer: &'t Mailer,
 }
 
+impl<'t> SledSlotTx<'t> {
+    /// The holder's view inside a unit of work that spans more than slots (a restore:
+    /// token, slot, account and outbox together).
+    pub fn new(tx: &'t Tx<'t>, mailer: &'t Mailer) -> SledSlotTx<'t> {
+        SledSlotTx { tx, mailer }
+    }
+}
+
 impl SlotStore for SledSlots {
     type Tx<'t> = SledSlotTx<'t>;
 
@@ -100,6 +108,23 @@ impl SlotStore for SledSlots {
             let key = SlotKey::from_bytes(&key)
                 .ok_or_else(|| Error::internal(format!("backup_slots: bad key {}", hex::encode(&key))))?;
             out.push((key, decode(&value)?));
+        }
+        Ok(out)
+    }
+
+    fn slots_of(&self, email: &str) -> Result<Vec<(SlotKey, Slot)>> {
+        let mut prefix = email.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for entry in self.store.tree(Tree::BackupSlots).scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            let key = SlotKey::from_bytes(&key)
+                .ok_or_else(|| Error::internal(format!("backup_slots: bad key {}", hex::encode(&key))))?;
+            // A longer address can share the prefix only up to its own 0x00, which an
+            // address never holds: every key under this prefix is this address's.
+            if key.email == email {
+                out.push((key, decode(&value)?));
+            }
         }
         Ok(out)
     }

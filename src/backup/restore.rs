@@ -1,0 +1,1053 @@
+//! Restore and move in (DESIGN §5): a backup held here, or a `.lfbk` file a user
+//! brings, becomes a live account `username@this-pod`.
+//!
+//! **Restore** (the home pod is gone):
+//! 1. [`request_link`]: the form gives only an address. The answer never depends on
+//!    whether a backup is held — neither its words nor its timing: the lookup and the
+//!    mail run after the answer is sent (a task that only queues a durable mail; if the
+//!    pod stops in between, nothing was promised and the user asks again). A link is
+//!    mailed only when a restorable slot is held for the address, at most
+//!    `backups.restore_links_per_day` per address per day; a new link revokes the
+//!    earlier one.
+//! 2. The link's token is 32 random bytes; only its SHA-256 is stored
+//!    ([`RestoreToken`], tree `restore_tokens`), with the address, the expiry
+//!    (`backups.restore_link_ttl`, 1 hour by default) and [`ATTEMPTS`] pass-phrase
+//!    attempts. Opening the link ([`link_info`]) changes nothing.
+//! 3. [`unlock`] takes one attempt durably *before* any key derivation (parallel tries
+//!    cannot exceed five), then tries the address's slots, confirmed first, each on the
+//!    bounded KDF pool off the runtime. The first that opens and holds a valid archive
+//!    wins. If the archive's old identity still answers WebFinger as an active account,
+//!    the restore stops ([`Unlock::StillActive`]): a living account moves from its own
+//!    pod's settings. After the fifth wrong pass phrase the link dies.
+//! 4. [`create`] is one unit of work: the token is consumed (compare-and-swap inside the
+//!    transaction, so two tabs cannot both succeed), the slot is marked restored, the
+//!    account is created with a fresh key pair and guid and the archive's data, and the
+//!    AccountMigration, signed once with the old key, is queued in the outbox
+//!    ([`crate::migration::prepare`] and [`crate::migration::write_in`]). A failure at
+//!    any step leaves no account and the backup restorable.
+//!
+//! **Where the opened archive waits between steps 3 and 4**: in memory only
+//! ([`OpenedBackups`], keyed by the token's hash, at most [`OPENED_TTL`] and never past
+//! the link's expiry, bounded in count and bytes), never on disk in clear. Re-opening
+//! at step 4 instead would need the pass phrase a second time — typed again, or echoed
+//! back into the page as a hidden field, where it would sit in the browser's page and
+//! form caches — and a second Argon2 run. What the store keeps is which slot opened
+//! (and the SHA-256 of its backup), so the "download my backup" button works across a
+//! restart; after a restart only the pass phrase must be entered again.
+//!
+//! **The old private key** lives only in the opened [`ImportedArchive`] (which wipes it
+//! when dropped): it signs the migration once in `prepare`, and the entry is removed when
+//! the account exists. The account gets fresh keys; `moved_from` keeps the old *public*
+//! key only.
+//!
+//! **Applying the move to this pod's own data** happens only through its receiving path
+//! (`POST /receive/public`, with every check of DESIGN §6): the signed envelope is also
+//! queued to this pod's own origin when this pod knows the old identity with the
+//! archive's key — stored, or (for a move-in) just discovered at its pod and stored.
+//! Otherwise nothing is re-pointed here, and the pages say so ([`KeyCheck`]).
+//!
+//! **Move in** ([`move_in`], the old pod still alive): the file and pass phrase give the
+//! archive; its key must be the key this pod stores for the old identity, else the one
+//! its pod publishes, or the move is refused; when neither can be had the account is
+//! created without re-pointing anything locally. The address is confirmed by mail, as
+//! at sign-up.
+//!
+//! Periodic work ([`run`]): restored slots' ciphertext erased after 30 days, expired
+//! links and stale per-address records removed, expired opened archives dropped.
+//!
+//! The storage this needs beyond slots and accounts is [`RestoreStore`] /
+//! [`RestoreTx`], implemented in `store::restore`. Not owned here: the pages
+//! (`web::restore`), slots (`holder`), the migration's format and outbox (`migration`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::ConflictableTransactionError;
+use tokio::sync::watch;
+use zeroize::Zeroizing;
+
+use super::holder::{mark_restored_in, Holder, Policy, SlotKey, SlotStore};
+use super::push::Fingerprint;
+use crate::account::archive::{read_archive, ImportedArchive};
+use crate::account::credentials::{random_token, token_hash};
+use crate::account::{check_password, check_username, normalize_email, now_unix, Account, AccountStore, Avatar};
+use crate::config::Config;
+use crate::federation::entities::valid_diaspora_id;
+use crate::federation::envelope::CONTENT_TYPE;
+use crate::federation::outbox::NewDelivery;
+use crate::federation::people::{fetch_person, store_person, PeopleStore};
+use crate::federation::signature::{fingerprint, public_key_from_pem};
+use crate::http_client::origin_of;
+use crate::mail::Mail;
+use crate::migration::{prepare, topic, write_in, Arrival, Prepared};
+use crate::passphrase::Passphrase;
+use crate::pod::Pod;
+use crate::sealed::KdfBounds;
+use crate::store::abort;
+use crate::store::backups::{SledSlotTx, SledSlots};
+use crate::{Error, Result};
+
+/// What a unit of work returns.
+pub type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
+
+/// Pass-phrase attempts a restore link allows.
+pub const ATTEMPTS: u8 = 5;
+
+/// How long an opened archive waits in memory for the account form (never past the
+/// link's expiry).
+pub const OPENED_TTL: Duration = Duration::from_secs(30 * 60);
+
+/// At most this many opened archives are held in memory at once (the oldest goes).
+const OPENED_MAX: usize = 16;
+
+/// At most this many bytes of opened archives (their JSON size) are held at once.
+const OPENED_MAX_BYTES: usize = 256 * 1024 * 1024;
+
+/// The window of the per-address mail limit.
+const MAIL_WINDOW_SECS: u64 = 86400;
+
+/// What comes back with a restore or a move, and what does not (DESIGN §5), in the
+/// words pages and mails use.
+pub const WHAT_COMES_BACK: &str = "your profile and picture, your aspects, your contacts (in their aspects), \
+     your followed tags and your blocks; your posts and comments are carried along in the archive \
+     (kept, and written into every later backup and export) but not shown here";
+/// See [`WHAT_COMES_BACK`].
+pub const WHAT_DOES_NOT: &str = "photos, conversations (private messages) and notifications";
+
+/// A restore link, stored under the SHA-256 of its token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreToken {
+    /// The normalised address whose slots the link may open.
+    pub email: String,
+    pub created_unix: u64,
+    pub expires_unix: u64,
+    pub attempts_left: u8,
+    /// The slot the pass phrase opened, once it did.
+    pub opened: Option<OpenedSlot>,
+}
+
+/// Which slot a pass phrase opened, and which backup it held then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenedSlot {
+    pub fingerprint: [u8; 32],
+    pub sha256: [u8; 32],
+}
+
+/// Per address: the link valid now and the restore mails of the last day.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreAddress {
+    /// SHA-256 of the token of the one link that works now.
+    pub current: Option<[u8; 32]>,
+    /// When restore mails went to the address (Unix seconds), within the last day.
+    pub mailed_unix: Vec<u64>,
+}
+
+/// The storage the restore flow reads outside units of work.
+pub trait RestoreStore {
+    fn restore_token(&self, hash: &[u8; 32]) -> Result<Option<RestoreToken>>;
+    /// Every link, for the periodic sweep.
+    fn restore_tokens(&self) -> Result<Vec<([u8; 32], RestoreToken)>>;
+    /// Every per-address record, for the periodic sweep.
+    fn restore_addresses(&self) -> Result<Vec<(String, RestoreAddress)>>;
+}
+
+/// The restore flow's trees inside a unit of work.
+pub trait RestoreTx {
+    fn restore_token(&self, hash: &[u8; 32]) -> TxResult<Option<RestoreToken>>;
+    fn put_restore_token(&self, hash: &[u8; 32], token: &RestoreToken) -> TxResult<()>;
+    fn remove_restore_token(&self, hash: &[u8; 32]) -> TxResult<()>;
+    fn restore_address(&self, email: &str) -> TxResult<RestoreAddress>;
+    /// Writes the record; an empty one is removed.
+    fn put_restore_address(&self, email: &str, record: &RestoreAddress) -> TxResult<()>;
+}
+
+// ---------------------------------------------------------------------------------
+// Opened archives, in memory only
+// ---------------------------------------------------------------------------------
+
+/// An archive whose pass phrase was given, waiting for the account form.
+#[derive(Clone)]
+pub struct OpenedBackup {
+    /// The archive (with the old private key, wiped when the last copy drops).
+    pub archive: Arc<ImportedArchive>,
+    /// The slot that opened.
+    pub slot: SlotKey,
+    /// SHA-256 of the backup that opened.
+    pub sha256: [u8; 32],
+    /// Whether the slot was confirmed by the address's owner.
+    pub confirmed: bool,
+    size: usize,
+    expires: Instant,
+}
+
+/// The opened archives, keyed by the SHA-256 of their link's token. Memory only.
+#[derive(Default)]
+pub struct OpenedBackups {
+    entries: Mutex<HashMap<[u8; 32], OpenedBackup>>,
+}
+
+impl OpenedBackups {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], OpenedBackup>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps an opened archive; drops expired ones and, past the bounds, the oldest.
+    fn insert(&self, hash: [u8; 32], entry: OpenedBackup) {
+        let mut entries = self.lock();
+        let now = Instant::now();
+        entries.retain(|_, e| e.expires > now);
+        entries.insert(hash, entry);
+        loop {
+            let bytes: usize = entries.values().map(|e| e.size).sum();
+            if entries.len() <= OPENED_MAX && bytes <= OPENED_MAX_BYTES {
+                break;
+            }
+            let oldest = entries
+                .iter()
+                .filter(|(k, _)| **k != hash)
+                .min_by_key(|(_, e)| e.expires)
+                .map(|(k, _)| *k);
+            match oldest {
+                Some(k) => {
+                    entries.remove(&k);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// The opened archive of a link, unless it expired.
+    pub fn get(&self, hash: &[u8; 32]) -> Option<OpenedBackup> {
+        let mut entries = self.lock();
+        match entries.get(hash) {
+            Some(e) if e.expires > Instant::now() => Some(e.clone()),
+            Some(_) => {
+                entries.remove(hash);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Forgets the opened archive of a link.
+    pub fn remove(&self, hash: &[u8; 32]) {
+        self.lock().remove(hash);
+    }
+
+    /// Drops every expired entry.
+    pub fn purge_expired(&self) {
+        let now = Instant::now();
+        self.lock().retain(|_, e| e.expires > now);
+    }
+
+    /// How many archives are held (for tests).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// What the pages show
+// ---------------------------------------------------------------------------------
+
+/// What the account form shows of an opened archive.
+#[derive(Clone, Debug)]
+pub struct RestoreView {
+    /// The address the link was mailed to (the new account's address).
+    pub email: String,
+    /// The identity the archive belongs to.
+    pub old_id: Option<String>,
+    /// The name to show: first and last name, else the old username.
+    pub display_name: String,
+    /// The carried avatar, if any.
+    pub avatar: Option<Avatar>,
+    pub aspects: usize,
+    pub contacts: usize,
+    pub followed_tags: usize,
+    pub blocks: usize,
+    /// Posts carried verbatim (`user.posts`).
+    pub posts: usize,
+    /// Comments, likes and other relayables carried verbatim (`user.relayables`).
+    pub relayables: usize,
+}
+
+impl RestoreView {
+    fn of(archive: &ImportedArchive, email: &str) -> RestoreView {
+        let name = [
+            archive.profile.first_name.as_deref(),
+            archive.profile.last_name.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+        let verbatim: serde_json::Value = serde_json::from_str(&archive.verbatim_json).unwrap_or_default();
+        let count = |key: &str| verbatim["user"][key].as_array().map_or(0, Vec::len);
+        RestoreView {
+            email: email.to_string(),
+            old_id: archive.old_diaspora_id.clone(),
+            display_name: if name.is_empty() {
+                archive.username.clone()
+            } else {
+                name
+            },
+            avatar: archive.avatar.clone(),
+            aspects: archive.aspects.len(),
+            contacts: archive.contacts.len(),
+            followed_tags: archive.followed_tags.len(),
+            blocks: archive.blocks.len(),
+            posts: count("posts"),
+            relayables: count("relayables"),
+        }
+    }
+}
+
+/// How the old identity's key was checked, which decides whether the move is applied
+/// to this pod's own data (through its receiving path).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// This pod stores the old identity with the archive's key.
+    Stored,
+    /// The old identity's pod publishes the archive's key (a move-in); it is now stored.
+    Published,
+    /// This pod stores the old identity with another key (a restore; a move-in refuses).
+    Mismatch,
+    /// This pod knows the old identity as moved elsewhere already (a restore).
+    AlreadyMoved { to: String },
+    /// Neither a stored nor a published key: `why` says what discovery answered.
+    Unknown { why: Option<String> },
+    /// The archive names no old identity: there is nothing to announce.
+    NoIdentity,
+}
+
+impl KeyCheck {
+    /// Whether the move is handed to this pod's own receiving path.
+    pub fn applies_here(&self) -> bool {
+        matches!(self, KeyCheck::Stored | KeyCheck::Published)
+    }
+}
+
+/// The outcome of a pass-phrase attempt.
+#[derive(Clone, Debug)]
+pub enum Unlock {
+    /// A backup opened: the account form may be shown.
+    Ready(RestoreView),
+    /// A backup opened, but its identity still answers as an active account.
+    StillActive { old_id: String, pod_origin: String },
+    /// No backup opened with that pass phrase. With 0 attempts left the link is gone.
+    WrongPassphrase { attempts_left: u8 },
+}
+
+/// What a valid link shows before anything is entered.
+#[derive(Clone, Debug)]
+pub struct LinkInfo {
+    pub email: String,
+    pub attempts_left: u8,
+    pub expires_unix: u64,
+}
+
+/// The outcome of the account form.
+#[derive(Debug)]
+pub enum Create {
+    /// The account exists, durably.
+    Done(Box<Created>),
+    /// The opened archive is no longer in memory (restart, or it waited too long):
+    /// the pass phrase must be entered again.
+    Reopen,
+}
+
+/// A restored or moved-in account.
+#[derive(Debug)]
+pub struct Created {
+    pub account: Account,
+    pub old_id: Option<String>,
+    pub key_check: KeyCheck,
+    /// Pods the AccountMigration was queued for.
+    pub announced_to: usize,
+}
+
+// ---------------------------------------------------------------------------------
+// The restore flow
+// ---------------------------------------------------------------------------------
+
+fn holder(pod: &Pod) -> Holder<SledSlots> {
+    Holder::new(
+        SledSlots::new(pod.store.clone(), pod.mailer.clone()),
+        Policy::from_config(&pod.config),
+    )
+}
+
+/// The SHA-256 of a link's token, or `None` when the text cannot be one (43 characters
+/// of base64url, as [`random_token`] makes them).
+fn link_hash(token: &str) -> Option<[u8; 32]> {
+    let token = token.trim();
+    (token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    .then(|| token_hash(token))
+}
+
+fn invalid_link() -> Error {
+    Error::Gone(
+        "this restore link does not work any more: it was used, it expired, a newer link was sent, \
+         or the pass phrase was wrong five times. Ask for a new link on the restore page."
+            .into(),
+    )
+}
+
+fn used_link() -> Error {
+    Error::Gone(
+        "this restore link has just been used to create an account (perhaps in another tab or \
+         window), or it stopped working meanwhile. A backup is restored only once; if it was you, \
+         sign in with the username you chose."
+            .into(),
+    )
+}
+
+/// Answers at once; looks up the address and mails a link afterwards (see the module
+/// doc for why the answer must not wait). Malformed addresses are ignored the same way.
+pub fn request_link(pod: &Arc<Pod>, email: &str) {
+    let Ok(email) = normalize_email(email) else { return };
+    let pod = pod.clone();
+    tokio::spawn(async move {
+        if let Err(e) = send_link(&pod, &email).await {
+            tracing::error!("restore link: {e}");
+        }
+    });
+}
+
+/// Mails a restore link when a restorable backup is held for `email` (normalised) and
+/// the address's daily limit allows; revokes the earlier link. Returns whether a mail
+/// was queued.
+pub async fn send_link(pod: &Pod, email: &str) -> Result<bool> {
+    if holder(pod).restorable(email)?.is_empty() {
+        return Ok(false);
+    }
+    let token = random_token();
+    let hash = token_hash(&token);
+    let mail_id = pod.store.generate_id()?;
+    let now = now_unix();
+    let ttl = pod.config.backups.restore_link_ttl.get().as_secs();
+    let per_day = pod.config.backups.restore_links_per_day as usize;
+    let mail = link_mail(&pod.config, email, &token);
+    let revoked = pod.store.transaction(|tx| {
+        let mut address = tx.restore_address(email)?;
+        address.mailed_unix.retain(|at| at + MAIL_WINDOW_SECS > now);
+        if address.mailed_unix.len() >= per_day {
+            return Ok(None);
+        }
+        let previous = address.current.replace(hash);
+        if let Some(previous) = &previous {
+            tx.remove_restore_token(previous)?;
+        }
+        address.mailed_unix.push(now);
+        tx.put_restore_token(
+            &hash,
+            &RestoreToken {
+                email: email.to_string(),
+                created_unix: now,
+                expires_unix: now + ttl,
+                attempts_left: ATTEMPTS,
+                opened: None,
+            },
+        )?;
+        tx.put_restore_address(email, &address)?;
+        pod.mailer.enqueue_in(tx, mail_id, &mail)?;
+        Ok(Some(previous))
+    })?;
+    let Some(previous) = revoked else {
+        tracing::info!("restore link not mailed: the address's daily limit is reached");
+        return Ok(false);
+    };
+    pod.store.durable().await?;
+    pod.mailer.wake();
+    if let Some(previous) = previous {
+        pod.opened.remove(&previous);
+    }
+    tracing::info!("restore link mailed");
+    Ok(true)
+}
+
+fn format_ttl(secs: u64) -> String {
+    match secs {
+        s if s % 3600 == 0 && s == 3600 => "one hour".into(),
+        s if s % 3600 == 0 => format!("{} hours", s / 3600),
+        s if s >= 60 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
+    }
+}
+
+/// The mail carrying a restore link.
+pub fn link_mail(config: &Config, email: &str, token: &str) -> Mail {
+    let url = config.public_url();
+    let host = config.public_host();
+    let ttl = format_ttl(config.backups.restore_link_ttl.get().as_secs());
+    Mail {
+        to: email.to_string(),
+        subject: format!("Restore your diaspora* account on {host}"),
+        text: format!(
+            "Hello,\n\
+             \n\
+             someone (we hope it was you) asked the lifeboat pod {url} to restore a\n\
+             diaspora* account from the encrypted backup it holds for {email}.\n\
+             \n\
+             To go on, open this link and enter your backup pass phrase:\n\
+             \n\
+             \x20   {url}/restore_backup/confirm?token={token}\n\
+             \n\
+             The link works for {ttl} and allows {ATTEMPTS} tries of the pass phrase.\n\
+             Any earlier restore link for this address no longer works.\n\
+             \n\
+             What comes back: {WHAT_COMES_BACK}.\n\
+             What does not: {WHAT_DOES_NOT}.\n\
+             \n\
+             If you did not ask for this, ignore this message: nothing happens without\n\
+             your pass phrase.\n\
+             \n\
+             -- \n\
+             lifeboat at {host}\n"
+        ),
+    }
+}
+
+fn valid_record(pod: &Pod, hash: &[u8; 32], now: u64) -> Result<RestoreToken> {
+    match RestoreStore::restore_token(&pod.store, hash)? {
+        Some(record) if record.expires_unix > now && record.attempts_left > 0 => Ok(record),
+        // Opened with the last attempt: still good for the account form and the download.
+        Some(record) if record.expires_unix > now && record.opened.is_some() => Ok(record),
+        _ => Err(invalid_link()),
+    }
+}
+
+/// What a link shows before anything is entered; changes nothing.
+pub fn link_info(pod: &Pod, token: &str) -> Result<LinkInfo> {
+    let hash = link_hash(token).ok_or_else(invalid_link)?;
+    let record = valid_record(pod, &hash, now_unix())?;
+    Ok(LinkInfo {
+        email: record.email,
+        attempts_left: record.attempts_left,
+        expires_unix: record.expires_unix,
+    })
+}
+
+/// The account form's view of a link whose archive is open in memory.
+pub fn opened_view(pod: &Pod, token: &str) -> Option<RestoreView> {
+    let hash = link_hash(token)?;
+    let record = valid_record(pod, &hash, now_unix()).ok()?;
+    let opened = pod.opened.get(&hash)?;
+    Some(RestoreView::of(&opened.archive, &record.email))
+}
+
+/// One pass-phrase attempt (see the module doc, step 3).
+pub async fn unlock(pod: &Pod, token: &str, passphrase: Passphrase) -> Result<Unlock> {
+    let hash = link_hash(token).ok_or_else(invalid_link)?;
+    let now = now_unix();
+    // The attempt is taken, durably, before any derivation runs.
+    let record = pod.store.transaction(|tx| {
+        let Some(mut record) = tx.restore_token(&hash)? else {
+            return abort(invalid_link());
+        };
+        if record.expires_unix <= now || record.attempts_left == 0 {
+            return abort(invalid_link());
+        }
+        record.attempts_left -= 1;
+        tx.put_restore_token(&hash, &record)?;
+        Ok(record)
+    })?;
+    pod.store.durable().await?;
+    let holder = holder(pod);
+    let slots = holder.restorable(&record.email)?;
+    if slots.is_empty() {
+        return Err(Error::Gone(
+            "this pod no longer holds a backup for this address that can be restored".into(),
+        ));
+    }
+    let mut unusable: Option<Error> = None;
+    for (key, slot) in slots {
+        let (Some(sha256), Some(bytes)) = (slot.sha256, holder.store().backup(&key)?) else {
+            continue;
+        };
+        let plaintext = match pod.kdf.open(bytes, passphrase.clone(), KdfBounds::HOLDER).await {
+            Ok(plaintext) => Zeroizing::new(plaintext),
+            Err(crate::sealed::OpenError::WrongPassphraseOrDamaged) => continue,
+            Err(e) => {
+                tracing::warn!(slot = %key.fingerprint.short(), "a held backup cannot be opened: {e}");
+                continue;
+            }
+        };
+        let size = plaintext.len();
+        let max = pod.config.accounts.max_import_bytes;
+        let archive = tokio::task::spawn_blocking(move || read_archive(&plaintext, max))
+            .await
+            .map_err(Error::internal)?;
+        match archive {
+            Ok(archive) => {
+                let opened = OpenedBackup {
+                    archive: Arc::new(archive),
+                    slot: key,
+                    sha256,
+                    confirmed: slot.confirmed,
+                    size,
+                    expires: Instant::now(),
+                };
+                return opened_backup(pod, hash, opened).await;
+            }
+            Err(e) => unusable = Some(e),
+        }
+    }
+    if let Some(e) = unusable {
+        return Err(Error::bad(format!(
+            "your pass phrase opened the backup, but what it holds is not a usable account archive: {}",
+            e.client_message()
+        )));
+    }
+    if record.attempts_left == 0 && record.opened.is_none() {
+        kill_link(pod, &hash, &record.email).await?;
+    }
+    Ok(Unlock::WrongPassphrase {
+        attempts_left: record.attempts_left,
+    })
+}
+
+/// Removes a link for good (the fifth wrong pass phrase).
+async fn kill_link(pod: &Pod, hash: &[u8; 32], email: &str) -> Result<()> {
+    pod.store.transaction(|tx| {
+        tx.remove_restore_token(hash)?;
+        let mut address = tx.restore_address(email)?;
+        if address.current == Some(*hash) {
+            address.current = None;
+            tx.put_restore_address(email, &address)?;
+        }
+        Ok(())
+    })?;
+    pod.store.durable().await?;
+    pod.opened.remove(hash);
+    tracing::info!("a restore link died after the last wrong pass phrase");
+    Ok(())
+}
+
+/// A backup opened: stops when its identity is alive, else remembers the slot (in the
+/// store) and the archive (in memory).
+async fn opened_backup(pod: &Pod, hash: [u8; 32], mut opened: OpenedBackup) -> Result<Unlock> {
+    if let Some(old_id) = opened.archive.old_diaspora_id.clone() {
+        if let Some(pod_origin) = still_active(pod, &old_id).await? {
+            tracing::info!(%old_id, "restore stopped: the old identity still answers as an active account");
+            return Ok(Unlock::StillActive { old_id, pod_origin });
+        }
+    }
+    let slot = OpenedSlot {
+        fingerprint: opened.slot.fingerprint.0,
+        sha256: opened.sha256,
+    };
+    let now = now_unix();
+    let record = pod.store.transaction(|tx| {
+        let Some(mut current) = tx.restore_token(&hash)? else {
+            return abort(invalid_link());
+        };
+        if current.expires_unix <= now {
+            return abort(invalid_link());
+        }
+        current.opened = Some(slot);
+        tx.put_restore_token(&hash, &current)?;
+        Ok(current)
+    })?;
+    pod.store.durable().await?;
+    let left = Duration::from_secs(record.expires_unix.saturating_sub(now));
+    opened.expires = Instant::now() + left.min(OPENED_TTL);
+    let view = RestoreView::of(&opened.archive, &record.email);
+    pod.opened.insert(hash, opened);
+    Ok(Unlock::Ready(view))
+}
+
+/// The origin of the pod where `old_id` still answers WebFinger and hCard as an active
+/// account, or `None` when it does not (gone, closed, unreachable).
+async fn still_active(pod: &Pod, old_id: &str) -> Result<Option<String>> {
+    let http = pod.http.clone();
+    let id = old_id.to_string();
+    let allow_http = pod.config.federation.allow_http;
+    let found = tokio::task::spawn_blocking(move || fetch_person(&http, &id, allow_http))
+        .await
+        .map_err(Error::internal)?;
+    Ok(match found {
+        Ok(person) => Some(person.pod_origin),
+        Err(e) => {
+            tracing::info!(%old_id, "the old identity does not answer as an active account: {e}");
+            None
+        }
+    })
+}
+
+/// Whether `username` may be given to a new account here: well formed, not an admin's
+/// name, never used before (closed accounts keep theirs for good).
+fn check_new_username(pod: &Pod, username: &str) -> Result<()> {
+    check_username(username)?;
+    if pod.config.accounts.admins.iter().any(|a| a == username) {
+        return Err(Error::Conflict("this username is reserved".into()));
+    }
+    if AccountStore::account(&pod.store, username)?.is_some() {
+        return Err(Error::Conflict("this username is taken".into()));
+    }
+    Ok(())
+}
+
+fn check_email_free(pod: &Pod, email: &str) -> Result<()> {
+    if AccountStore::username_for_email(&pod.store, email)?.is_some() {
+        return Err(Error::Conflict(format!(
+            "an account on this pod already uses the address {email}; an address belongs to one account only"
+        )));
+    }
+    Ok(())
+}
+
+fn same_key(a: &str, b: &str) -> bool {
+    match (public_key_from_pem(a), public_key_from_pem(b)) {
+        (Ok(a), Ok(b)) => fingerprint(&a) == fingerprint(&b),
+        _ => false,
+    }
+}
+
+/// What this pod's people store says about the archive's identity and key.
+fn stored_key_check(pod: &Pod, archive: &ImportedArchive) -> Result<KeyCheck> {
+    let Some(old_id) = &archive.old_diaspora_id else {
+        return Ok(KeyCheck::NoIdentity);
+    };
+    Ok(match pod.store.person(&old_id.to_ascii_lowercase())? {
+        None => KeyCheck::Unknown { why: None },
+        Some(person) => match person.moved_to {
+            Some(to) => KeyCheck::AlreadyMoved { to },
+            None if same_key(&person.public_key_pem, &archive.public_key_pem) => KeyCheck::Stored,
+            None => KeyCheck::Mismatch,
+        },
+    })
+}
+
+/// Queues the signed move to this pod's own receiving path too (see the module doc).
+fn add_local_delivery(pod: &Pod, prepared: &mut Prepared) -> Result<()> {
+    let Some(outgoing) = &prepared.outgoing else {
+        return Ok(());
+    };
+    let origin = origin_of(&pod.config.public_url())?;
+    let delivery = NewDelivery {
+        topic: topic(&prepared.account.username),
+        origin,
+        path: "/receive/public".into(),
+        content_type: CONTENT_TYPE.into(),
+        body: outgoing.envelope_xml.clone().into_bytes(),
+    };
+    prepared.deliveries.push((pod.store.generate_id()?, delivery));
+    Ok(())
+}
+
+/// Creates the account from an opened archive (see the module doc, step 4).
+pub async fn create(pod: &Pod, token: &str, username: &str, password: &str) -> Result<Create> {
+    let hash = link_hash(token).ok_or_else(invalid_link)?;
+    let now = now_unix();
+    let record = valid_record(pod, &hash, now)?;
+    let Some(opened) = pod.opened.get(&hash) else {
+        return Ok(Create::Reopen);
+    };
+    if record.opened.map(|o| o.fingerprint) != Some(opened.slot.fingerprint.0) {
+        return Ok(Create::Reopen);
+    }
+    // The cheap checks first, so a refusal costs no key pair and no hashing.
+    check_new_username(pod, username)?;
+    check_password(password)?;
+    check_email_free(pod, &record.email)?;
+    let key_check = stored_key_check(pod, &opened.archive)?;
+    let old_id = opened.archive.old_diaspora_id.clone();
+    let arrival = Arrival {
+        archive: (*opened.archive).clone(),
+        username: username.to_string(),
+        password: password.to_string(),
+        email: record.email.clone(),
+        email_confirmed: true,
+    };
+    let mut prepared = prepare(pod, arrival).await?;
+    if key_check.applies_here() {
+        add_local_delivery(pod, &mut prepared)?;
+    }
+    let (slot, sha256, email) = (&opened.slot, &opened.sha256, &record.email);
+    pod.store.transaction(|tx| {
+        // Compare-and-swap: the first unit of work that still finds the token takes it.
+        match tx.restore_token(&hash)? {
+            Some(current)
+                if current.expires_unix > now && current.opened.map(|o| o.fingerprint) == Some(slot.fingerprint.0) =>
+            {
+                tx.remove_restore_token(&hash)?
+            }
+            _ => return abort(used_link()),
+        }
+        let mut address = tx.restore_address(email)?;
+        if address.current == Some(hash) {
+            address.current = None;
+            tx.put_restore_address(email, &address)?;
+        }
+        mark_restored_in(&SledSlotTx::new(tx, &pod.mailer), slot, sha256, now)?;
+        write_in(pod, tx, &prepared)
+    })?;
+    pod.store.durable().await?;
+    pod.outbox.wake();
+    // The old private key goes with the last copy of the opened archive.
+    pod.opened.remove(&hash);
+    drop(opened);
+    tracing::info!(
+        username = %prepared.account.username,
+        from = old_id.as_deref().unwrap_or("-"),
+        deliveries = prepared.deliveries.len(),
+        "backup restored"
+    );
+    Ok(Create::Done(Box::new(Created {
+        announced_to: prepared.deliveries.len(),
+        account: prepared.account,
+        old_id,
+        key_check,
+    })))
+}
+
+/// The held `.lfbk` of the slot a link's pass phrase opened ("download my backup"), and
+/// a file name for it. Changes nothing: the backup stays restorable.
+pub fn held_backup(pod: &Pod, token: &str) -> Result<(Vec<u8>, String)> {
+    let hash = link_hash(token).ok_or_else(invalid_link)?;
+    let record = valid_record(pod, &hash, now_unix())?;
+    let Some(opened) = record.opened else {
+        return Err(Error::Forbidden(
+            "enter your pass phrase first: the download is offered once it has opened your backup".into(),
+        ));
+    };
+    let key = SlotKey {
+        email: record.email,
+        fingerprint: Fingerprint(opened.fingerprint),
+    };
+    let bytes = holder(pod)
+        .store()
+        .backup(&key)?
+        .ok_or_else(|| Error::Gone("this pod no longer holds that backup".into()))?;
+    Ok((bytes, format!("diaspora-backup-{}.lfbk", key.fingerprint.short())))
+}
+
+// ---------------------------------------------------------------------------------
+// Move in
+// ---------------------------------------------------------------------------------
+
+/// Whether this pod takes accounts moving in: it offers migration and registrations
+/// are open.
+pub fn accepts_move_ins(config: &Config) -> bool {
+    config.backups.allow_backups_and_migration && config.accounts.open_registrations
+}
+
+/// What the "Moving from another pod" form gives.
+pub struct MoveIn {
+    /// The old diaspora ID, as typed.
+    pub old_id: String,
+    pub username: String,
+    pub password: String,
+    /// The new account's address; the archive's when `None`.
+    pub email: Option<String>,
+    /// The `.lfbk` file.
+    pub file: Vec<u8>,
+    pub passphrase: Passphrase,
+}
+
+/// Creates an account from a `.lfbk` the user brings (see the module doc).
+pub async fn move_in(pod: &Pod, request: MoveIn) -> Result<Created> {
+    if !accepts_move_ins(&pod.config) {
+        return Err(Error::Forbidden("this pod does not take accounts moving in".into()));
+    }
+    let old_id = request.old_id.trim().to_ascii_lowercase();
+    if !valid_diaspora_id(&old_id) {
+        return Err(Error::bad(
+            "your old diaspora* ID must look like username@pod.example.org",
+        ));
+    }
+    if old_id.split_once('@').map(|(_, host)| host) == Some(pod.config.public_host().as_str()) {
+        return Err(Error::bad(format!(
+            "{old_id} is an account of this pod already: there is nothing to move"
+        )));
+    }
+    check_new_username(pod, &request.username)?;
+    check_password(&request.password)?;
+    let typed_email = request.email.as_deref().map(normalize_email).transpose()?;
+    if request.file.is_empty() {
+        return Err(Error::bad("choose your backup file (.lfbk)"));
+    }
+    let plaintext = Zeroizing::new(
+        pod.kdf
+            .open(request.file, request.passphrase, KdfBounds::HOLDER)
+            .await?,
+    );
+    let max = pod.config.accounts.max_import_bytes;
+    let archive = tokio::task::spawn_blocking(move || read_archive(&plaintext, max))
+        .await
+        .map_err(Error::internal)??;
+    match &archive.old_diaspora_id {
+        Some(id) if id.eq_ignore_ascii_case(&old_id) => {}
+        Some(id) => {
+            return Err(Error::bad(format!(
+                "this file is the backup of {id}, not of {old_id}"
+            )))
+        }
+        None => {
+            return Err(Error::bad(
+                "this file names no diaspora* identity, so there is no move to make; a podmin can import it as a new account",
+            ))
+        }
+    }
+    let email = match typed_email {
+        Some(email) => email,
+        None => normalize_email(&archive.email)
+            .map_err(|e| Error::bad(format!("the address in your backup cannot be used ({e}): type one")))?,
+    };
+    check_email_free(pod, &email)?;
+    let (key_check, discovered) = move_in_key_check(pod, &old_id, &archive.public_key_pem).await?;
+    let arrival = Arrival {
+        archive,
+        username: request.username.clone(),
+        password: request.password.clone(),
+        email: email.clone(),
+        email_confirmed: false,
+    };
+    let mut prepared = prepare(pod, arrival).await?;
+    if key_check.applies_here() {
+        add_local_delivery(pod, &mut prepared)?;
+    }
+    let confirm_token = random_token();
+    let mail_id = pod.store.generate_id()?;
+    pod.store.transaction(|tx| {
+        write_in(pod, tx, &prepared)?;
+        crate::account::queue_confirmation(pod, tx, &prepared.account, &email, &confirm_token, mail_id)
+    })?;
+    pod.store.durable().await?;
+    if let Some(person) = discovered {
+        // The key its pod publishes now, so this pod's receiving path verifies the move
+        // with it even once the old pod has closed the account.
+        if let Err(e) = store_person(&pod.store, person) {
+            tracing::error!(%old_id, "storing the discovered old identity: {e}");
+        }
+    }
+    pod.outbox.wake();
+    pod.mailer.wake();
+    tracing::info!(
+        username = %prepared.account.username,
+        from = %old_id,
+        key = ?key_check,
+        deliveries = prepared.deliveries.len(),
+        "account moved in"
+    );
+    Ok(Created {
+        announced_to: prepared.deliveries.len(),
+        account: prepared.account,
+        old_id: Some(old_id),
+        key_check,
+    })
+}
+
+/// The archive's key against the key this pod stores for `old_id`, else the one its pod
+/// publishes; a mismatch is refused. Also returns the discovered person to store.
+async fn move_in_key_check(
+    pod: &Pod,
+    old_id: &str,
+    archive_key: &str,
+) -> Result<(KeyCheck, Option<crate::federation::people::Person>)> {
+    let refused = |whose: &str| {
+        Error::Forbidden(format!(
+            "the key in this file is not the key {whose} for {old_id}, so the move is refused: \
+             the file belongs to another account, or to an older key of this one. Download a new \
+             file from your old pod's settings (\"Move to another pod\")."
+        ))
+    };
+    if let Some(person) = pod.store.person(old_id)? {
+        if let Some(to) = person.moved_to {
+            return Err(Error::Conflict(format!(
+                "{old_id} has already moved to {to}; an identity moves only once"
+            )));
+        }
+        return if same_key(&person.public_key_pem, archive_key) {
+            Ok((KeyCheck::Stored, None))
+        } else {
+            Err(refused("this pod knows"))
+        };
+    }
+    let http = pod.http.clone();
+    let id = old_id.to_string();
+    let allow_http = pod.config.federation.allow_http;
+    let found = tokio::task::spawn_blocking(move || fetch_person(&http, &id, allow_http))
+        .await
+        .map_err(Error::internal)?;
+    match found {
+        Ok(person) if same_key(&person.public_key_pem, archive_key) => Ok((KeyCheck::Published, Some(person))),
+        Ok(_) => Err(refused("its pod publishes")),
+        Err(e) => Ok((
+            KeyCheck::Unknown {
+                why: Some(e.client_message()),
+            },
+            None,
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Periodic work
+// ---------------------------------------------------------------------------------
+
+/// Erases restored slots' ciphertext after 30 days, removes expired links and stale
+/// per-address records, and drops expired opened archives.
+pub async fn sweep(pod: &Pod) -> Result<()> {
+    let now = now_unix();
+    let erased = holder(pod).erase_restored(now).await?;
+    if erased > 0 {
+        tracing::info!(erased, "erased the ciphertext of backups restored 30 days ago");
+    }
+    let mut changed = false;
+    for (hash, token) in RestoreStore::restore_tokens(&pod.store)? {
+        if token.expires_unix > now {
+            continue;
+        }
+        pod.store.transaction(|tx| {
+            tx.remove_restore_token(&hash)?;
+            let mut address = tx.restore_address(&token.email)?;
+            if address.current == Some(hash) {
+                address.current = None;
+                tx.put_restore_address(&token.email, &address)?;
+            }
+            Ok(())
+        })?;
+        changed = true;
+    }
+    for (email, record) in RestoreStore::restore_addresses(&pod.store)? {
+        if record.mailed_unix.iter().all(|at| at + MAIL_WINDOW_SECS <= now) && record.current.is_none() {
+            pod.store.transaction(|tx| {
+                let mut address = tx.restore_address(&email)?;
+                address.mailed_unix.retain(|at| at + MAIL_WINDOW_SECS > now);
+                tx.put_restore_address(&email, &address)
+            })?;
+            changed = true;
+        }
+    }
+    if changed {
+        pod.store.durable().await?;
+    }
+    pod.opened.purge_expired();
+    Ok(())
+}
+
+/// Runs [`sweep`] at start and hourly until `shutdown`.
+pub async fn run(pod: Arc<Pod>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = sweep(&pod).await {
+            tracing::error!("restore sweep: {e}");
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}
