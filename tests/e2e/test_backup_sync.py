@@ -5,7 +5,8 @@ Periods are shortened through the environment (debounce 1 s, daily pass 2 s, Nod
 read every second, retries after 1–2 s). What B holds is read as B's podmin sees it
 (`backups list`), through the status API signed with the account's own key (exported
 from A by its podmin), and — to open it with the pass phrase — as the exact bytes B
-stored, found in B's store files by the SHA-256 that B's status answer gives."""
+stored, found in B's store files by the SHA-256 that B's status answer gives. The last
+test restores the automatic backup through B's own restore flow, so B answers 410."""
 
 import base64
 import hashlib
@@ -242,18 +243,23 @@ def test_the_weekly_status_check_re_pushes_what_b_silently_lost(start_pod, smtp,
 
 def test_a_restarted_mid_retry_still_pushes(start_pod, smtp, tmp_path):
     b = start_pod("b", env=ON)
-    a, s, email, key = backed_up(start_pod, smtp, tmp_path, [b])
+    a, s, email, key = backed_up(start_pod, smtp, tmp_path, [b], LIFEBOAT_BACKUPS_WARN_AFTER_FAILING="3s")
     before = held(b, key, email)
     b.stop()
     set_first_name(s, a, "Alice, offline")
     wait_until(lambda: "Failing" in settings(s, a), what="A to see its pushes fail")
     assert "Last error" in settings(s, a)
+    # Failing for longer than warn_after_failing: the user is told, on the page and by mail.
+    warning = smtp.body(smtp.wait_for(email, "Your encrypted backup is not up to date"))
+    assert b.host in warning and PASSPHRASE not in warning
+    assert "Your backup has not succeeded since" in settings(s, a)
     a.restart()
     b.start()
     after = wait_until(lambda: (h := held(b, key, email)) and h[0] > before[0] and h, timeout=30, what="the push after the restart")
     assert unseal(held_bytes(b, email, after[1]))["user"]["profile"]["entity_data"]["first_name"] == "Alice, offline"
     assert after[0] > before[0] + 1, "the failed attempts used up their sequences: they only grow"
     wait_until(lambda: "Failing" not in settings(s, a), what="the failure to clear")
+    assert "Your backup has not succeeded since" not in settings(s, a)
 
 
 def test_opting_out_and_deleting_the_account_send_deletes(start_pod, smtp, tmp_path):
@@ -304,3 +310,25 @@ def test_the_user_chooses_another_pod_in_the_settings_even_one_not_vetted(start_
     wait_until(lambda: held(b, key, email) is None, what="the delete at B once C has it")
     page = settings(s, a)
     assert "chosen by you" in page and "not vetted by this pod's admins" in page
+
+
+def test_a_backup_restored_on_b_makes_a_tell_the_user(start_pod, smtp, tmp_path):
+    b = start_pod("b", env=ON)
+    a, s, email, key = backed_up(start_pod, smtp, tmp_path, [b], LIFEBOAT_BACKUPS_STATUS_CHECK_INTERVAL="2s")
+    confirm_at_holder(b, smtp, email)
+    a.stop()  # A goes away; its user restores the automatic backup on B
+    r = requests.Session()
+    r.get(b.url + "/restore_backup")
+    assert r.post(b.url + "/restore_backup", data={"csrf": r.cookies["lb_csrf"], "email": email}).status_code == 200
+    token = re.search(r"token=(\S+)", smtp.body(smtp.wait_for(email, "Restore your diaspora"))).group(1)
+    page = r.post(b.url + "/restore_backup/confirm", data={"csrf": r.cookies["lb_csrf"], "token": token, "passphrase": PASSPHRASE})
+    assert page.status_code == 200, page.text[-2000:]
+    done = r.post(b.url + "/restore_backup/create", data={"csrf": r.cookies["lb_csrf"], "token": token, "username": "alice", "password": "alice's new password"})
+    assert done.status_code in (200, 303), done.text[-2000:]
+
+    a.start()  # A comes back: B answers its status check 410
+    mail = smtp.wait_for(email, f"Your account was restored on {b.host}")
+    assert "restored" in smtp.body(mail) and PASSPHRASE not in smtp.body(mail)
+    page = settings(s, a)
+    assert "restored elsewhere" in page, page
+    assert status(b, key, email).status_code == 410
