@@ -1068,12 +1068,22 @@ impl Answer {
                     .as_ref()
                     .and_then(|b| b.get("error").or_else(|| b.get("status")))
                     .and_then(Value::as_str)
-                    .map(|s| format!(": {s}"))
+                    .map(|s| format!(": {}", tame(s)))
                     .unwrap_or_default();
                 format!("{} answered {code}{detail}", host_of(origin))
             }
             Answer::Unreachable(why) => why.clone(),
         }
+    }
+}
+
+/// Another pod's words, fit to show on a page and in a mail: one line, at most 200
+/// characters (a hostile pod must not write our users' mails).
+fn tame(text: &str) -> String {
+    let line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    match line.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
     }
 }
 

@@ -621,6 +621,13 @@ async fn an_email_change_keeps_the_pod_and_deletes_the_old_address_slot() {
 }
 
 #[test]
+fn another_pods_words_are_tamed() {
+    assert_eq!(tame("full\r\nSubject: x"), "full  Subject: x");
+    let long = "é".repeat(500);
+    assert_eq!(tame(&long).chars().count(), 201);
+}
+
+#[test]
 fn nudges_merge_to_the_earliest_change() {
     let a = Nudge {
         changed_unix: Some(10),
