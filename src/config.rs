@@ -409,7 +409,11 @@ options! {
         broadcast_moves: bool = true, "Send AccountMigration to every pod this pod knows that has answered NodeInfo, not only the account's own.", any;
         delivery_concurrency: usize = 32, "Deliveries to other pods in flight at once.", |v: &usize| if *v == 0 || *v > 1024 { Err("must be between 1 and 1024".into()) } else { Ok(()) };
         deliveries_per_pod_per_minute: u32 = 120, "Deliveries sent to one pod per minute at most (the rest wait).", |v: &u32| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
+        unreachable_for: Span = Span::secs(60), "After a pod fails to answer, requests to it fail at once for this long.", positive_span;
+        delivery_retry_first: Span = Span::secs(60), "Wait before the first retry of a failed delivery (it doubles up to 6 hours).", positive_span;
         delivery_retry_for: Span = Span::secs(30 * 86400), "How long a failing delivery is retried before it is marked failed.", positive_span;
+        receive_private_per_client_per_minute: u32 = 60, "Private messages (POST /receive/users/GUID) accepted per client address per minute; decrypting them is costly and must not be an oracle.", |v: &u32| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
+        receive_private_per_account_per_minute: u32 = 30, "Private messages accepted per local account per minute, from all clients together.", |v: &u32| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
     }
     /// Holding backups for others, and sealing our own.
     backups: BackupsConfig {
@@ -425,6 +429,15 @@ options! {
         approved_pods: Vec<String> = Vec::new(), "Pods the admins vet as backup destinations, besides seed_pods.", pod_urls;
         restore_link_ttl: Span = Span::secs(3600), "How long an emailed restore link works (it also allows 5 pass-phrase attempts).", |v: &Span| if v.0.as_secs() < 60 || v.0.as_secs() > 86400 { Err("must be between 1m and 24h".into()) } else { Ok(()) };
         restore_links_per_day: u32 = 3, "Restore links mailed to one address per day at most (a new link revokes earlier ones).", |v: &u32| if (1..=24).contains(v) { Ok(()) } else { Err("must be between 1 and 24".into()) };
+        push_debounce: Span = Span::secs(60), "After a change to an account, wait this long before pushing its backup (changes in the meantime go in the same push).", any;
+        push_interval: Span = Span::secs(86400), "How often every account's backup is looked at even without a change (the daily pass); an unchanged backup is not sent again.", positive_span;
+        pod_check_interval: Span = Span::secs(86400), "How often each known pod's NodeInfo is read to learn whether it accepts backups.", positive_span;
+        status_check_interval: Span = Span::secs(7 * 86400), "How often the backup pod is asked what it holds (a signed status check); a copy that does not match is pushed again.", positive_span;
+        move_after_failing: Span = Span::secs(3 * 86400), "Move an account's backups to another vetted pod when pushes to its pod have failed this long.", positive_span;
+        warn_after_failing: Span = Span::secs(2 * 86400), "Tell the user (page and email) when their backup has not succeeded for this long.", positive_span;
+        push_retry_min: Span = Span::secs(60), "Wait after a failed backup push before the first retry (doubling after each failure).", positive_span;
+        push_retry_max: Span = Span::secs(6 * 3600), "Longest wait between two retries of a failing backup push.", positive_span;
+        push_concurrency: usize = 4, "Accounts whose backups are worked on at the same time.", |v: &usize| if *v == 0 || *v > 64 { Err("must be between 1 and 64".into()) } else { Ok(()) };
     }
     /// Local accounts.
     accounts: AccountsConfig {

@@ -29,6 +29,8 @@ pub struct Pod {
     pub keys: KeyPool,
     /// Restores whose pass phrase opened a backup, waiting for the account form (memory only).
     pub opened: crate::backup::restore::OpenedBackups,
+    /// Wakes the worker that keeps our accounts' encrypted backups current.
+    pub backup_sync: crate::backup::sync::BackupSync,
     pub trusted_proxies: Vec<IpAddr>,
     pub limits: Limits,
 }
@@ -41,6 +43,10 @@ pub struct Limits {
     pub backup_push: RateLimiter,
     /// Page form submissions that send mail, per client address.
     pub mail_forms: RateLimiter,
+    /// Private federation messages (`/receive/users/GUID`), per client address.
+    pub receive_private_per_client: RateLimiter,
+    /// Private federation messages, per addressed local account (by username).
+    pub receive_private_per_account: RateLimiter,
     /// Pass-phrase attempts and move-ins (each an Argon2 derivation), per client address.
     pub restore: RateLimiter,
 }
@@ -63,6 +69,16 @@ impl Pod {
                 Duration::from_secs(60),
             ),
             mail_forms: RateLimiter::new(5, 20, Duration::from_secs(3600)),
+            receive_private_per_client: RateLimiter::new(
+                config.federation.receive_private_per_client_per_minute,
+                config.federation.receive_private_per_client_per_minute,
+                Duration::from_secs(60),
+            ),
+            receive_private_per_account: RateLimiter::new(
+                config.federation.receive_private_per_account_per_minute,
+                config.federation.receive_private_per_account_per_minute,
+                Duration::from_secs(60),
+            ),
             restore: RateLimiter::new(10, 30, Duration::from_secs(3600)),
         };
         let keys = KeyPool::new(store.clone(), config.accounts.key_bits);
@@ -73,6 +89,7 @@ impl Pod {
             user_agent: user_agent(&config.public_url()),
             request_timeout: config.federation.request_timeout.get(),
             max_response_bytes: config.federation.max_response_bytes,
+            failure_cache_ttl: config.federation.unreachable_for.get(),
             ..ClientPolicy::default()
         });
         let outbox = crate::federation::outbox::Outbox::new(
@@ -81,8 +98,9 @@ impl Pod {
             crate::federation::outbox::OutboxPolicy {
                 concurrency: config.federation.delivery_concurrency,
                 per_pod_per_minute: config.federation.deliveries_per_pod_per_minute,
+                allow_http: config.federation.allow_http,
                 backoff: crate::retry::Backoff {
-                    first: Duration::from_secs(60),
+                    first: config.federation.delivery_retry_first.get(),
                     max: Duration::from_secs(6 * 3600),
                     give_up_after: config.federation.delivery_retry_for.get(),
                 },
@@ -97,6 +115,7 @@ impl Pod {
             outbox,
             keys,
             opened: Default::default(),
+            backup_sync: crate::backup::sync::BackupSync::new(),
             trusted_proxies,
             limits,
         }))

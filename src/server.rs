@@ -38,6 +38,22 @@ pub async fn serve(config: Config) -> Result<()> {
     workers.spawn(crate::backup::restore::run(pod.clone(), stopped.clone()));
     {
         let pod = pod.clone();
+        let mut stopped = stopped.clone();
+        workers.spawn(async move {
+            loop {
+                if let Err(e) = crate::migration::receive::close_due(&pod).await {
+                    tracing::error!("closing moved accounts: {e}");
+                }
+                tokio::select! {
+                    _ = stopped.changed() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                }
+            }
+        });
+    }
+    workers.spawn(crate::backup::sync::run(pod.clone(), stopped.clone()));
+    {
+        let pod = pod.clone();
         let stopped = stopped.clone();
         workers.spawn(async move {
             if let Err(e) = admin::serve(pod, stopped).await {

@@ -249,6 +249,8 @@ pub async fn confirm_email(pod: &Pod, token: &str) -> Result<String> {
         Ok(account.username)
     })?;
     pod.store.durable().await?;
+    // Backups start once the address is confirmed.
+    pod.backup_sync.wake();
     tracing::info!(%username, "email address confirmed");
     Ok(username)
 }
@@ -278,13 +280,13 @@ pub async fn sign_in(pod: &Pod, login: &str, password: &str) -> Result<Account> 
         .await
         .map_err(Error::internal)?;
     match account {
-        Some(account) if ok && account.closed.is_none() => Ok(account),
-        Some(account) if ok => Err(Error::Gone(
-            match &account.closed.as_ref().and_then(|c| c.moved_to.clone()) {
-                Some(new_id) => format!("this account moved to {new_id}"),
-                None => "this account is closed".into(),
-            },
-        )),
+        // Where a closed account went is public (its profile page says it), and its
+        // password is gone with its data: say so whatever was typed.
+        Some(account) if account.closed.is_some() => Err(Error::Gone(match account.closed.and_then(|c| c.moved_to) {
+            Some(new_id) => format!("this account moved to {new_id}"),
+            None => "this account is closed".into(),
+        })),
+        Some(account) if ok => Ok(account),
         _ => Err(refused()),
     }
 }
@@ -465,22 +467,33 @@ pub fn open_account(store: &Store, username: &str) -> Result<Account> {
 
 /// Applies `change` to an open account in one unit of work and makes it durable.
 pub async fn update(pod: &Pod, username: &str, change: impl Fn(&mut Account) -> Result<()>) -> Result<Account> {
-    let account = pod.store.transaction(|tx| {
-        let Some(previous) = AccountTx::account(tx, username)? else {
-            return abort(Error::NotFound(format!("no account named {username}")));
-        };
-        if previous.closed.is_some() {
-            return abort(Error::Gone("this account is closed".into()));
-        }
-        let mut account = previous.clone();
-        if let Err(e) = change(&mut account) {
-            return abort(e);
-        }
-        tx.put_account(Some(&previous), &account)?;
-        Ok(account)
-    })?;
+    let (account, ()) = pod.store.transaction(|tx| update_in(tx, username, &change))?;
     pod.store.durable().await?;
+    // The account's backup may have changed: the worker schedules its push.
+    pod.backup_sync.wake();
     Ok(account)
+}
+
+/// [`update`] inside a caller's unit of work, so that more can be written with the
+/// change (a delivery to another pod). `change` may also answer something (`R`). An
+/// account that `change` leaves as it was is not written again. The caller makes the
+/// unit durable.
+pub fn update_in<R>(tx: &Tx, username: &str, change: impl Fn(&mut Account) -> Result<R>) -> TxResult<(Account, R)> {
+    let Some(previous) = AccountTx::account(tx, username)? else {
+        return abort(Error::NotFound(format!("no account named {username}")));
+    };
+    if previous.closed.is_some() {
+        return abort(Error::Gone("this account is closed".into()));
+    }
+    let mut account = previous.clone();
+    let answer = match change(&mut account) {
+        Ok(answer) => answer,
+        Err(e) => return abort(e),
+    };
+    if account != previous {
+        tx.put_account(Some(&previous), &account)?;
+    }
+    Ok((account, answer))
 }
 
 /// Checks a backup pass phrase's strength and derives the key backups are sealed with

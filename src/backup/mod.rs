@@ -5,13 +5,19 @@
 //! - [`holder`]: the holder side — slots, the order of checks, confirmation, quotas,
 //!   tombstones, status answers, podmin figures — and the storage it needs
 //!   ([`holder::SlotStore`], implemented on sled in `store::backups`).
-//!
+//! - [`pods`]: the directory of backup pods this pod knows — vetted or not, available
+//!   or not, from their NodeInfo — and the automatic choice among them.
+//! - [`sync`]: the home pod side — our accounts' backups kept current on a backup pod:
+//!   the durable push queue, sequences, status checks, moves, deletes, and what the
+//!   user is told ([`sync::SyncStore`], implemented on sled in `store::backup_sync`).
 //! - [`restore`]: restore and move in — a held backup, or a `.lfbk` a user brings,
 //!   becomes a live account; the emailed links, pass-phrase attempts, the one unit of
 //!   work that consumes the link, marks the slot restored and creates the account.
 //!
-//! Not here: sealing (`sealed`), pushing our own accounts' backups.
+//! Not here: sealing (`sealed`).
 
 pub mod holder;
+pub mod pods;
 pub mod push;
 pub mod restore;
+pub mod sync;

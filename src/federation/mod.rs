@@ -1,5 +1,5 @@
 //! diaspora*'s federation: its wire formats as pure library code (no network, no storage),
-//! and, apart from them, the discovery client and store of remote people ([`people`]):
+//! and, apart from them, the parts that do I/O (`people`, `outbox`, `sharing`):
 //!
 //! - [`signature`]: RSA PKCS#1 v1.5 / SHA-256 signatures, PEM keys, fingerprints and
 //!   the key-strength rule;
@@ -10,7 +10,10 @@
 //!   recipient;
 //! - [`discovery`]: WebFinger JRD and hCard, rendered and parsed;
 //! - [`people`]: the discovery client (WebFinger + hCard over the network) and the
-//!   store of known people and their keys (the one part here that does I/O).
+//!   store of known people and their keys;
+//! - [`outbox`]: the durable queue of deliveries to other pods;
+//! - [`sharing`]: `contact` messages sent when a user starts or stops sharing, and
+//!   received at `/receive/users/GUID`.
 //!
 //! The private `xml` and `html` modules are the strict XML reader/writer and the
 //! tolerant HTML reader underneath.
@@ -22,6 +25,7 @@ mod html;
 pub mod lookup;
 pub mod outbox;
 pub mod people;
+pub mod sharing;
 pub mod signature;
 #[cfg(test)]
 mod test_support;

@@ -71,6 +71,8 @@ pub struct OutboxPolicy {
     pub concurrency: usize,
     pub per_pod_per_minute: u32,
     pub backoff: Backoff,
+    /// `federation.allow_http`: when https fails without an answer, try http (tests).
+    pub allow_http: bool,
 }
 
 /// The outbox. Cheap to clone.
@@ -166,6 +168,44 @@ impl Outbox {
             }
         }
         Ok(out)
+    }
+
+    /// The ids of a topic's deliveries, oldest first (read outside a unit of work, e.g.
+    /// for [`Outbox::cancel_pending_in`]).
+    pub fn topic_ids(&self, topic: &str) -> Result<Vec<u64>> {
+        let mut prefix = topic.as_bytes().to_vec();
+        prefix.push(0);
+        let mut ids = Vec::new();
+        for key in self.store.tree(Tree::OutboxTopics).scan_prefix(&prefix).keys() {
+            let key = key?;
+            if let Ok(id) = <[u8; 8]>::try_from(&key[prefix.len()..]) {
+                ids.push(u64::from_be_bytes(id));
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Inside a unit of work: removes those of `ids` that are still pending, for
+    /// messages that a newer one to the same place makes obsolete (and that must not
+    /// arrive after it). Delivered and failed ones stay listed. A delivery being
+    /// attempted at this moment may still arrive; its outcome is then not recorded.
+    /// Returns how many were removed.
+    pub fn cancel_pending_in(&self, tx: &Tx, ids: &[u64]) -> TxResult<usize> {
+        let mut removed = 0;
+        for &id in ids {
+            let Some(delivery) = tx.get::<Delivery>(Tree::Outbox, &id.to_be_bytes())? else {
+                continue;
+            };
+            if delivery.state != DeliveryState::Pending {
+                continue;
+            }
+            tx.tree(Tree::Outbox).remove(&id.to_be_bytes())?;
+            tx.tree(Tree::OutboxDue)
+                .remove(&due_key(delivery.next_attempt_unix, id))?;
+            tx.tree(Tree::OutboxTopics).remove(topic_key(&delivery.topic, id))?;
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// Sends a delivery of `topic` again now (a failed one, or one still waiting).
@@ -278,9 +318,16 @@ impl Outbox {
         let http = self.http.clone();
         let url = format!("{}{}", delivery.origin, delivery.path);
         let (content_type, body) = (delivery.content_type.clone(), delivery.body.clone());
-        let outcome = tokio::task::spawn_blocking(move || http.post(&url, &content_type, &body))
-            .await
-            .map_err(|e| Error::internal(format!("delivery task: {e}")))?;
+        let allow_http = self.policy.allow_http;
+        let outcome = tokio::task::spawn_blocking(move || match http.post(&url, &content_type, &body) {
+            // https first; http only when allowed and https gave no answer at all.
+            Err(_) if allow_http && url.starts_with("https://") => {
+                http.post(&url.replacen("https://", "http://", 1), &content_type, &body)
+            }
+            other => other,
+        })
+        .await
+        .map_err(|e| Error::internal(format!("delivery task: {e}")))?;
         let outcome = match outcome {
             Ok(response) if (200..300).contains(&response.status) => Ok(()),
             Ok(response) => Err(format!("answered {}", response.status)),

@@ -10,6 +10,8 @@
 //!
 //! Tree `moves_out`: username -> [`OutgoingMove`].
 
+pub mod receive;
+
 use serde::{Deserialize, Serialize};
 
 use crate::account::archive::ImportedArchive;
@@ -182,6 +184,19 @@ pub fn recipients(pod: &Pod, account: &Account, old_id: &str) -> Result<Vec<Stri
             add(origin);
         }
     }
+    // One delivery per pod: where both schemes name the same host, keep the one this pod
+    // may use (http only under `federation.allow_http`, which the outbox tries after https).
+    let hosts_with_http: Vec<String> = out
+        .iter()
+        .filter_map(|o| o.strip_prefix("http://").map(str::to_string))
+        .collect();
+    out.retain(|origin| match origin.strip_prefix("https://") {
+        Some(host) => !hosts_with_http.contains(&host.to_string()),
+        None => true,
+    });
+    if !pod.config.federation.allow_http {
+        out.retain(|origin| origin.starts_with("https://"));
+    }
     Ok(out)
 }
 
@@ -229,6 +244,7 @@ pub async fn arrive(pod: &Pod, arrival: Arrival) -> Result<Account> {
     pod.store.transaction(|tx| write_in(pod, tx, &prepared))?;
     pod.store.durable().await?;
     pod.outbox.wake();
+    apply_locally(pod, &prepared).await;
     tracing::info!(
         username = %prepared.account.username,
         from = prepared.outgoing.as_ref().map(|m| m.old_id.as_str()).unwrap_or("-"),
@@ -245,4 +261,15 @@ pub fn outgoing(pod: &Pod, username: &str) -> Result<Option<OutgoingMove>> {
         .get(username)?
         .map(|b| crate::store::decode(&b))
         .transpose()
+}
+
+/// Applies an arrival's move to this pod's own data through the receiving path, with
+/// all of its checks: if this pod knows the old identity's key and the envelope does
+/// not verify against it, nothing local is re-pointed.
+pub async fn apply_locally(pod: &Pod, prepared: &Prepared) {
+    let Some(outgoing) = &prepared.outgoing else { return };
+    match receive::receive_public(pod, &outgoing.envelope_xml).await {
+        Ok(outcome) => tracing::info!(old = %outgoing.old_id, ?outcome, "move applied to this pod's own data"),
+        Err(e) => tracing::warn!(old = %outgoing.old_id, "move not applied to this pod's own data: {e}"),
+    }
 }

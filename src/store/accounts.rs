@@ -54,6 +54,8 @@ impl AccountTx for Tx<'_> {
             self.put(Tree::AccountEmails, account.email.as_bytes(), &account.username)?;
         }
         self.put(Tree::AccountGuids, account.guid.as_bytes(), &account.username)?;
+        // Any change to an account may change its backup: the worker takes it up.
+        super::backup_sync::note_account_changed(self, &account.username)?;
         self.put(Tree::Accounts, account.username.as_bytes(), account)
     }
 

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{Error, Result};
 
 pub mod accounts;
+pub mod backup_sync;
 pub mod backups;
 pub mod mail;
 pub mod people;
@@ -80,6 +81,12 @@ trees! {
     People = "people",
     /// `moves_out`: username -> [`crate::migration::OutgoingMove`], the signed move of an arrived account.
     MovesOut = "moves_out",
+    /// `moves_in`: old diaspora ID -> [`crate::migration::receive::ReceivedMove`], every verified move applied here.
+    MovesIn = "moves_in",
+    /// `pending_closures`: username -> [`crate::migration::receive::PendingClosure`], local accounts whose move waits.
+    PendingClosures = "pending_closures",
+    /// `contact_moves`: username 0x00 new diaspora ID -> old diaspora ID (UTF-8), shown on the contacts page.
+    ContactMoves = "contact_moves",
     /// `backup_slots`: normalised email, 0x00, key fingerprint (32 bytes, SHA-256 of the
     /// SPKI DER) -> [`crate::backup::holder::Slot`] (state only, never the backup).
     BackupSlots = "backup_slots",
@@ -104,6 +111,21 @@ trees! {
     /// `restore_addresses`: normalised email -> [`crate::backup::restore::RestoreAddress`]
     /// (the link that is valid now, the restore mails of the last day).
     RestoreAddresses = "restore_addresses",
+    /// `backup_pods`: pod origin (`scheme://host[:port]`, UTF-8) ->
+    /// [`crate::backup::pods::PodInfo`] (what its NodeInfo last said about backups).
+    BackupPods = "backup_pods",
+    /// `backup_sync`: username -> [`crate::backup::sync::SyncState`] (the account's backup
+    /// pod, what it acknowledged, the next sequence, deletes owed to pods left behind).
+    BackupSync = "backup_sync",
+    /// `backup_sync_due`: next look (Unix seconds, u64 BE) ++ username -> empty; the
+    /// schedule of the backup worker, one entry per account at most.
+    BackupSyncDue = "backup_sync_due",
+    /// `backup_nudges`: username -> [`crate::backup::sync::Nudge`]: account changes (and
+    /// other reasons to look) not yet taken up by the backup worker.
+    BackupNudges = "backup_nudges",
+    /// `backup_choices`: username -> origin (String): the backup pod the user picked in
+    /// the settings, until the worker applies it.
+    BackupChoices = "backup_choices",
 }
 
 /// Encodes a value for storage: the value version byte, then bincode.
@@ -304,10 +326,16 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
         Tree::OutboxDue | Tree::OutboxTopics => Ok(()),
         Tree::People => decode::<crate::federation::people::Person>(value).map(|_| ()),
         Tree::MovesOut => decode::<crate::migration::OutgoingMove>(value).map(|_| ()),
+        Tree::MovesIn => decode::<crate::migration::receive::ReceivedMove>(value).map(|_| ()),
+        Tree::PendingClosures => decode::<crate::migration::receive::PendingClosure>(value).map(|_| ()),
+        Tree::ContactMoves => Ok(()),
         Tree::BackupSlots | Tree::BackupData | Tree::BackupAddresses | Tree::BackupTokens | Tree::BackupCounters => {
             backups::check_value(tree, key, value)
         }
         Tree::RestoreTokens | Tree::RestoreAddresses => restore::check_value(tree, key, value),
+        Tree::BackupPods | Tree::BackupSync | Tree::BackupSyncDue | Tree::BackupNudges | Tree::BackupChoices => {
+            backup_sync::check_value(tree, key, value)
+        }
     };
     result
         .err()
@@ -388,9 +416,15 @@ async fn group_commit(db: sled::Db, mut rx: mpsc::UnboundedReceiver<oneshot::Sen
             waiters.push(more);
         }
         let db = db.clone();
+        let started = std::time::Instant::now();
         let outcome = tokio::task::spawn_blocking(move || db.flush().map(|_| ()).map_err(|e| e.to_string()))
             .await
             .unwrap_or_else(|e| Err(e.to_string()));
+        tracing::trace!(
+            waiters = waiters.len(),
+            us = started.elapsed().as_micros() as u64,
+            "group commit"
+        );
         for waiter in waiters {
             let _ = waiter.send(outcome.clone().map_err(|e| Error::internal(format!("flush: {e}"))));
         }

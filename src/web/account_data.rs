@@ -1,6 +1,7 @@
 //! Pages for what an account holds: the profile (with the avatar upload), aspects,
 //! contacts, followed tags and blocks. Each POST checks CSRF, changes the account in
-//! one unit of work through [`crate::account::update`], and redirects back.
+//! one unit of work through [`crate::account::update`] (contacts through
+//! [`crate::federation::sharing`], which also tells the person), and redirects back.
 
 use maud::{html, Markup};
 use warp::http::StatusCode;
@@ -9,7 +10,8 @@ use super::accounts::{page, require};
 use super::forms::{self, Form};
 use super::pages::notice_for;
 use super::{see_other, Request, Response};
-use crate::account::{self, profile, Account, ContactData};
+use crate::account::{self, profile, Account};
+use crate::federation::sharing;
 use crate::pod::Pod;
 use crate::{Error, Result};
 
@@ -274,6 +276,7 @@ fn render_contacts(
         @if account.contacts.is_empty() {
             p { "No contacts yet." }
         } @else {
+            p.hint { "People who share with you are listed too; put them into an aspect to share back." }
             table {
                 thead { tr { th { "Person" } th { "Sharing" } th { "Aspects" } th {} } }
                 tbody {
@@ -282,6 +285,9 @@ fn render_contacts(
                             td {
                                 strong.contact-name { (contact.person_name.clone().unwrap_or_else(|| contact.diaspora_id.clone())) }
                                 br; code.contact-id { (contact.diaspora_id) }
+                                @if let Ok(Some(old)) = crate::migration::receive::contact_moved_from(pod, &account.username, &contact.diaspora_id) {
+                                    br; span.moved-notice { "moved from " (old) }
+                                }
                             }
                             td {
                                 @if contact.sharing && contact.receiving { "mutual" }
@@ -321,42 +327,11 @@ fn render_contacts(
 
 pub async fn add_contact(pod: &Pod, req: &mut Request) -> Result<Response> {
     let (account, form) = posted!(pod, req);
-    let host = pod.config.public_host();
-    let found = async {
-        let id = profile::check_diaspora_id(form.text("diaspora_id"))?;
-        if id == account.diaspora_id(&host) {
-            return Err(Error::bad("that is you"));
-        }
-        if account.contacts.iter().any(|c| c.diaspora_id == id && c.sharing) {
-            return Err(Error::Conflict(format!("{id} is already among your contacts")));
-        }
-        crate::federation::lookup::discover_for(pod, &id).await
+    let added = sharing::add_contact(pod, &account, form.text("diaspora_id")).await;
+    match or_show(added, |status, e| render_contacts(pod, req, &account, status, Some(e)))? {
+        Ok(()) => see_other("/contacts?done=contact_added"),
+        Err(page) => Ok(page),
     }
-    .await;
-    let person = match or_show(found, |status, e| render_contacts(pod, req, &account, status, Some(e)))? {
-        Ok(person) => person,
-        Err(page) => return Ok(page),
-    };
-    account::update(pod, &account.username, |a| {
-        let contact = match a.contacts.iter_mut().find(|c| c.diaspora_id == person.diaspora_id) {
-            Some(existing) => existing,
-            None => {
-                a.contacts.push(ContactData {
-                    diaspora_id: person.diaspora_id.clone(),
-                    ..Default::default()
-                });
-                a.contacts.last_mut().expect("just pushed")
-            }
-        };
-        contact.person_guid = Some(person.guid.clone());
-        contact.person_name = Some(person.full_name.clone()).filter(|n| !n.is_empty());
-        contact.public_key = Some(person.public_key_pem.clone());
-        contact.sharing = true;
-        contact.following = true;
-        Ok(())
-    })
-    .await?;
-    see_other("/contacts?done=contact_added")
 }
 
 pub async fn contact_aspects(pod: &Pod, req: &mut Request) -> Result<Response> {
@@ -368,33 +343,17 @@ pub async fn contact_aspects(pod: &Pod, req: &mut Request) -> Result<Response> {
         .filter(|a| form.checked(&format!("aspect:{a}")))
         .cloned()
         .collect();
-    account::update(pod, &account.username, |a| {
-        let contact = a
-            .contacts
-            .iter_mut()
-            .find(|c| c.diaspora_id == id)
-            .ok_or_else(|| Error::NotFound("no such contact".into()))?;
-        contact.aspects = chosen.clone();
-        Ok(())
-    })
-    .await?;
-    see_other("/contacts?done=saved")
+    let saved = sharing::set_aspects(pod, &account, &id, chosen).await;
+    match or_show(saved, |status, e| render_contacts(pod, req, &account, status, Some(e)))? {
+        Ok(()) => see_other("/contacts?done=saved"),
+        Err(page) => Ok(page),
+    }
 }
 
 pub async fn remove_contact(pod: &Pod, req: &mut Request) -> Result<Response> {
     let (account, form) = posted!(pod, req);
     let id = form.text("diaspora_id").to_string();
-    account::update(pod, &account.username, |a| {
-        // Someone who still shares with us stays listed (they follow us); we stop sharing.
-        if let Some(contact) = a.contacts.iter_mut().find(|c| c.diaspora_id == id) {
-            contact.sharing = false;
-            contact.following = false;
-            contact.aspects.clear();
-        }
-        a.contacts.retain(|c| c.sharing || c.receiving);
-        Ok(())
-    })
-    .await?;
+    sharing::remove_contact(pod, &account, &id).await?;
     see_other("/contacts?done=contact_removed")
 }
 

@@ -330,7 +330,7 @@ pub async fn settings(pod: &Pod, req: &Request) -> Result<Response> {
     render_settings(pod, req, &account, StatusCode::OK, None)
 }
 
-fn render_settings(
+pub(crate) fn render_settings(
     pod: &Pod,
     req: &Request,
     account: &Account,
@@ -347,12 +347,16 @@ fn render_settings(
         section.card {
             h2 { "Your account" }
             p { "Your diaspora* ID is " strong { (account.diaspora_id(&host)) } "." }
+            @if pod.config.accounts.admins.contains(&account.username) {
+                p { "You are an admin of this pod: " a href="/admin" { "pod administration" } "." }
+            }
             p { "Email: " (account.email) " — "
                 @if account.email_confirmed { "confirmed" } @else { strong { "not confirmed yet" } ": check your mailbox for the link." }
             }
         }
-        (super::restore::move_card(pod, account))
+        (moves_section(pod, account, &csrf)?)
         (backup_section(account, &csrf))
+        (super::backup_sync::section(pod, account, &csrf, done.as_deref()))
         (download_section(account, &csrf, pod))
         section.card {
             h2 { "Change email address" }
@@ -620,4 +624,85 @@ async fn sealed_file(pod: &Pod, req: &mut Request, moving: bool) -> Result<Respo
         }
         Err(e) => Err(e),
     }
+}
+
+fn moves_section(pod: &Pod, account: &Account, csrf: &str) -> Result<Markup> {
+    use crate::federation::outbox::DeliveryState;
+    let pending = crate::migration::receive::pending_closure(pod, &account.username)?;
+    let outgoing = crate::migration::outgoing(pod, &account.username)?;
+    let deliveries = match &outgoing {
+        Some(_) => pod.outbox.topic(&crate::migration::topic(&account.username))?,
+        None => Vec::new(),
+    };
+    let count = |f: fn(&DeliveryState) -> bool| deliveries.iter().filter(|d| f(&d.state)).count();
+    Ok(html! {
+        @if let Some(pending) = &pending {
+            section.card.notice.error #not-me {
+                h2 { "Your account is moving" }
+                p { "This pod received a signed message saying that this account moved to " strong { (pending.new_id) } ". "
+                    "Unless you object, this account closes and points there." }
+                form method="post" action="/settings/not_me" {
+                    (csrf_field(csrf))
+                    button.danger type="submit" { "This was not me" }
+                }
+            }
+        }
+        @if let Some(outgoing) = &outgoing {
+            section.card #moved-in {
+                h2 { "Your move" }
+                p { "This account arrived from " strong { (outgoing.old_id) } ". Every pod that knew that identity is being told, in diaspora*'s own AccountMigration message, that it is now " strong { (outgoing.new_id) } "." }
+                p.move-summary { (count(|s| matches!(s, DeliveryState::Delivered { .. }))) " delivered, "
+                    (count(|s| *s == DeliveryState::Pending)) " pending, "
+                    (count(|s| *s == DeliveryState::Failed)) " failed." }
+                @if !deliveries.is_empty() {
+                    table.deliveries {
+                        thead { tr { th { "Pod" } th { "State" } th { "Attempts" } th {} } }
+                        tbody {
+                            @for d in &deliveries {
+                                tr {
+                                    td { code { (d.origin) } }
+                                    td.state { @match &d.state {
+                                        DeliveryState::Delivered { .. } => "delivered",
+                                        DeliveryState::Pending => { "pending" @if let Some(e) = &d.last_error { " (" (e) ")" } },
+                                        DeliveryState::Failed => { "failed" @if let Some(e) = &d.last_error { " (" (e) ")" } },
+                                    } }
+                                    td { (d.attempts) }
+                                    td {
+                                        @if !matches!(d.state, DeliveryState::Delivered { .. }) {
+                                            form.inline method="post" action="/settings/move/retry" {
+                                                (csrf_field(csrf))
+                                                input type="hidden" name="id" value=(d.id);
+                                                button.secondary type="submit" { "Retry now" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+pub async fn not_me(pod: &Pod, req: &mut Request) -> Result<Response> {
+    let (account, _) = match settings_form(pod, req).await? {
+        Ok(x) => x,
+        Err(redirect) => return Ok(redirect),
+    };
+    crate::migration::receive::cancel_closure(pod, &account.username).await?;
+    see_other("/settings?done=move_cancelled")
+}
+
+pub async fn retry_delivery(pod: &Pod, req: &mut Request) -> Result<Response> {
+    let (account, form) = match settings_form(pod, req).await? {
+        Ok(x) => x,
+        Err(redirect) => return Ok(redirect),
+    };
+    let id: u64 = form.text("id").parse().map_err(|_| Error::bad("no such delivery"))?;
+    pod.outbox
+        .retry(&crate::migration::topic(&account.username), id)
+        .await?;
+    see_other("/settings?done=retrying#moved-in")
 }

@@ -7,12 +7,15 @@
 
 pub mod account_data;
 pub mod accounts;
+pub mod admin_pages;
+pub mod backup_sync;
 pub mod backups;
 pub mod client_addr;
 pub mod discovery;
 pub mod forms;
 pub mod nodeinfo;
 pub mod pages;
+pub mod receive;
 pub mod restore;
 
 use std::net::SocketAddr;
@@ -224,6 +227,11 @@ async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
             Ok(response)
         }
         (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok\n")),
+        (&Method::POST, ["receive", "public"]) => receive::public(pod, req).await,
+        (&Method::POST, ["receive", "users", guid]) => {
+            let guid = guid.to_string();
+            receive::private(pod, &mut req, &guid).await
+        }
         (&Method::GET, [".well-known", "webfinger"]) => discovery::webfinger(pod, &req),
         (&Method::GET, ["hcard", "users", guid]) => discovery::hcard(pod, guid),
         (&Method::GET, ["people", guid]) => discovery::person_page(pod, guid),
@@ -241,6 +249,7 @@ async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
         (&Method::GET, ["users", "password", "reset"]) => accounts::reset_form(pod, &req).await,
         (&Method::POST, ["users", "password", "reset"]) => accounts::reset(pod, &mut req).await,
         (&Method::GET, ["settings"]) => accounts::settings(pod, &req).await,
+        (&Method::GET, ["admin"]) => admin_pages::admin(pod, &req).await,
         (&Method::GET, ["profile"]) => account_data::profile_form(pod, &req).await,
         (&Method::POST, ["profile"]) => account_data::save_profile(pod, &mut req).await,
         (&Method::GET, ["aspects"]) => account_data::aspects(pod, &req).await,
@@ -258,9 +267,12 @@ async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
         (&Method::POST, ["settings", "delete"]) => accounts::delete(pod, &mut req).await,
         (&Method::POST, ["settings", "passphrase"]) => accounts::set_passphrase(pod, &mut req).await,
         (&Method::POST, ["settings", "backups", "opt_out"]) => accounts::opt_out(pod, &mut req).await,
+        (&Method::POST, ["settings", "backups", "pod"]) => backup_sync::choose_pod(pod, &mut req).await,
         (&Method::POST, ["settings", "download", "archive"]) => accounts::download_archive(pod, &mut req).await,
         (&Method::POST, ["settings", "download", "backup"]) => accounts::download_backup(pod, &mut req).await,
         (&Method::POST, ["settings", "move"]) => accounts::start_move(pod, &mut req).await,
+        (&Method::POST, ["settings", "not_me"]) => accounts::not_me(pod, &mut req).await,
+        (&Method::POST, ["settings", "move", "retry"]) => accounts::retry_delivery(pod, &mut req).await,
         (&Method::POST, ["api", "lifeboat", "v1", "backups"]) => backups::push(pod, req).await,
         (&Method::POST, ["api", "lifeboat", "v1", "backups", "status"]) => backups::status(pod, req).await,
         (&Method::GET, ["restore_backup"]) => restore::form(pod, &req).await,

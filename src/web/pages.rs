@@ -129,6 +129,10 @@ pub fn notice_for(done: Option<&str>) -> Markup {
         Some("email_sent") => "We have sent a link to the new address. It takes effect when you open it.",
         Some("password_changed") => "Your password is changed.",
         Some("saved") => "Saved.",
+        Some("move_cancelled") => {
+            "The move is cancelled: this account stays open. Consider changing your password and backup pass phrase."
+        }
+        Some("retrying") => "Sending again now.",
         Some("passphrase_set") => "Your backup pass phrase is set. Keep it safe: only it opens your backup.",
         Some("backups_off") => "Encrypted backups are off.",
         Some("contact_added") => "Contact added.",

@@ -18,12 +18,11 @@ use warp::http::{header, HeaderValue, StatusCode};
 use super::accounts::page;
 use super::forms::{self, Form};
 use super::{Request, Response};
-use crate::account::{session, Account};
+use crate::account::session;
 use crate::backup::restore::{
     self, accepts_move_ins, Create, Created, KeyCheck, MoveIn, RestoreView, Unlock, ATTEMPTS, WHAT_COMES_BACK,
     WHAT_DOES_NOT,
 };
-use crate::federation::outbox::DeliveryState;
 use crate::passphrase::Passphrase;
 use crate::pod::Pod;
 use crate::{Error, Result};
@@ -52,18 +51,6 @@ fn what_comes_back() -> Markup {
             p.hint { "Your new account gets a new diaspora* ID on this pod and a new key pair. The pods that knew your old ID are told that you moved, and re-point your contacts to the new one." }
         }
     }
-}
-
-fn format_utc(unix: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix as i64)
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute] UTC"
-            ))
-            .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
 }
 
 // ----- the address form -----
@@ -502,58 +489,3 @@ fn capitalise(text: &str) -> String {
 }
 
 // ----- the settings card -----
-
-/// The settings card of an account that arrived by a move: where it came from, and how
-/// far the announcement has got, pod by pod.
-pub fn move_card(pod: &Pod, account: &Account) -> Markup {
-    let Some(from) = &account.moved_from else {
-        return html! {};
-    };
-    let deliveries = pod
-        .outbox
-        .topic(&crate::migration::topic(&account.username))
-        .unwrap_or_else(|e| {
-            tracing::error!("reading the move's deliveries: {e}");
-            Vec::new()
-        });
-    let delivered = deliveries
-        .iter()
-        .filter(|d| matches!(d.state, DeliveryState::Delivered { .. }))
-        .count();
-    let failed = deliveries.iter().filter(|d| d.state == DeliveryState::Failed).count();
-    let pending = deliveries.len() - delivered - failed;
-    let mut shown: Vec<_> = deliveries.iter().collect();
-    shown.sort_by_key(|d| match d.state {
-        DeliveryState::Failed => 0,
-        DeliveryState::Pending => 1,
-        DeliveryState::Delivered { .. } => 2,
-    });
-    shown.truncate(50);
-    html! {
-        section.card #moved {
-            h2 { "Your move" }
-            p { "This account moved here from " code { (from.diaspora_id) } " on " (format_utc(from.at_unix)) "." }
-            @if deliveries.is_empty() {
-                p { "The move message was sent to no pod." }
-            } @else {
-                p { "The move message goes to " (deliveries.len()) " pods: " (delivered) " delivered, " (pending) " pending, " (failed) " failed. Pending deliveries are retried for 30 days." }
-                table.deliveries {
-                    thead { tr { th { "Pod" } th { "State" } } }
-                    tbody {
-                        @for d in &shown {
-                            tr {
-                                td { code { (d.origin) } }
-                                td { @match &d.state {
-                                    DeliveryState::Delivered { at_unix } => { "delivered " (format_utc(*at_unix)) },
-                                    DeliveryState::Pending => { "pending" @if let Some(e) = &d.last_error { " (last try: " (e) ")" } },
-                                    DeliveryState::Failed => { "failed" @if let Some(e) = &d.last_error { " (" (e) ")" } },
-                                } }
-                            }
-                        }
-                    }
-                }
-                @if deliveries.len() > shown.len() { p.hint { "Showing " (shown.len()) " of " (deliveries.len()) "." } }
-            }
-        }
-    }
-}

@@ -11,9 +11,9 @@ from selenium.webdriver.common.by import By
 from rig import wait_until
 
 
-def fill(browser, values):
+def fill(browser, values, form=None):
     for name, value in values.items():
-        field = browser.find_element(By.NAME, name)
+        field = browser.find_element(By.CSS_SELECTOR, f"form[action='{form}'] [name='{name}']") if form else browser.find_element(By.NAME, name)
         field.clear()
         field.send_keys(value)
 
@@ -48,7 +48,7 @@ def test_sign_up_confirm_profile_in_a_browser(start_pod, smtp, browser):
     assert browser.find_elements(By.CSS_SELECTOR, "form[action='/users/confirm_email']"), "the GET only shows a button"
     assert "not confirmed yet" in pod.cli("user", "list").stdout or "email not confirmed" in pod.cli("user", "list").stdout
     submit(browser, "/users/confirm_email")
-    assert "Address confirmed" in browser.page_source
+    wait_until(lambda: "Address confirmed" in browser.page_source, what="the confirmation page")
     assert "active" in pod.cli("user", "list").stdout
 
     browser.get(pod.url + "/profile")
@@ -70,6 +70,7 @@ def test_profile_limits_are_enforced_with_a_clear_message(start_pod, browser):
     # a date input rejects impossible dates itself; send the form without the browser's help
     browser.execute_script("document.getElementById('birthday').type='text'; document.getElementById('birthday').value='1990-02-30'; document.getElementById('first_name').removeAttribute('maxlength'); document.getElementById('first_name').value='" + "x" * 33 + "';")
     submit(browser, "/profile")
+    wait_until(lambda: "birthday" in browser.page_source and "notice error" in browser.page_source, what="the refusal")
     page = browser.page_source
     assert "first name" in page and "birthday" in page
     assert "xxxxxxxxx" not in pod.get("/.well-known/webfinger", params={"resource": f"acct:bob@{pod.host}"}).text
@@ -208,3 +209,67 @@ def test_backup_pass_phrase_is_checked_and_never_stored(start_pod):
             data = path.read_bytes()
             for secret in (PASSPHRASE, second):
                 assert secret.encode() not in data, f"{secret!r} found in {path}"
+
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000" "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082")
+
+
+def test_avatar_aspects_tags_and_blocks_in_a_browser(start_pod, browser, tmp_path):
+    pod = start_pod()
+    sign_up(browser, pod, "nina", "nina@example.org")
+    avatar = tmp_path / "me.png"
+    avatar.write_bytes(PNG)
+    browser.get(pod.url + "/profile")
+    browser.find_element(By.NAME, "avatar").send_keys(str(avatar))
+    submit(browser, "/profile")
+    wait_until(lambda: "done=saved" in browser.current_url, what="the saved profile")
+    guid = pod.get("/.well-known/webfinger", params={"resource": f"acct:nina@{pod.host}"}).json()["aliases"][0].rsplit("/", 1)[1]
+    served = pod.get(f"/avatars/{guid}")
+    assert served.content == PNG and served.headers["content-type"] == "image/png"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert f"/avatars/{guid}" in pod.get(f"/hcard/users/{guid}").text
+    # a file that is not a picture is refused by its bytes, whatever its name
+    fake = tmp_path / "fake.png"
+    fake.write_bytes(b"<svg onload=alert(1)></svg>")
+    browser.get(pod.url + "/profile")
+    browser.find_element(By.NAME, "avatar").send_keys(str(fake))
+    submit(browser, "/profile")
+    wait_until(lambda: "PNG, JPEG, GIF or WebP" in browser.page_source and "notice error" in browser.page_source, what="the refusal")
+    assert pod.get(f"/avatars/{guid}").content == PNG
+
+    browser.get(pod.url + "/aspects")
+    fill(browser, {"name": "Climbing"}, form="/aspects")
+    submit(browser, "/aspects")
+    wait_until(lambda: "Climbing" in browser.page_source, what="the new aspect")
+    browser.get(pod.url + "/tags")
+    fill(browser, {"item": "#Photography"}, form="/tags")
+    submit(browser, "/tags")
+    wait_until(lambda: "photography" in browser.page_source, what="the followed tag")
+    browser.get(pod.url + "/blocks")
+    fill(browser, {"item": "troll@pod.example.org"}, form="/blocks")
+    submit(browser, "/blocks")
+    wait_until(lambda: "troll@pod.example.org" in browser.page_source, what="the block")
+    out = tmp_path / "nina.json"
+    pod.cli("archive", "export", "nina", "--out", str(out))
+    import json
+
+    user = json.loads(out.read_text())["user"]
+    assert "Climbing" in [g["name"] for g in user["contact_groups"]]
+    assert user["followed_tags"] == ["photography"]
+    assert user["blocks"] == ["troll@pod.example.org"]
+
+
+def test_email_change_is_reconfirmed(start_pod, smtp):
+    pod = start_pod()
+    pod.cli("user", "add", "olga", "--email", "olga@example.org", input="olga's password\n")
+    s = requests.Session()
+    s.get(pod.url + "/users/sign_in")
+    s.post(pod.url + "/users/sign_in", data={"csrf": s.cookies["lb_csrf"], "login": "olga", "password": "olga's password"})
+    r = s.post(pod.url + "/settings/email", data={"csrf": s.cookies["lb_csrf"], "email": "olga@new.example", "password": "olga's password"})
+    assert "sent a link to the new address" in r.text
+    assert "olga@example.org" in pod.cli("user", "list").stdout, "the address changes only when confirmed"
+    link = link_in(smtp, smtp.wait_for("olga@new.example", "Confirm your email"))
+    token = link.split("token=")[1]
+    r = s.post(pod.url + "/users/confirm_email", data={"csrf": s.cookies["lb_csrf"], "token": token})
+    assert "Address confirmed" in r.text
+    assert "olga@new.example" in pod.cli("user", "list").stdout

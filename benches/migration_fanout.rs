@@ -1,0 +1,184 @@
+//! How fast one AccountMigration reaches many pods: 1,000 loopback receivers, of which
+//! 50 refuse connections and 50 answer only after 5 s, fed through the real outbox and
+//! the real outbound client. Prints the time of the first pass (every delivery tried
+//! once) and the process's memory growth; then checks that failures are scheduled for
+//! retry by their backoff. The receivers run in a child process (this binary, started
+//! again with `--receivers`), so the memory figure is the sender's alone. Run with
+//! `cargo bench --bench migration_fanout`.
+
+use std::time::{Duration, Instant};
+
+use lifeboat::federation::outbox::{DeliveryState, NewDelivery, Outbox, OutboxPolicy};
+use lifeboat::http_client::{ClientPolicy, HttpClient};
+use lifeboat::retry::Backoff;
+use lifeboat::store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const FAST: usize = 900;
+const SLOW: usize = 50;
+const REFUSING: usize = 50;
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn receiver(delay: Duration) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let Ok(n) = stream.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    origin
+}
+
+/// The child: starts the receivers, prints their origins, serves until stdin closes.
+async fn serve_receivers() {
+    let mut origins = Vec::new();
+    for _ in 0..FAST {
+        origins.push(receiver(Duration::ZERO).await);
+    }
+    for _ in 0..SLOW {
+        origins.push(receiver(Duration::from_secs(5)).await);
+    }
+    for _ in 0..REFUSING {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        origins.push(format!("http://{}", listener.local_addr().expect("addr")));
+        drop(listener);
+    }
+    println!("{}", origins.join(" "));
+    let mut stdin = tokio::io::stdin();
+    let mut byte = [0u8; 1];
+    let _ = stdin.read(&mut byte).await;
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    if std::env::args().any(|a| a == "--receivers") {
+        return serve_receivers().await;
+    }
+    let mut child = std::process::Command::new(std::env::current_exe().expect("own path"))
+        .arg("--receivers")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the receivers");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("origins");
+    let origins: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+    assert_eq!(origins.len(), FAST + SLOW + REFUSING);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).unwrap_or_else(|_| panic!("store"));
+    let http = HttpClient::new(ClientPolicy {
+        allow_http: true,
+        allow_private_addresses: true,
+        user_agent: "lifeboat-bench".into(),
+        request_timeout: Duration::from_secs(30),
+        ..ClientPolicy::default()
+    });
+    let outbox = Outbox::new(
+        store.clone(),
+        http,
+        OutboxPolicy {
+            concurrency: 32,
+            per_pod_per_minute: 120,
+            backoff: Backoff {
+                first: Duration::from_secs(60),
+                max: Duration::from_secs(6 * 3600),
+                give_up_after: Duration::from_secs(30 * 86400),
+            },
+            allow_http: true,
+        },
+    );
+    let envelope = vec![b'x'; 4096];
+    let deliveries: Vec<NewDelivery> = origins
+        .iter()
+        .map(|origin| NewDelivery {
+            topic: "move:bench".into(),
+            origin: origin.clone(),
+            path: "/receive/public".into(),
+            content_type: "application/magic-envelope+xml".into(),
+            body: envelope.clone(),
+        })
+        .collect();
+    let rss_before = rss_kib();
+    let started = Instant::now();
+    outbox.enqueue(&deliveries).await.expect("enqueue");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(outbox.clone().run(stopped));
+    let mut peak = rss_before;
+    loop {
+        let all = outbox.topic("move:bench").expect("topic");
+        peak = peak.max(rss_kib());
+        if all.iter().all(|d| d.attempts >= 1) {
+            let first_pass = started.elapsed();
+            let delivered = all
+                .iter()
+                .filter(|d| matches!(d.state, DeliveryState::Delivered { .. }))
+                .count();
+            let retrying: Vec<_> = all.iter().filter(|d| d.state == DeliveryState::Pending).collect();
+            let now = lifeboat::account::now_unix();
+            let backoff_ok = retrying.iter().all(|d| d.next_attempt_unix >= now + 50);
+            println!("receivers: {FAST} fast, {SLOW} answering after 5 s, {REFUSING} refusing connections");
+            println!("first pass: {:.2} s (target: at most 15 s)", first_pass.as_secs_f64());
+            println!("delivered: {delivered}; waiting for retry: {}", retrying.len());
+            println!("failures scheduled by their backoff (first retry ~60 s later): {backoff_ok}");
+            println!(
+                "memory: {} KiB before, {} KiB peak, growth {:.1} MiB (target: under 20 MiB)",
+                rss_before,
+                peak,
+                (peak.saturating_sub(rss_before)) as f64 / 1024.0
+            );
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            println!("first pass did not finish within 120 s");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(true);
+    let _ = worker.await;
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
