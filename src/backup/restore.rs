@@ -41,10 +41,11 @@
 //! key only.
 //!
 //! **Applying the move to this pod's own data** happens only through its receiving path
-//! (`POST /receive/public`, with every check of DESIGN §6): the signed envelope is also
-//! queued to this pod's own origin when this pod knows the old identity with the
-//! archive's key — stored, or (for a move-in) just discovered at its pod and stored.
-//! Otherwise nothing is re-pointed here, and the pages say so ([`KeyCheck`]).
+//! ([`crate::migration::apply_locally`], every check of DESIGN §6), once the account is
+//! durable, and only when this pod knows the old identity with the archive's key —
+//! stored, or (for a move-in) just discovered at its pod and stored. Otherwise nothing
+//! is re-pointed here (the receiving path would refuse anyway: the old pod is gone or
+//! the key differs), and the pages say so ([`KeyCheck`]).
 //!
 //! **Move in** ([`move_in`], the old pod still alive): the file and pass phrase give the
 //! archive; its key must be the key this pod stores for the old identity, else the one
@@ -75,13 +76,10 @@ use crate::account::credentials::{random_token, token_hash};
 use crate::account::{check_password, check_username, normalize_email, now_unix, Account, AccountStore, Avatar};
 use crate::config::Config;
 use crate::federation::entities::valid_diaspora_id;
-use crate::federation::envelope::CONTENT_TYPE;
-use crate::federation::outbox::NewDelivery;
 use crate::federation::people::{fetch_person, store_person, PeopleStore};
 use crate::federation::signature::{fingerprint, public_key_from_pem};
-use crate::http_client::origin_of;
 use crate::mail::Mail;
-use crate::migration::{prepare, topic, write_in, Arrival, Prepared};
+use crate::migration::{prepare, write_in, Arrival};
 use crate::passphrase::Passphrase;
 use crate::pod::Pod;
 use crate::sealed::KdfBounds;
@@ -787,23 +785,6 @@ fn stored_key_check(pod: &Pod, archive: &ImportedArchive) -> Result<KeyCheck> {
     })
 }
 
-/// Queues the signed move to this pod's own receiving path too (see the module doc).
-fn add_local_delivery(pod: &Pod, prepared: &mut Prepared) -> Result<()> {
-    let Some(outgoing) = &prepared.outgoing else {
-        return Ok(());
-    };
-    let origin = origin_of(&pod.config.public_url())?;
-    let delivery = NewDelivery {
-        topic: topic(&prepared.account.username),
-        origin,
-        path: "/receive/public".into(),
-        content_type: CONTENT_TYPE.into(),
-        body: outgoing.envelope_xml.clone().into_bytes(),
-    };
-    prepared.deliveries.push((pod.store.generate_id()?, delivery));
-    Ok(())
-}
-
 /// Creates the account from an opened archive (see the module doc, step 4).
 pub async fn create(pod: &Pod, token: &str, username: &str, password: &str) -> Result<Create> {
     let hash = link_hash(token).ok_or_else(invalid_link)?;
@@ -848,10 +829,7 @@ async fn create_from(
         email: record.email.clone(),
         email_confirmed: true,
     };
-    let mut prepared = prepare(pod, arrival).await?;
-    if key_check.applies_here() {
-        add_local_delivery(pod, &mut prepared)?;
-    }
+    let prepared = prepare(pod, arrival).await?;
     let (slot, sha256, email) = (&opened.slot, &opened.sha256, &record.email);
     pod.store.transaction(|tx| {
         // Compare-and-swap: the first unit of work that still finds the token takes it.
@@ -873,6 +851,9 @@ async fn create_from(
     })?;
     pod.store.durable().await?;
     pod.outbox.wake();
+    if key_check.applies_here() {
+        crate::migration::apply_locally(pod, &prepared).await;
+    }
     tracing::info!(
         username = %prepared.account.username,
         from = old_id.as_deref().unwrap_or("-"),
@@ -989,10 +970,7 @@ pub async fn move_in(pod: &Pod, request: MoveIn) -> Result<Created> {
         email: email.clone(),
         email_confirmed: false,
     };
-    let mut prepared = prepare(pod, arrival).await?;
-    if key_check.applies_here() {
-        add_local_delivery(pod, &mut prepared)?;
-    }
+    let prepared = prepare(pod, arrival).await?;
     let confirm_token = random_token();
     let mail_id = pod.store.generate_id()?;
     pod.store.transaction(|tx| {
@@ -1009,6 +987,9 @@ pub async fn move_in(pod: &Pod, request: MoveIn) -> Result<Created> {
     }
     pod.outbox.wake();
     pod.mailer.wake();
+    if key_check.applies_here() {
+        crate::migration::apply_locally(pod, &prepared).await;
+    }
     tracing::info!(
         username = %prepared.account.username,
         from = %old_id,
