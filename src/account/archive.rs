@@ -40,7 +40,7 @@ use serde_json::{Map, Value};
 use super::model::{Account, Avatar, ContactData, MovedFrom, ProfileData};
 use crate::federation::entities::{valid_diaspora_id, valid_guid, validate_profile, Profile};
 use crate::federation::signature::{
-    check_key_strength, decode_standard_base64, private_key_from_pem, private_key_to_pem, public_key_from_pem,
+    canonical_public_key_pem, check_key_strength, decode_standard_base64, private_key_from_pem, private_key_to_pem,
     public_key_to_pem,
 };
 use crate::http_client::origin_of;
@@ -141,6 +141,20 @@ pub fn apply_to(archive: &ImportedArchive, account: &mut Account) {
     account.known_pods = archive.known_pods.clone();
 }
 
+/// [`apply_to`], moving the data out of the archive instead of copying it (what a new
+/// account made from an archive does: the archive is not used for its data again).
+pub fn move_into(archive: &mut ImportedArchive, account: &mut Account) {
+    use std::mem::take;
+    account.profile = take(&mut archive.profile);
+    account.avatar = archive.avatar.take();
+    account.aspects = take(&mut archive.aspects);
+    account.contacts = take(&mut archive.contacts);
+    account.followed_tags = take(&mut archive.followed_tags);
+    account.blocks = take(&mut archive.blocks);
+    account.verbatim_json = take(&mut archive.verbatim_json);
+    account.known_pods = take(&mut archive.known_pods);
+}
+
 /// `BASE/avatars/GUID`: where lifeboat serves an uploaded avatar, and the `image_url`
 /// an exported profile carries for it.
 pub fn avatar_url(base_url: &str, guid: &str) -> String {
@@ -169,6 +183,29 @@ pub fn add_known_pod(list: &mut Vec<String>, origin: &str) -> bool {
         list.drain(..excess);
     }
     true
+}
+
+/// [`add_known_pod`] for many pods at once, with the same result, in time linear in
+/// their number (an archive with thousands of contacts adds thousands).
+fn add_known_pods<S: AsRef<str>>(list: &mut Vec<String>, origins: impl IntoIterator<Item = S>) {
+    let mut queue: std::collections::VecDeque<String> = std::mem::take(list).into();
+    let mut present: std::collections::HashSet<String> = queue.iter().cloned().collect();
+    for origin in origins {
+        let Ok(origin) = origin_of(origin.as_ref()) else {
+            continue;
+        };
+        if present.contains(&origin) {
+            continue;
+        }
+        present.insert(origin.clone());
+        queue.push_back(origin);
+        if queue.len() > KNOWN_PODS_CAP {
+            if let Some(oldest) = queue.pop_front() {
+                present.remove(&oldest);
+            }
+        }
+    }
+    *list = queue.into();
 }
 
 // ---------------------------------------------------------------------------------
@@ -293,7 +330,31 @@ fn check_archive(document: Value) -> Result<ImportedArchive> {
         return Err(Error::bad("the archive is not valid: expected a JSON object"));
     }
     check_version(document.get("version"))?;
-    Problems(schema::validate(&document)).into_result()?;
+    // The contacts are read (their keys checked) while the schema is checked: both only
+    // read the document, and with thousands of contacts each takes tens of
+    // milliseconds. Reading needs no valid schema: it never panics on other shapes.
+    let contacts_value = document.get("user").and_then(|user| user.get("contacts"));
+    let many = contacts_value
+        .and_then(Value::as_array)
+        .is_some_and(|c| c.len() >= 1000);
+    let mut contact_problems = Problems::default();
+    let (schema_problems, contacts) = if many {
+        std::thread::scope(|scope| {
+            let schema = scope.spawn(|| schema::validate(&document));
+            let contacts = read_contacts(contacts_value, &mut contact_problems);
+            let schema = schema.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (schema, contacts)
+        })
+    } else {
+        let schema = schema::validate(&document);
+        let contacts = if schema.is_empty() {
+            read_contacts(contacts_value, &mut contact_problems)
+        } else {
+            Vec::new()
+        };
+        (schema, contacts)
+    };
+    Problems(schema_problems).into_result()?;
     let Value::Object(mut top) = document else {
         return Err(Error::bad("the archive is not valid: expected a JSON object"));
     };
@@ -315,7 +376,7 @@ fn check_archive(document: Value) -> Result<ImportedArchive> {
     };
     let (author, profile) = read_profile(user.get("profile"), &mut problems);
     let aspects = read_aspects(user.get("contact_groups"), &mut problems);
-    let contacts = read_contacts(user.get("contacts"), &mut problems);
+    problems.0.append(&mut contact_problems.0);
     let followed_tags = unique_strings(user.get("followed_tags"))
         .into_iter()
         .map(|tag| tag.trim().trim_start_matches('#').to_string())
@@ -327,31 +388,44 @@ fn check_archive(document: Value) -> Result<ImportedArchive> {
 
     let old_diaspora_id = lifeboat.diaspora_id.or(author);
     let mut known_pods = Vec::new();
-    for pod in &lifeboat.known_pods {
-        add_known_pod(&mut known_pods, pod);
-    }
-    for contact in &contacts {
-        if let Some((_, host)) = contact.diaspora_id.split_once('@') {
-            add_known_pod(&mut known_pods, &format!("https://{host}"));
-        }
-    }
-    for uri in subscribed_pods(user.get("posts")) {
-        add_known_pod(&mut known_pods, uri);
-    }
+    add_known_pods(&mut known_pods, &lifeboat.known_pods);
+    let mut hosts = std::collections::HashSet::new();
+    add_known_pods(
+        &mut known_pods,
+        contacts
+            .iter()
+            .filter_map(|contact| contact.diaspora_id.split_once('@'))
+            .filter(|(_, host)| hosts.insert(*host))
+            .map(|(_, host)| format!("https://{host}")),
+    );
+    add_known_pods(&mut known_pods, subscribed_pods(user.get("posts")));
 
     let username = text("username");
     let email = text("email");
     let language = text("language");
     // The rest moves into the verbatim sections, in order (no copy of the posts).
-    let verbatim = |object: Map<String, Value>, used: &[&str]| -> Map<String, Value> {
+    let mut read_already = Vec::new();
+    let mut verbatim = |object: Map<String, Value>, used: &[&str]| -> Map<String, Value> {
         object
             .into_iter()
-            .filter(|(key, _)| !used.contains(&key.as_str()))
+            .filter_map(|(key, value)| {
+                if used.contains(&key.as_str()) {
+                    read_already.push(value);
+                    None
+                } else {
+                    Some((key, value))
+                }
+            })
             .collect()
     };
     let mut kept = Map::new();
     kept.insert("user".into(), Value::Object(verbatim(user, USER_KEYS)));
     kept.insert("top".into(), Value::Object(verbatim(top, TOP_KEYS)));
+    if many {
+        // Freeing thousands of parsed contacts takes a while; it need not delay the
+        // answer. (Only memory is at stake: nothing waits for this thread.)
+        std::thread::spawn(move || drop(read_already));
+    }
 
     Ok(ImportedArchive {
         username,
@@ -543,54 +617,89 @@ fn read_aspects(groups: Option<&Value>, problems: &mut Problems) -> Vec<String> 
 }
 
 fn read_contacts(contacts: Option<&Value>, problems: &mut Problems) -> Vec<ContactData> {
-    let mut out: Vec<ContactData> = Vec::new();
-    for (index, contact) in contacts.and_then(Value::as_array).into_iter().flatten().enumerate() {
-        let path = format!("user.contacts[{index}]");
-        let flag = |key: &str| contact.get(key).and_then(Value::as_bool).unwrap_or(false);
-        let text = |key: &str| contact.get(key).and_then(Value::as_str).map(str::to_string);
-        let diaspora_id = text("account_id").unwrap_or_default().trim().to_string();
-        if !valid_diaspora_id(&diaspora_id) {
-            problems.push(
-                format_args!("{path}.account_id"),
-                "not a valid diaspora ID (user@host, in lower case)",
-            );
-            continue;
+    let items: &[Value] = contacts.and_then(Value::as_array).map_or(&[], Vec::as_slice);
+    // Each contact is checked on its own (its public key is the costly part), so
+    // thousands are split over two threads; duplicates are dropped afterwards, in order.
+    type Part<'a> = (Vec<Option<(&'a str, ContactData)>>, Problems);
+    fn read_part(start: usize, part: &[Value]) -> Part<'_> {
+        let mut found = Problems::default();
+        let read = part
+            .iter()
+            .enumerate()
+            .map(|(i, contact)| read_contact(start + i, contact, &mut found))
+            .collect();
+        (read, found)
+    }
+    let parts = if items.len() >= 2000 {
+        let middle = items.len() / 2;
+        std::thread::scope(|scope| {
+            let first = scope.spawn(|| read_part(0, &items[..middle]));
+            let second = read_part(middle, &items[middle..]);
+            let first = first.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            vec![first, second]
+        })
+    } else {
+        vec![read_part(0, items)]
+    };
+    let mut out: Vec<ContactData> = Vec::with_capacity(items.len());
+    let mut seen = std::collections::HashSet::new();
+    for (read, mut found) in parts {
+        problems.0.append(&mut found.0);
+        for (id, contact) in read.into_iter().flatten() {
+            if seen.insert(id) {
+                out.push(contact);
+            }
         }
-        let person_guid = text("person_guid").map(|guid| guid.trim().to_string());
-        if person_guid.as_deref().is_some_and(|guid| !valid_guid(guid)) {
-            problems.push(
-                format_args!("{path}.person_guid"),
-                "not a valid guid (16 to 255 characters of 0-9 A-Z a-z - _ @ . :, ending in a letter or digit)",
-            );
-            continue;
-        }
-        let public_key = match text("public_key").filter(|pem| !pem.trim().is_empty()) {
-            None => None,
-            Some(pem) => match public_key_from_pem(&pem) {
-                Ok(key) => Some(public_key_to_pem(&key)),
-                Err(_) => {
-                    problems.push(format_args!("{path}.public_key"), "not an RSA public key in PEM form");
-                    continue;
-                }
-            },
-        };
-        if out.iter().any(|c| c.diaspora_id == diaspora_id) {
-            continue;
-        }
-        let aspects = unique_strings(contact.get("contact_groups_membership"));
-        out.push(ContactData {
-            diaspora_id,
-            person_guid,
-            person_name: text("person_name").filter(|name| !name.is_empty()),
-            public_key,
-            sharing: flag("sharing"),
-            receiving: flag("receiving"),
-            following: flag("following"),
-            followed: flag("followed"),
-            aspects,
-        });
     }
     out
+}
+
+/// One contact, checked; with its diaspora ID as written (for spotting duplicates).
+fn read_contact<'a>(index: usize, contact: &'a Value, problems: &mut Problems) -> Option<(&'a str, ContactData)> {
+    let path = || format!("user.contacts[{index}]");
+    let flag = |key: &str| contact.get(key).and_then(Value::as_bool).unwrap_or(false);
+    let text = |key: &str| contact.get(key).and_then(Value::as_str);
+    let diaspora_id = text("account_id").unwrap_or_default().trim();
+    if !valid_diaspora_id(diaspora_id) {
+        problems.push(
+            format_args!("{}.account_id", path()),
+            "not a valid diaspora ID (user@host, in lower case)",
+        );
+        return None;
+    }
+    let person_guid = text("person_guid").map(str::trim);
+    if person_guid.is_some_and(|guid| !valid_guid(guid)) {
+        problems.push(
+            format_args!("{}.person_guid", path()),
+            "not a valid guid (16 to 255 characters of 0-9 A-Z a-z - _ @ . :, ending in a letter or digit)",
+        );
+        return None;
+    }
+    let public_key = match text("public_key").filter(|pem| !pem.trim().is_empty()) {
+        None => None,
+        Some(pem) => match canonical_public_key_pem(pem) {
+            Ok(pem) => Some(pem),
+            Err(_) => {
+                problems.push(
+                    format_args!("{}.public_key", path()),
+                    "not an RSA public key in PEM form",
+                );
+                return None;
+            }
+        },
+    };
+    let contact_data = ContactData {
+        diaspora_id: diaspora_id.to_string(),
+        person_guid: person_guid.map(str::to_string),
+        person_name: text("person_name").filter(|name| !name.is_empty()).map(str::to_string),
+        public_key,
+        sharing: flag("sharing"),
+        receiving: flag("receiving"),
+        following: flag("following"),
+        followed: flag("followed"),
+        aspects: unique_strings(contact.get("contact_groups_membership")),
+    };
+    Some((diaspora_id, contact_data))
 }
 
 fn read_blocks(blocks: Option<&Value>, problems: &mut Problems) -> Vec<String> {

@@ -41,10 +41,11 @@
 //! key only.
 //!
 //! **Applying the move to this pod's own data** happens only through its receiving path
-//! (`POST /receive/public`, with every check of DESIGN §6): the signed envelope is also
-//! queued to this pod's own origin when this pod knows the old identity with the
-//! archive's key — stored, or (for a move-in) just discovered at its pod and stored.
-//! Otherwise nothing is re-pointed here, and the pages say so ([`KeyCheck`]).
+//! ([`crate::migration::apply_locally`], every check of DESIGN §6), once the account is
+//! durable, and only when this pod knows the old identity with the archive's key —
+//! stored, or (for a move-in) just discovered at its pod and stored. Otherwise nothing
+//! is re-pointed here (the receiving path would refuse anyway: the old pod is gone or
+//! the key differs), and the pages say so ([`KeyCheck`]).
 //!
 //! **Move in** ([`move_in`], the old pod still alive): the file and pass phrase give the
 //! archive; its key must be the key this pod stores for the old identity, else the one
@@ -75,13 +76,10 @@ use crate::account::credentials::{random_token, token_hash};
 use crate::account::{check_password, check_username, normalize_email, now_unix, Account, AccountStore, Avatar};
 use crate::config::Config;
 use crate::federation::entities::valid_diaspora_id;
-use crate::federation::envelope::CONTENT_TYPE;
-use crate::federation::outbox::NewDelivery;
 use crate::federation::people::{fetch_person, store_person, PeopleStore};
 use crate::federation::signature::{fingerprint, public_key_from_pem};
-use crate::http_client::origin_of;
 use crate::mail::Mail;
-use crate::migration::{prepare, topic, write_in, Arrival, Prepared};
+use crate::migration::{prepare, write_in, Arrival};
 use crate::passphrase::Passphrase;
 use crate::pod::Pod;
 use crate::sealed::KdfBounds;
@@ -182,14 +180,47 @@ pub struct OpenedBackup {
     expires: Instant,
 }
 
+/// One link's place in [`OpenedBackups`].
+enum Held {
+    /// Waiting for the account form.
+    Open(OpenedBackup),
+    /// Taken by an account form being worked on now (another tab finds this).
+    Creating { expires: Instant },
+}
+
+impl Held {
+    fn expires(&self) -> Instant {
+        match self {
+            Held::Open(opened) => opened.expires,
+            Held::Creating { expires } => *expires,
+        }
+    }
+
+    fn size(&self) -> usize {
+        match self {
+            Held::Open(opened) => opened.size,
+            Held::Creating { .. } => 0,
+        }
+    }
+}
+
+/// What [`OpenedBackups::take`] finds.
+enum Taken {
+    Open(OpenedBackup),
+    /// Another request is creating the account from it right now.
+    Creating,
+    /// Not held (never opened, expired, or the pod restarted).
+    Missing,
+}
+
 /// The opened archives, keyed by the SHA-256 of their link's token. Memory only.
 #[derive(Default)]
 pub struct OpenedBackups {
-    entries: Mutex<HashMap<[u8; 32], OpenedBackup>>,
+    entries: Mutex<HashMap<[u8; 32], Held>>,
 }
 
 impl OpenedBackups {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], OpenedBackup>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Held>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -197,17 +228,17 @@ impl OpenedBackups {
     fn insert(&self, hash: [u8; 32], entry: OpenedBackup) {
         let mut entries = self.lock();
         let now = Instant::now();
-        entries.retain(|_, e| e.expires > now);
-        entries.insert(hash, entry);
+        entries.retain(|_, e| e.expires() > now);
+        entries.insert(hash, Held::Open(entry));
         loop {
-            let bytes: usize = entries.values().map(|e| e.size).sum();
+            let bytes: usize = entries.values().map(Held::size).sum();
             if entries.len() <= OPENED_MAX && bytes <= OPENED_MAX_BYTES {
                 break;
             }
             let oldest = entries
                 .iter()
                 .filter(|(k, _)| **k != hash)
-                .min_by_key(|(_, e)| e.expires)
+                .min_by_key(|(_, e)| e.expires())
                 .map(|(k, _)| *k);
             match oldest {
                 Some(k) => {
@@ -218,16 +249,40 @@ impl OpenedBackups {
         }
     }
 
-    /// The opened archive of a link, unless it expired.
+    /// The opened archive of a link, unless it expired or is being used right now.
     pub fn get(&self, hash: &[u8; 32]) -> Option<OpenedBackup> {
         let mut entries = self.lock();
         match entries.get(hash) {
-            Some(e) if e.expires > Instant::now() => Some(e.clone()),
+            Some(Held::Open(e)) if e.expires > Instant::now() => Some(e.clone()),
+            Some(Held::Creating { .. }) => None,
             Some(_) => {
                 entries.remove(hash);
                 None
             }
             None => None,
+        }
+    }
+
+    /// Takes the opened archive for the account form, leaving a mark that another
+    /// request (a second tab) finds meanwhile.
+    fn take(&self, hash: &[u8; 32]) -> Taken {
+        let mut entries = self.lock();
+        let now = Instant::now();
+        match entries.remove(hash) {
+            Some(Held::Open(opened)) if opened.expires > now => {
+                entries.insert(
+                    *hash,
+                    Held::Creating {
+                        expires: opened.expires,
+                    },
+                );
+                Taken::Open(opened)
+            }
+            Some(held @ Held::Creating { .. }) if held.expires() > now => {
+                entries.insert(*hash, held);
+                Taken::Creating
+            }
+            _ => Taken::Missing,
         }
     }
 
@@ -239,7 +294,7 @@ impl OpenedBackups {
     /// Drops every expired entry.
     pub fn purge_expired(&self) {
         let now = Instant::now();
-        self.lock().retain(|_, e| e.expires > now);
+        self.lock().retain(|_, e| e.expires() > now);
     }
 
     /// How many archives are held (for tests).
@@ -730,51 +785,51 @@ fn stored_key_check(pod: &Pod, archive: &ImportedArchive) -> Result<KeyCheck> {
     })
 }
 
-/// Queues the signed move to this pod's own receiving path too (see the module doc).
-fn add_local_delivery(pod: &Pod, prepared: &mut Prepared) -> Result<()> {
-    let Some(outgoing) = &prepared.outgoing else {
-        return Ok(());
-    };
-    let origin = origin_of(&pod.config.public_url())?;
-    let delivery = NewDelivery {
-        topic: topic(&prepared.account.username),
-        origin,
-        path: "/receive/public".into(),
-        content_type: CONTENT_TYPE.into(),
-        body: outgoing.envelope_xml.clone().into_bytes(),
-    };
-    prepared.deliveries.push((pod.store.generate_id()?, delivery));
-    Ok(())
-}
-
 /// Creates the account from an opened archive (see the module doc, step 4).
 pub async fn create(pod: &Pod, token: &str, username: &str, password: &str) -> Result<Create> {
     let hash = link_hash(token).ok_or_else(invalid_link)?;
     let now = now_unix();
     let record = valid_record(pod, &hash, now)?;
-    let Some(opened) = pod.opened.get(&hash) else {
-        return Ok(Create::Reopen);
-    };
-    if record.opened.map(|o| o.fingerprint) != Some(opened.slot.fingerprint.0) {
-        return Ok(Create::Reopen);
-    }
-    // The cheap checks first, so a refusal costs no key pair and no hashing.
+    // The cheap checks first, while the archive stays open for another try.
     check_new_username(pod, username)?;
     check_password(password)?;
     check_email_free(pod, &record.email)?;
+    let opened = match pod.opened.take(&hash) {
+        Taken::Open(opened) => opened,
+        Taken::Creating => return Err(used_link()),
+        Taken::Missing => return Ok(Create::Reopen),
+    };
+    // From here the archive is this request's: whatever happens, the link's entry goes
+    // (on success the account exists; on failure the pass phrase is entered again).
+    let outcome = create_from(pod, hash, now, &record, opened, username, password).await;
+    pod.opened.remove(&hash);
+    outcome
+}
+
+async fn create_from(
+    pod: &Pod,
+    hash: [u8; 32],
+    now: u64,
+    record: &RestoreToken,
+    opened: OpenedBackup,
+    username: &str,
+    password: &str,
+) -> Result<Create> {
+    if record.opened.map(|o| o.fingerprint) != Some(opened.slot.fingerprint.0) {
+        return Ok(Create::Reopen);
+    }
     let key_check = stored_key_check(pod, &opened.archive)?;
     let old_id = opened.archive.old_diaspora_id.clone();
+    // Usually the only copy: moved, not cloned (thousands of contacts).
+    let archive = Arc::try_unwrap(opened.archive).unwrap_or_else(|shared| (*shared).clone());
     let arrival = Arrival {
-        archive: (*opened.archive).clone(),
+        archive,
         username: username.to_string(),
         password: password.to_string(),
         email: record.email.clone(),
         email_confirmed: true,
     };
-    let mut prepared = prepare(pod, arrival).await?;
-    if key_check.applies_here() {
-        add_local_delivery(pod, &mut prepared)?;
-    }
+    let prepared = prepare(pod, arrival).await?;
     let (slot, sha256, email) = (&opened.slot, &opened.sha256, &record.email);
     pod.store.transaction(|tx| {
         // Compare-and-swap: the first unit of work that still finds the token takes it.
@@ -796,9 +851,9 @@ pub async fn create(pod: &Pod, token: &str, username: &str, password: &str) -> R
     })?;
     pod.store.durable().await?;
     pod.outbox.wake();
-    // The old private key goes with the last copy of the opened archive.
-    pod.opened.remove(&hash);
-    drop(opened);
+    if key_check.applies_here() {
+        crate::migration::apply_locally(pod, &prepared).await;
+    }
     tracing::info!(
         username = %prepared.account.username,
         from = old_id.as_deref().unwrap_or("-"),
@@ -915,10 +970,7 @@ pub async fn move_in(pod: &Pod, request: MoveIn) -> Result<Created> {
         email: email.clone(),
         email_confirmed: false,
     };
-    let mut prepared = prepare(pod, arrival).await?;
-    if key_check.applies_here() {
-        add_local_delivery(pod, &mut prepared)?;
-    }
+    let prepared = prepare(pod, arrival).await?;
     let confirm_token = random_token();
     let mail_id = pod.store.generate_id()?;
     pod.store.transaction(|tx| {
@@ -935,6 +987,9 @@ pub async fn move_in(pod: &Pod, request: MoveIn) -> Result<Created> {
     }
     pod.outbox.wake();
     pod.mailer.wake();
+    if key_check.applies_here() {
+        crate::migration::apply_locally(pod, &prepared).await;
+    }
     tracing::info!(
         username = %prepared.account.username,
         from = %old_id,

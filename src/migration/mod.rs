@@ -61,13 +61,12 @@ pub fn topic(username: &str) -> String {
 }
 
 /// Hashes the password, takes a fresh key pair and signs the move.
-pub async fn prepare(pod: &Pod, arrival: Arrival) -> Result<Prepared> {
+pub async fn prepare(pod: &Pod, mut arrival: Arrival) -> Result<Prepared> {
     account::check_username(&arrival.username)?;
     account::check_password(&arrival.password)?;
     let password = arrival.password.clone();
-    let password_hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password))
-        .await
-        .map_err(Error::internal)??;
+    // The password is hashed while the key pair is taken and the move signed.
+    let hashing = tokio::task::spawn_blocking(move || credentials::hash_password(&password));
     let keys = pod.keys.take().await?;
     let now = now_unix();
     let mut account = Account {
@@ -75,7 +74,7 @@ pub async fn prepare(pod: &Pod, arrival: Arrival) -> Result<Prepared> {
         guid: credentials::new_guid(),
         email: arrival.email.clone(),
         email_confirmed: arrival.email_confirmed,
-        password_hash,
+        password_hash: String::new(),
         language: arrival.archive.language.clone(),
         private_key_pem: keys.private_pem.clone(),
         public_key_pem: keys.public_pem.clone(),
@@ -94,8 +93,10 @@ pub async fn prepare(pod: &Pod, arrival: Arrival) -> Result<Prepared> {
         sealing_key: None,
         backups_opted_out: false,
     };
-    crate::account::archive::apply_to(&arrival.archive, &mut account);
+    // The archive's data moves into the account (no copy of thousands of contacts).
+    crate::account::archive::move_into(&mut arrival.archive, &mut account);
     let Some(old_id) = arrival.archive.old_diaspora_id.clone() else {
+        account.password_hash = hashing.await.map_err(Error::internal)??;
         return Ok(Prepared {
             account,
             outgoing: None,
@@ -136,6 +137,7 @@ pub async fn prepare(pod: &Pod, arrival: Arrival) -> Result<Prepared> {
             ))
         })
         .collect::<Result<Vec<_>>>()?;
+    account.password_hash = hashing.await.map_err(Error::internal)??;
     Ok(Prepared {
         account,
         outgoing: Some(outgoing),
@@ -149,8 +151,10 @@ pub async fn prepare(pod: &Pod, arrival: Arrival) -> Result<Prepared> {
 pub fn recipients(pod: &Pod, account: &Account, old_id: &str) -> Result<Vec<String>> {
     let own = origin_of(&pod.config.public_url()).ok();
     let mut out: Vec<String> = Vec::new();
+    // A set beside the list: an account can have contacts on thousands of pods.
+    let mut seen = std::collections::HashSet::new();
     let mut add = |origin: String| {
-        if Some(&origin) != own.as_ref() && !out.contains(&origin) {
+        if Some(&origin) != own.as_ref() && seen.insert(origin.clone()) {
             out.push(origin);
         }
     };
@@ -161,7 +165,13 @@ pub fn recipients(pod: &Pod, account: &Account, old_id: &str) -> Result<Vec<Stri
     if let Some(origin) = host_origin(old_id) {
         add(origin);
     }
+    // Many contacts share a pod: each host is parsed once.
+    let mut hosts_seen = std::collections::HashSet::new();
     for contact in &account.contacts {
+        let host = contact.diaspora_id.split_once('@').map_or("", |(_, host)| host);
+        if !hosts_seen.insert(host) {
+            continue;
+        }
         if let Some(origin) = host_origin(&contact.diaspora_id) {
             add(origin);
         }

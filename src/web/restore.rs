@@ -139,7 +139,7 @@ pub async fn confirm_page(pod: &Pod, req: &Request) -> Result<Response> {
 fn message_page(pod: &Pod, req: &Request, error: &Error, title: &str) -> Response {
     let body = html! {
         h1 { (title) }
-        p.notice.error role="alert" { (error.client_message()) }
+        p.notice.error role="alert" { (capitalise(&error.client_message())) }
         p { a href="/restore_backup" { "Ask for a new restore link" } }
     };
     page(pod, req, error.status(), None, title, body)
@@ -273,10 +273,10 @@ fn key_check_note(check: &KeyCheck, old_id: Option<&str>) -> Markup {
     let old = old_id.unwrap_or("your old identity");
     match check {
         KeyCheck::Stored => {
-            html! { p { "This pod knew " (old) " with the same key, so your move is applied here too: contacts on this pod are re-pointed to your new ID." } }
+            html! { p { "This pod knew " (old) " with the same key, so your move was also handed to this pod's own receiving path, which checks it as any pod does and re-points the contacts here to your new ID." } }
         }
         KeyCheck::Published => {
-            html! { p { "Your old pod publishes the same key for " (old) ", so the move checks out and is applied here too." } }
+            html! { p { "Your old pod publishes the same key for " (old) ", so the move checks out and was handed to this pod's own receiving path too." } }
         }
         KeyCheck::Mismatch => {
             html! { p.notice { "This pod knows " (old) " with a different key, so nothing was re-pointed on this pod. Other pods check the move for themselves." } }
@@ -301,7 +301,7 @@ fn arrived_page(pod: &Pod, req: &Request, created: &Created, title: &str) -> Res
         h1 { (title) }
         p.notice.ok role="status" { "Your account is " strong { (account.diaspora_id(&host)) } ", and you are signed in." }
         @if let Some(old) = &created.old_id {
-            p { "The move from " code { (old) } " is announced to " (created.announced_to) " pod" @if created.announced_to != 1 { "s" } "; " a href="/settings#moved" { "your settings" } " show how far the announcement has got." }
+            p { "The move from " code { (old) } " is announced to " (created.announced_to) " pod" @if created.announced_to != 1 { "s" } "; " a href="/settings#moved-in" { "your settings" } " show how far the announcement has got." }
         }
         (key_check_note(&created.key_check, created.old_id.as_deref()))
         @if !account.email_confirmed { p { "We have sent a link to " (account.email) ": open it to confirm the address, so this account can be backed up too." } }
@@ -341,7 +341,7 @@ pub async fn create(pod: &Pod, req: &mut Request) -> Result<Response> {
                 e.status(),
                 &token,
                 &view,
-                Some(&format!("{} — nothing was created.", e.client_message())),
+                Some(&format!("{} — nothing was created.", capitalise(&e.client_message()))),
             )),
             None => Ok(no_store(message_page(pod, req, &e, "The account was not created"))),
         },
@@ -487,5 +487,3 @@ fn capitalise(text: &str) -> String {
         None => String::new(),
     }
 }
-
-// ----- the settings card -----

@@ -207,11 +207,54 @@ fn collect_refs<'a>(schema: &'a Value, out: &mut Vec<&'a str>) {
     }
 }
 
+/// The keywords of one schema object, found in one pass over its few entries (rather
+/// than a hashed lookup per keyword for every value checked: an archive with
+/// thousands of contacts checks hundreds of thousands of values).
+#[derive(Default)]
+struct Keywords<'a> {
+    reference: Option<&'a Value>,
+    types: Option<&'a Value>,
+    allowed: Option<&'a Value>,
+    pattern: Option<&'a Value>,
+    min_length: Option<&'a Value>,
+    max_length: Option<&'a Value>,
+    properties: Option<&'a Value>,
+    required: Option<&'a Value>,
+    items: Option<&'a Value>,
+    all_of: Option<&'a Value>,
+    one_of: Option<&'a Value>,
+}
+
+impl<'a> Keywords<'a> {
+    fn of(schema: &'a serde_json::Map<String, Value>) -> Keywords<'a> {
+        let mut k = Keywords::default();
+        for (key, value) in schema {
+            let slot = match key.as_str() {
+                "$ref" => &mut k.reference,
+                "type" => &mut k.types,
+                "enum" => &mut k.allowed,
+                "pattern" => &mut k.pattern,
+                "minLength" => &mut k.min_length,
+                "maxLength" => &mut k.max_length,
+                "properties" => &mut k.properties,
+                "required" => &mut k.required,
+                "items" => &mut k.items,
+                "allOf" => &mut k.all_of,
+                "oneOf" => &mut k.one_of,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        k
+    }
+}
+
 fn check(schemas: &Schemas, document: Document, schema: &Value, value: &Value, path: &Path, out: &mut Out) {
     let Some(schema) = schema.as_object() else {
         return;
     };
-    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+    let keywords = Keywords::of(schema);
+    if let Some(reference) = keywords.reference.and_then(Value::as_str) {
         // Draft-04: a `$ref` replaces every other keyword beside it.
         match resolved_ref(document, reference) {
             Some((target, resolved)) => check(schemas, target, resolved, value, path, out),
@@ -219,14 +262,14 @@ fn check(schemas: &Schemas, document: Document, schema: &Value, value: &Value, p
         }
         return;
     }
-    if let Some(types) = schema.get("type") {
+    if let Some(types) = keywords.types {
         if !type_matches(types, value) {
             out.report(|| format!("{path}: expected {}", describe_types(types)));
             // Further keywords would only repeat the same problem.
             return;
         }
     }
-    if let Some(Value::Array(allowed)) = schema.get("enum") {
+    if let Some(Value::Array(allowed)) = keywords.allowed {
         if !allowed.contains(value) {
             out.report(|| {
                 let listed: Vec<String> = allowed.iter().map(Value::to_string).collect();
@@ -235,15 +278,15 @@ fn check(schemas: &Schemas, document: Document, schema: &Value, value: &Value, p
         }
     }
     if let Value::String(text) = value {
-        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+        if let Some(pattern) = keywords.pattern.and_then(Value::as_str) {
             match literal_pattern(pattern) {
                 Some(literal) if literal == *text => {}
                 Some(literal) => out.report(|| format!("{path}: expected {}", Value::String(literal))),
                 None => out.report(|| format!("{path}: the schema uses the unsupported pattern {pattern}")),
             }
         }
-        let min = schema.get("minLength").and_then(Value::as_u64);
-        let max = schema.get("maxLength").and_then(Value::as_u64);
+        let min = keywords.min_length.and_then(Value::as_u64);
+        let max = keywords.max_length.and_then(Value::as_u64);
         if min.is_some() || max.is_some() {
             let length = text.chars().count() as u64;
             if let Some(min) = min.filter(|min| length < *min) {
@@ -258,7 +301,7 @@ fn check(schemas: &Schemas, document: Document, schema: &Value, value: &Value, p
         return;
     }
     if let Value::Object(object) = value {
-        if let Some(Value::Object(properties)) = schema.get("properties") {
+        if let Some(Value::Object(properties)) = keywords.properties {
             for (key, property_schema) in properties {
                 if let Some(property) = object.get(key) {
                     check(schemas, document, property_schema, property, &Path::Key(path, key), out);
@@ -268,7 +311,7 @@ fn check(schemas: &Schemas, document: Document, schema: &Value, value: &Value, p
                 }
             }
         }
-        if let Some(Value::Array(required)) = schema.get("required") {
+        if let Some(Value::Array(required)) = keywords.required {
             for key in required.iter().filter_map(Value::as_str) {
                 if !object.contains_key(key) {
                     out.report(|| format!("{}: missing", Path::Key(path, key)));
@@ -276,7 +319,7 @@ fn check(schemas: &Schemas, document: Document, schema: &Value, value: &Value, p
             }
         }
     }
-    if let (Value::Array(items), Some(item_schema)) = (value, schema.get("items")) {
+    if let (Value::Array(items), Some(item_schema)) = (value, keywords.items) {
         for (index, item) in items.iter().enumerate() {
             check(schemas, document, item_schema, item, &Path::Index(path, index), out);
             if out.done() {
@@ -284,7 +327,7 @@ fn check(schemas: &Schemas, document: Document, schema: &Value, value: &Value, p
             }
         }
     }
-    if let Some(Value::Array(all)) = schema.get("allOf") {
+    if let Some(Value::Array(all)) = keywords.all_of {
         for sub in all {
             check(schemas, document, sub, value, path, out);
             if out.done() {
@@ -292,7 +335,7 @@ fn check(schemas: &Schemas, document: Document, schema: &Value, value: &Value, p
             }
         }
     }
-    if let Some(Value::Array(one_of)) = schema.get("oneOf") {
+    if let Some(Value::Array(one_of)) = keywords.one_of {
         check_one_of(schemas, document, one_of, value, path, out);
     }
 }

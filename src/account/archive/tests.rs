@@ -925,3 +925,41 @@ fn apply_to_copies_the_data_and_nothing_else() {
     assert_eq!(account.known_pods, imported.known_pods);
     assert_eq!(account.verbatim_json, imported.verbatim_json);
 }
+
+#[test]
+fn thousands_of_contacts_are_read_alongside_the_schema_check_with_the_same_answers() {
+    let mut archive = fixture();
+    let template = archive["user"]["contacts"][0].clone();
+    let contacts: Vec<Value> = (0..2400)
+        .map(|i| {
+            let mut contact = template.clone();
+            contact["account_id"] = json!(format!("friend{i}@pod{}.example", i % 7));
+            contact
+        })
+        .collect();
+    archive["user"]["contacts"] = json!(contacts);
+    // A duplicate in the second half of the list: the first one wins.
+    archive["user"]["contacts"][2000]["account_id"] = json!("friend10@pod3.example");
+    archive["user"]["contacts"][2000]["person_name"] = json!("Second");
+    let read = read(&archive).unwrap();
+    assert_eq!(read.contacts.len(), 2399);
+    assert_eq!(read.contacts[10].diaspora_id, "friend10@pod3.example");
+    assert_ne!(read.contacts[10].person_name.as_deref(), Some("Second"));
+    assert_eq!(read.contacts[2398].diaspora_id, "friend2399@pod5.example");
+    assert!(read.known_pods.contains(&"https://pod6.example".to_string()));
+    // Problems in both halves, in order; a schema problem is reported alone, as before.
+    let mut broken = archive.clone();
+    broken["user"]["contacts"][1100]["account_id"] = json!("Not An ID");
+    broken["user"]["contacts"][2300]["public_key"] =
+        json!("-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n");
+    let message = refusal(&broken);
+    let (first, second) = (
+        message.find("user.contacts[1100].account_id"),
+        message.find("user.contacts[2300].public_key"),
+    );
+    assert!(first.is_some() && second.is_some() && first < second, "{message}");
+    broken["user"]["contacts"][5]["sharing"] = json!("yes");
+    let message = refusal(&broken);
+    assert!(message.contains("user.contacts[5].sharing"), "{message}");
+    assert!(!message.contains("[1100]"), "schema problems come alone: {message}");
+}
