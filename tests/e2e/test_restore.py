@@ -200,12 +200,15 @@ def test_the_full_restore_brings_back_the_account_with_all_its_data(start_pod, s
     page = browser.page_source
     assert f"alice2@{b.host}" in page
     assert "This pod knew" in page, "B stored alice's key: the move goes through B's own receiving path"
+    # ... which re-pointed Bob's contact on B to the new identity.
+    bob_contacts = [c["account_id"] for c in export(b, "bob", tmp_path)["user"]["contacts"]]
+    assert bob_contacts == [f"alice2@{b.host}"], bob_contacts
 
-    # Signed in; the settings show the move and its deliveries.
+    # Signed in; the settings show the move and its deliveries (to the old pod; B applied it itself).
     browser.get(b.url + "/settings")
     page = browser.page_source
     assert "Your move" in page and f"alice@{a.host}" in page
-    assert a.url in page and b.url in page, "the old pod and this pod's own receiving path"
+    assert a.url in page and b.url not in page
 
     # Everything came back.
     new = export(b, "alice2", tmp_path)
