@@ -130,7 +130,7 @@ async fn main() {
             allow_http: true,
         },
     );
-    let envelope = vec![b'x'; 4096];
+    let envelope = bytes::Bytes::from(vec![b'x'; 4096]);
     let deliveries: Vec<NewDelivery> = origins
         .iter()
         .map(|origin| NewDelivery {

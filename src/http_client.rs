@@ -23,6 +23,13 @@
 //! redirects itself, and every hop goes through the same scheme check, failure
 //! cache and resolver as the first request.
 //!
+//! Every connection gets an input buffer a little larger than [`RESPONSE_HEAD_BYTES`]
+//! and a [`REQUEST_BUFFER_BYTES`] output buffer instead of ureq's 128 KiB each way:
+//! they are allocated (and zeroed) per request in flight, so with the outbox's 32
+//! deliveries at once ureq's defaults cost 8 MiB. The input buffer must hold a whole
+//! response head, and be larger than the head limit, or ureq reports a head that fills
+//! it as a closed connection rather than as too large.
+//!
 //! Requests are logged at `debug` level with method and origin only: paths and
 //! query strings may carry tokens. Error messages likewise name the origin, never
 //! the full URL.
@@ -43,6 +50,15 @@ use crate::{Error, Result};
 
 /// The most redirects one request follows before giving up.
 pub const MAX_REDIRECTS: usize = 5;
+
+/// The largest response head (status line and headers) accepted; a longer one is
+/// refused as unusable. Each connection's input buffer is 1 KiB larger (see the module
+/// doc).
+pub const RESPONSE_HEAD_BYTES: usize = 32 * 1024;
+
+/// The output buffer of each connection: the request head, then the body in chunks of
+/// this size.
+pub const REQUEST_BUFFER_BYTES: usize = 16 * 1024;
 
 /// The failure cache is pruned of expired entries once it holds this many origins.
 const FAILURE_CACHE_PRUNE_AT: usize = 1024;
@@ -174,6 +190,9 @@ impl HttpClient {
             .timeout_resolve(Some(policy.connect_timeout))
             .timeout_connect(Some(policy.connect_timeout))
             .timeout_global(Some(policy.request_timeout))
+            .input_buffer_size(RESPONSE_HEAD_BYTES + 1024)
+            .max_response_header_size(RESPONSE_HEAD_BYTES)
+            .output_buffer_size(REQUEST_BUFFER_BYTES)
             .build();
         let resolver = GuardedResolver {
             allow_private: policy.allow_private_addresses,

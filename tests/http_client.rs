@@ -307,6 +307,29 @@ fn post_sends_body_and_content_type_and_returns_error_statuses() {
 }
 
 #[test]
+fn large_bodies_both_ways_and_response_heads_up_to_the_limit_pass() {
+    use lifeboat::http_client::{REQUEST_BUFFER_BYTES, RESPONSE_HEAD_BYTES};
+    // A head just under the limit: the status line, the filler header, Content-Length
+    // and Connection lines take less than 200 bytes.
+    let filler = "a".repeat(RESPONSE_HEAD_BYTES - 200);
+    let body = vec![b'b'; 5 * REQUEST_BUFFER_BYTES + 7];
+    let server = Server::start(move |seen| match seen.path.as_str() {
+        "/big-head" => response("200 OK", &[("X-Filler", &filler)], b"ok"),
+        "/too-big-head" => response("200 OK", &[("X-Filler", &"a".repeat(RESPONSE_HEAD_BYTES))], b"ok"),
+        _ => response("200 OK", &[], &seen.body),
+    });
+    let client = HttpClient::new(open_policy());
+    assert_eq!(client.get(&server.url("/big-head"), "*/*").unwrap().body, b"ok");
+    let msg = upstream_message(client.get(&server.url("/too-big-head"), "*/*"));
+    assert!(
+        msg.contains(&format!("response headers larger than {RESPONSE_HEAD_BYTES} bytes")),
+        "{msg}"
+    );
+    let echoed = client.post(&server.url("/echo"), "application/octet-stream", &body).unwrap();
+    assert_eq!(echoed.body, body);
+}
+
+#[test]
 fn redirects_are_followed_and_final_url_reported() {
     let server = Server::start(|seen| match seen.path.as_str() {
         "/start" => redirect("301 Moved Permanently", "/middle"),

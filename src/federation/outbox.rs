@@ -6,15 +6,26 @@
 //! period (30 days by default), after which a delivery is marked failed. Users see the
 //! state of each delivery of a topic (e.g. their move) and can retry a failed one.
 //!
+//! A message body is stored once, by its SHA-256, however many deliveries carry it (a
+//! move sends one envelope to thousands of pods), and apart from the deliveries, so that
+//! scheduling, listing and recording an attempt never read or rewrite it. It is read
+//! from the store when a delivery is sent. A delivery holds its body while it may still
+//! be sent (pending or failed); the body goes when the last such delivery is delivered
+//! or cancelled.
+//!
 //! Trees: `outbox` (u64 id -> Delivery), `outbox_due` (next attempt Unix seconds BE u64,
-//! id BE u64 -> ()) — the schedule of pending deliveries — and `outbox_topics`
-//! (topic 0x00 id BE u64 -> ()) listing the deliveries of a topic.
+//! id BE u64 -> ()) — the schedule of pending deliveries — `outbox_topics`
+//! (topic 0x00 id BE u64 -> ()) listing the deliveries of a topic, `outbox_bodies`
+//! (SHA-256 -> body) and `outbox_body_refs` (SHA-256 -> u64 BE, how many deliveries
+//! hold the body).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use sled::transaction::ConflictableTransactionError;
 use tokio::sync::{watch, Notify};
 
@@ -22,7 +33,7 @@ use crate::account::now_unix;
 use crate::http_client::HttpClient;
 use crate::ratelimit::RateLimiter;
 use crate::retry::Backoff;
-use crate::store::{decode, Store, Tree, Tx};
+use crate::store::{decode, decode_raw, encode_raw, Store, Tree, Tx};
 use crate::{Error, Result};
 
 /// Where a delivery stands.
@@ -47,7 +58,8 @@ pub struct Delivery {
     /// The path on that pod, e.g. `/receive/public`.
     pub path: String,
     pub content_type: String,
-    pub body: Vec<u8>,
+    /// The SHA-256 of the body, its key in `outbox_bodies`.
+    pub body_sha256: [u8; 32],
     pub created_unix: u64,
     pub attempts: u32,
     pub next_attempt_unix: u64,
@@ -55,14 +67,15 @@ pub struct Delivery {
     pub last_error: Option<String>,
 }
 
-/// A message to queue.
+/// A message to queue. The body is shared: queueing one message for many pods clones
+/// no bytes.
 #[derive(Clone, Debug)]
 pub struct NewDelivery {
     pub topic: String,
     pub origin: String,
     pub path: String,
     pub content_type: String,
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
 
 /// How deliveries are worked.
@@ -114,13 +127,15 @@ impl Outbox {
     /// [`Outbox::wake`] once the unit is durable.
     pub fn enqueue_in(&self, tx: &Tx, id: u64, new: &NewDelivery) -> TxResult<()> {
         let now = now_unix();
+        let body_sha256: [u8; 32] = Sha256::digest(&new.body).into();
+        hold_body_in(tx, &body_sha256, &new.body)?;
         let delivery = Delivery {
             id,
             topic: new.topic.clone(),
             origin: new.origin.clone(),
             path: new.path.clone(),
             content_type: new.content_type.clone(),
-            body: new.body.clone(),
+            body_sha256,
             created_unix: now,
             attempts: 0,
             next_attempt_unix: now,
@@ -170,6 +185,20 @@ impl Outbox {
         Ok(out)
     }
 
+    /// The body a delivery sends, while it holds one (pending or failed).
+    pub fn body(&self, delivery: &Delivery) -> Result<Option<Vec<u8>>> {
+        Ok(self.stored_body(&delivery.body_sha256)?.map(|b| b.to_vec()))
+    }
+
+    /// A stored body without its version byte (a view of the store's bytes, no copy).
+    fn stored_body(&self, sha256: &[u8; 32]) -> Result<Option<sled::IVec>> {
+        let Some(value) = self.store.tree(Tree::OutboxBodies).get(sha256)? else {
+            return Ok(None);
+        };
+        let len = decode_raw(&value)?.len();
+        Ok(Some(value.subslice(value.len() - len, len)))
+    }
+
     /// The ids of a topic's deliveries, oldest first (read outside a unit of work, e.g.
     /// for [`Outbox::cancel_pending_in`]).
     pub fn topic_ids(&self, topic: &str) -> Result<Vec<u64>> {
@@ -203,6 +232,7 @@ impl Outbox {
             tx.tree(Tree::OutboxDue)
                 .remove(&due_key(delivery.next_attempt_unix, id))?;
             tx.tree(Tree::OutboxTopics).remove(topic_key(&delivery.topic, id))?;
+            release_body_in(tx, &delivery.body_sha256)?;
             removed += 1;
         }
         Ok(removed)
@@ -315,23 +345,12 @@ impl Outbox {
     }
 
     async fn attempt(&self, delivery: Delivery) -> Result<()> {
-        let http = self.http.clone();
-        let url = format!("{}{}", delivery.origin, delivery.path);
-        let (content_type, body) = (delivery.content_type.clone(), delivery.body.clone());
-        let allow_http = self.policy.allow_http;
-        let outcome = tokio::task::spawn_blocking(move || match http.post(&url, &content_type, &body) {
-            // https first; http only when allowed and https gave no answer at all.
-            Err(_) if allow_http && url.starts_with("https://") => {
-                http.post(&url.replacen("https://", "http://", 1), &content_type, &body)
+        let outcome = match self.stored_body(&delivery.body_sha256)? {
+            Some(body) => self.send(&delivery, body).await?,
+            None => {
+                tracing::error!(id = delivery.id, "outbox: a delivery's body is missing from the store");
+                Err("its message is missing from this pod's store".to_string())
             }
-            other => other,
-        })
-        .await
-        .map_err(|e| Error::internal(format!("delivery task: {e}")))?;
-        let outcome = match outcome {
-            Ok(response) if (200..300).contains(&response.status) => Ok(()),
-            Ok(response) => Err(format!("answered {}", response.status)),
-            Err(e) => Err(e.client_message()),
         };
         let id = delivery.id;
         let now = now_unix();
@@ -347,6 +366,7 @@ impl Outbox {
                 Ok(()) => {
                     current.state = DeliveryState::Delivered { at_unix: now };
                     current.last_error = None;
+                    release_body_in(tx, &current.body_sha256)?;
                 }
                 Err(error) => {
                     current.last_error = Some(error.clone());
@@ -368,9 +388,137 @@ impl Outbox {
         }
         Ok(())
     }
+
+    /// One POST of a delivery's body, off the async runtime.
+    async fn send(&self, delivery: &Delivery, body: sled::IVec) -> Result<std::result::Result<(), String>> {
+        let http = self.http.clone();
+        let url = format!("{}{}", delivery.origin, delivery.path);
+        let content_type = delivery.content_type.clone();
+        let allow_http = self.policy.allow_http;
+        let outcome = tokio::task::spawn_blocking(move || match http.post(&url, &content_type, &body) {
+            // https first; http only when allowed and https gave no answer at all.
+            Err(_) if allow_http && url.starts_with("https://") => {
+                http.post(&url.replacen("https://", "http://", 1), &content_type, &body)
+            }
+            other => other,
+        })
+        .await
+        .map_err(|e| Error::internal(format!("delivery task: {e}")))?;
+        Ok(match outcome {
+            Ok(response) if (200..300).contains(&response.status) => Ok(()),
+            Ok(response) => Err(format!("answered {}", response.status)),
+            Err(e) => Err(e.client_message()),
+        })
+    }
+}
+
+/// Inside a unit of work: one more delivery holds the body `sha256`; stores the body
+/// when none held it.
+fn hold_body_in(tx: &Tx, sha256: &[u8; 32], body: &[u8]) -> TxResult<()> {
+    let refs = tx.tree(Tree::OutboxBodyRefs);
+    let held = refs.get(sha256)?.map(|v| refs_count(&v)).unwrap_or(0);
+    if held == 0 {
+        tx.tree(Tree::OutboxBodies).insert(&sha256[..], encode_raw(body))?;
+    }
+    refs.insert(&sha256[..], &(held + 1).to_be_bytes())?;
+    Ok(())
+}
+
+/// Inside a unit of work: one delivery fewer holds the body `sha256`; the last one
+/// removes it.
+fn release_body_in(tx: &Tx, sha256: &[u8; 32]) -> TxResult<()> {
+    let refs = tx.tree(Tree::OutboxBodyRefs);
+    match refs.get(sha256)?.map(|v| refs_count(&v)).unwrap_or(0) {
+        0 | 1 => {
+            refs.remove(&sha256[..])?;
+            tx.tree(Tree::OutboxBodies).remove(&sha256[..])?;
+        }
+        held => {
+            refs.insert(&sha256[..], &(held - 1).to_be_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+fn refs_count(value: &[u8]) -> u64 {
+    u64::from_be_bytes(value.try_into().unwrap_or_default())
+}
+
+/// A delivery as schema 1 stored it, with its body inline.
+#[derive(Deserialize)]
+struct DeliveryV1 {
+    id: u64,
+    topic: String,
+    origin: String,
+    path: String,
+    content_type: String,
+    body: Vec<u8>,
+    created_unix: u64,
+    attempts: u32,
+    next_attempt_unix: u64,
+    state: DeliveryState,
+    last_error: Option<String>,
+}
+
+/// The store upgrade from schema 1 to 2 (see [`crate::store::SCHEMA_VERSION`]): each
+/// delivery's body moves into `outbox_bodies`, held by the deliveries that may still
+/// send it; delivered ones keep none. Read first, then applied in one unit of work with
+/// the new schema version, so a store is upgraded entirely or not at all.
+pub struct Schema1Upgrade {
+    deliveries: Vec<(sled::IVec, DeliveryV1)>,
+}
+
+impl Schema1Upgrade {
+    /// Reads the schema 1 deliveries. One that does not decode is left as it is (the
+    /// worker drops it from the schedule, `lifeboat check` reports it).
+    pub fn read(store: &Store) -> Result<Schema1Upgrade> {
+        let mut deliveries = Vec::new();
+        for entry in store.tree(Tree::Outbox).iter() {
+            let (key, value) = entry?;
+            match decode::<DeliveryV1>(&value) {
+                Ok(old) => deliveries.push((key, old)),
+                Err(e) => tracing::error!(key = %hex::encode(&key), "outbox: a schema 1 delivery does not decode: {e}"),
+            }
+        }
+        Ok(Schema1Upgrade { deliveries })
+    }
+
+    /// How many deliveries are upgraded.
+    pub fn len(&self) -> usize {
+        self.deliveries.len()
+    }
+
+    /// Writes the upgraded deliveries and their bodies.
+    pub fn apply_in(&self, tx: &Tx) -> TxResult<()> {
+        for (key, old) in &self.deliveries {
+            let body_sha256: [u8; 32] = Sha256::digest(&old.body).into();
+            if !matches!(old.state, DeliveryState::Delivered { .. }) {
+                hold_body_in(tx, &body_sha256, &old.body)?;
+            }
+            let delivery = Delivery {
+                id: old.id,
+                topic: old.topic.clone(),
+                origin: old.origin.clone(),
+                path: old.path.clone(),
+                content_type: old.content_type.clone(),
+                body_sha256,
+                created_unix: old.created_unix,
+                attempts: old.attempts,
+                next_attempt_unix: old.next_attempt_unix,
+                state: old.state.clone(),
+                last_error: old.last_error.clone(),
+            };
+            tx.put(Tree::Outbox, key, &delivery)?;
+        }
+        Ok(())
+    }
 }
 
 /// Every value in the outbox trees decodes (for `lifeboat check`).
 pub fn check_delivery(bytes: &[u8]) -> Result<()> {
     decode::<Delivery>(bytes).map(|_| ())
 }
+
+
+#[cfg(test)]
+mod tests;

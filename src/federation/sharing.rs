@@ -99,7 +99,7 @@ pub fn contact_delivery(
         origin: person.pod_origin.clone(),
         path: format!("/receive/users/{}", person.guid),
         content_type: CONTENT_TYPE.to_string(),
-        body: body.into_bytes(),
+        body: body.into(),
     })
 }
 

@@ -122,6 +122,7 @@ pub async fn prepare(pod: &Pod, mut arrival: Arrival) -> Result<Prepared> {
         envelope_xml,
         created_unix: now,
     };
+    let body = bytes::Bytes::from(outgoing.envelope_xml.clone());
     let deliveries = recipients(pod, &account, &old_id)?
         .into_iter()
         .map(|origin| {
@@ -132,7 +133,7 @@ pub async fn prepare(pod: &Pod, mut arrival: Arrival) -> Result<Prepared> {
                     origin,
                     path: "/receive/public".into(),
                     content_type: CONTENT_TYPE.into(),
-                    body: outgoing.envelope_xml.clone().into_bytes(),
+                    body: body.clone(),
                 },
             ))
         })

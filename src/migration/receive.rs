@@ -362,6 +362,7 @@ pub async fn close_if_due(pod: &Pod, username: &str) -> Result<bool> {
         .iter()
         .map(|_| pod.store.generate_id())
         .collect::<Result<Vec<_>>>()?;
+    let body = bytes::Bytes::from(pending.envelope_xml.clone());
     pod.store.transaction(|tx| {
         let Some(previous) = AccountTx::account(tx, username)? else {
             return Ok(());
@@ -382,7 +383,7 @@ pub async fn close_if_due(pod: &Pod, username: &str) -> Result<bool> {
                     origin: origin.clone(),
                     path: "/receive/public".into(),
                     content_type: crate::federation::envelope::CONTENT_TYPE.into(),
-                    body: pending.envelope_xml.clone().into_bytes(),
+                    body: body.clone(),
                 },
             )?;
         }

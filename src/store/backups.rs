@@ -1,7 +1,7 @@
 //! The holder's slots on sled: see [`crate::backup::holder::SlotStore`]. Key layouts
 //! are documented on the [`Tree`] variants `backup_*`.
 
-use super::{decode, Store, Tree, Tx, VALUE_VERSION};
+use super::{decode, decode_raw, encode_raw, Store, Tree, Tx};
 use crate::backup::holder::{
     AddressRecord, ConfirmToken, MailHour, Slot, SlotKey, SlotStore, SlotTx, Totals, TxResult,
 };
@@ -24,24 +24,6 @@ impl SledSlots {
     }
 }
 
-/// A held backup as stored: the value version byte, then the `.lfbk` bytes unchanged
-/// (not bincode: a backup is opaque bytes, and this avoids a second copy).
-fn encode_backup(lfbk: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(lfbk.len() + 1);
-    out.push(VALUE_VERSION);
-    out.extend_from_slice(lfbk);
-    out
-}
-
-/// The inverse of [`encode_backup`].
-pub(super) fn decode_backup(value: &[u8]) -> Result<&[u8]> {
-    match value.split_first() {
-        Some((&VALUE_VERSION, rest)) => Ok(rest),
-        Some((v, _)) => Err(Error::internal(format!("stored backup has unknown version {v}"))),
-        None => Err(Error::internal("stored backup is empty")),
-    }
-}
-
 /// Checks one value of a `backup_*` tree, for `lifeboat check`.
 pub(super) fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Result<()> {
     let bad_key = || Error::internal("key is not email 0x00 fingerprint");
@@ -52,7 +34,7 @@ pub(super) fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Result<()> {
         }
         Tree::BackupData => {
             SlotKey::from_bytes(key).ok_or_else(bad_key)?;
-            crate::sealed::Header::parse(decode_backup(value)?)
+            crate::sealed::Header::parse(decode_raw(value)?)
                 .map(|_| ())
                 .map_err(|e| Error::internal(format!("held backup: {e}")))
         }
@@ -131,7 +113,7 @@ impl SlotStore for SledSlots {
 
     fn backup(&self, key: &SlotKey) -> Result<Option<Vec<u8>>> {
         match self.store.tree(Tree::BackupData).get(key.to_bytes())? {
-            Some(value) => Ok(Some(decode_backup(&value)?.to_vec())),
+            Some(value) => Ok(Some(decode_raw(&value)?.to_vec())),
             None => Ok(None),
         }
     }
@@ -185,7 +167,7 @@ impl SlotTx for SledSlotTx<'_> {
     fn put_backup(&self, key: &SlotKey, lfbk: &[u8]) -> TxResult<()> {
         self.tx
             .tree(Tree::BackupData)
-            .insert(key.to_bytes(), encode_backup(lfbk))?;
+            .insert(key.to_bytes(), encode_raw(lfbk))?;
         Ok(())
     }
 

@@ -28,8 +28,9 @@ pub mod people;
 pub mod restore;
 
 /// The schema this binary writes. Bump it when a layout changes; start-up refuses a
-/// store whose schema is newer than this.
-pub const SCHEMA_VERSION: u32 = 1;
+/// store whose schema is newer than this and upgrades an older one.
+/// 2: outbox bodies moved out of the deliveries into `outbox_bodies`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The first byte of every stored value: the encoding of what follows.
 const VALUE_VERSION: u8 = 1;
@@ -75,6 +76,12 @@ trees! {
     OutboxDue = "outbox_due",
     /// `outbox_topics`: topic (UTF-8) 0x00 id (u64 BE) -> empty; deliveries by topic.
     OutboxTopics = "outbox_topics",
+    /// `outbox_bodies`: SHA-256 of a message body (32 bytes) -> the body, raw behind the
+    /// value version byte; one copy however many deliveries send it.
+    OutboxBodies = "outbox_bodies",
+    /// `outbox_body_refs`: SHA-256 of a body (32 bytes) -> u64 BE, how many deliveries
+    /// that may still be sent (pending or failed) hold it.
+    OutboxBodyRefs = "outbox_body_refs",
     /// `people`: diaspora ID (lower case, UTF-8) -> [`crate::federation::people::Person`]
     /// (remote people found by discovery; a stored key is replaced only by a verified
     /// migration).
@@ -154,6 +161,24 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     }
 }
 
+/// Encodes opaque bytes for storage (held backups, outbox bodies): the value version
+/// byte, then the bytes unchanged — not bincode, which would cost a second copy.
+pub fn encode_raw(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 1);
+    out.push(VALUE_VERSION);
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// The inverse of [`encode_raw`].
+pub fn decode_raw(value: &[u8]) -> Result<&[u8]> {
+    match value.split_first() {
+        Some((&VALUE_VERSION, rest)) => Ok(rest),
+        Some((v, _)) => Err(Error::internal(format!("stored value has unknown version {v}"))),
+        None => Err(Error::internal("stored value is empty")),
+    }
+}
+
 /// The open store. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -221,7 +246,7 @@ impl Store {
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|e| Error::internal(format!("cannot open the store in {}: {e}", dir.display())))?;
-        check_schema(&db)?;
+        let schema = check_schema(&db)?;
         let trees = Tree::ALL
             .iter()
             .map(|t| db.open_tree(t.name()))
@@ -229,7 +254,7 @@ impl Store {
             .map_err(Error::from)?;
         let (flusher, rx) = mpsc::unbounded_channel();
         tokio::spawn(group_commit(db.clone(), rx));
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(Inner {
                 db,
                 trees,
@@ -237,7 +262,18 @@ impl Store {
                 flusher,
                 _lock: lock,
             }),
-        })
+        };
+        if schema < 2 {
+            let upgrade = crate::federation::outbox::Schema1Upgrade::read(&store)?;
+            store.transaction(|tx| {
+                upgrade.apply_in(tx)?;
+                tx.tree(Tree::Meta).insert("schema_version", &2u32.to_be_bytes())?;
+                Ok(())
+            })?;
+            store.flush()?;
+            tracing::info!(deliveries = upgrade.len(), "store upgraded from schema 1 to 2");
+        }
+        Ok(store)
     }
 
     /// The data folder.
@@ -324,6 +360,10 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
         Tree::KeyPool => decode::<crate::account::keys::KeyPair>(value).map(|_| ()),
         Tree::Outbox => crate::federation::outbox::check_delivery(value),
         Tree::OutboxDue | Tree::OutboxTopics => Ok(()),
+        Tree::OutboxBodies => decode_raw(value).map(|_| ()),
+        Tree::OutboxBodyRefs => <[u8; 8]>::try_from(value)
+            .map(|_| ())
+            .map_err(|_| Error::internal("a reference count is not 8 bytes")),
         Tree::People => decode::<crate::federation::people::Person>(value).map(|_| ()),
         Tree::MovesOut => decode::<crate::migration::OutgoingMove>(value).map(|_| ()),
         Tree::MovesIn => decode::<crate::migration::receive::ReceivedMove>(value).map(|_| ()),
@@ -382,13 +422,14 @@ pub fn abort<T>(e: Error) -> std::result::Result<T, ConflictableTransactionError
     Err(ConflictableTransactionError::Abort(e))
 }
 
-fn check_schema(db: &sled::Db) -> Result<()> {
+/// Refuses a newer schema; returns the store's schema (this binary's for a new store).
+fn check_schema(db: &sled::Db) -> Result<u32> {
     let meta = db.open_tree(Tree::Meta.name())?;
     match meta.get("schema_version")? {
         None => {
             meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
             db.flush()?;
-            Ok(())
+            Ok(SCHEMA_VERSION)
         }
         Some(bytes) => {
             let version = u32::from_be_bytes(
@@ -402,7 +443,7 @@ fn check_schema(db: &sled::Db) -> Result<()> {
                     "this store was written by a newer lifeboat (schema {version}); this binary understands schema {SCHEMA_VERSION} and older. Run the newer version, or restore a backup of the data folder."
                 )));
             }
-            Ok(())
+            Ok(version)
         }
     }
 }
