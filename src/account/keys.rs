@@ -33,19 +33,41 @@ impl std::fmt::Debug for KeyPair {
     }
 }
 
+/// Makes a key pair on the calling thread (seconds for 4096 bits).
+fn make(bits: usize) -> Result<KeyPair> {
+    let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, bits)
+        .map_err(|e| Error::internal(format!("key generation: {e}")))?;
+    Ok(KeyPair {
+        bits,
+        private_pem: private_key_to_pem(&key)?,
+        public_pem: public_key_to_pem(&key.to_public_key()),
+    })
+}
+
 /// Makes a key pair now. CPU-heavy: runs off the runtime.
 pub async fn generate(bits: usize) -> Result<KeyPair> {
-    tokio::task::spawn_blocking(move || {
-        let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, bits)
-            .map_err(|e| Error::internal(format!("key generation: {e}")))?;
-        Ok(KeyPair {
-            bits,
-            private_pem: private_key_to_pem(&key)?,
-            public_pem: public_key_to_pem(&key.to_public_key()),
+    tokio::task::spawn_blocking(move || make(bits))
+        .await
+        .map_err(|e| Error::internal(format!("key generation task: {e}")))?
+}
+
+/// Makes a key pair on a thread of its own at the lowest CPU priority, so filling the
+/// pool in the background never slows down the requests being served.
+async fn generate_in_background(bits: usize) -> Result<KeyPair> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("key-pool".into())
+        .spawn(move || {
+            // SAFETY: plain system calls on the calling thread; no memory is shared.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
+            }
+            let _ = sender.send(make(bits));
         })
-    })
-    .await
-    .map_err(|e| Error::internal(format!("key generation task: {e}")))?
+        .map_err(|e| Error::internal(format!("key generation thread: {e}")))?;
+    receiver
+        .await
+        .map_err(|_| Error::internal("key generation thread stopped"))?
 }
 
 /// The pool of ready key pairs (tree `key_pool`).
@@ -88,7 +110,7 @@ impl KeyPool {
             if tree.len() < POOL_TARGET {
                 let made = tokio::select! {
                     _ = shutdown.changed() => return,
-                    made = generate(self.bits) => made,
+                    made = generate_in_background(self.bits) => made,
                 };
                 match made.and_then(|pair| {
                     let id = self.store.generate_id()?;
