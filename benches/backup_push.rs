@@ -10,7 +10,8 @@
 //! the next sequence and is stored (`200`). It prints pushes/s and the server's RSS
 //! (VmRSS from /proc) at start, middle and end.
 //!
-//! Environment: `BENCH_PUSHES` (default 10000), `BENCH_KEYS` (connections, default 8).
+//! Environment: `BENCH_PUSHES` (default 10000), `BENCH_KEYS` (connections, default 8),
+//! `BENCH_LIFEBOAT_BIN` (another build's binary, to compare builds).
 //! Keys are cached in the target folder, since generating 4096-bit keys takes a while.
 
 use std::path::{Path, PathBuf};
@@ -180,8 +181,9 @@ fn main() {
     assert_eq!(failures.load(Ordering::Relaxed), 0, "every push must be stored");
 }
 
+/// The binary under test: this build's, or `BENCH_LIFEBOAT_BIN` (to compare builds).
 fn lifeboat_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_lifeboat"))
+    std::env::var_os("BENCH_LIFEBOAT_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lifeboat")), PathBuf::from)
 }
 
 fn new_agent() -> ureq::Agent {

@@ -31,7 +31,7 @@ struct Common {
     /// TOML configuration file (see lifeboat.example.toml); LIFEBOAT_* variables override it.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Data folder (store, mail outbox, admin socket); overrides server.data_dir.
+    /// Data folder (store, held backups, mail outbox, admin socket); overrides server.data_dir.
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 }

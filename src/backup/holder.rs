@@ -188,9 +188,18 @@ pub struct ConfirmToken {
     pub expires_unix: u64,
 }
 
+/// Bytes written by [`SlotStore::stage`], not yet given to a slot.
+#[derive(Debug)]
+pub struct StagedBackup {
+    /// What the storage calls them.
+    pub id: u64,
+    /// Written but not yet durable ([`SlotStore::make_durable`]).
+    pub unsynced: Option<std::fs::File>,
+}
+
 /// The storage the holder needs. One implementation on sled (`store::backups`);
 /// tests use it on a temporary folder.
-pub trait SlotStore: Send + Sync {
+pub trait SlotStore: Clone + Send + Sync + 'static {
     /// The view of the store inside a unit of work.
     type Tx<'t>: SlotTx
     where
@@ -207,6 +216,15 @@ pub trait SlotStore: Send + Sync {
     fn slots_of(&self, email: &str) -> Result<Vec<(SlotKey, Slot)>>;
     /// The held backup of a slot.
     fn backup(&self, key: &SlotKey) -> Result<Option<Vec<u8>>>;
+    /// Writes a backup's bytes where they will be held, before the unit of work that
+    /// gives them to a slot ([`SlotTx::put_backup`]). Blocking: call it off the async
+    /// runtime. The bytes are durable only after [`SlotStore::make_durable`].
+    fn stage(&self, lfbk: &[u8]) -> Result<StagedBackup>;
+    /// Makes staged bytes durable (shared with concurrent callers); a unit of work may
+    /// point a slot at them only then.
+    fn make_durable(&self, staged: &mut StagedBackup) -> impl Future<Output = Result<()>> + Send;
+    /// Drops staged bytes that no unit of work took.
+    fn discard(&self, staged: StagedBackup);
     /// A confirmation token by the SHA-256 of the token.
     fn token(&self, hash: &[u8; 32]) -> Result<Option<ConfirmToken>>;
     /// The current totals.
@@ -224,7 +242,9 @@ pub trait SlotTx {
     fn slot(&self, key: &SlotKey) -> TxResult<Option<Slot>>;
     fn put_slot(&self, key: &SlotKey, slot: &Slot) -> TxResult<()>;
     fn remove_slot(&self, key: &SlotKey) -> TxResult<()>;
-    fn put_backup(&self, key: &SlotKey, lfbk: &[u8]) -> TxResult<()>;
+    /// Gives the slot the staged bytes; the bytes it held before are released once
+    /// the unit of work is durable.
+    fn put_backup(&self, key: &SlotKey, staged: &StagedBackup) -> TxResult<()>;
     fn remove_backup(&self, key: &SlotKey) -> TxResult<()>;
     fn address(&self, email: &str) -> TxResult<AddressRecord>;
     /// Writes the record; an empty one (no slots, no recent mail) is removed.
@@ -447,9 +467,32 @@ impl<S: SlotStore> Holder<S> {
         if let Some(lfbk) = &push.backup {
             crate::sealed::check_header_for_holder(lfbk).map_err(|e| Error::bad(format!("backup: {e}")))?;
         }
-        let push = tokio::task::spawn_blocking(move || push.verify().map(|()| push))
-            .await
-            .map_err(|e| Error::internal(format!("signature check stopped: {e}")))??;
+        // The bytes are staged (written durably) only once the signature holds, and only
+        // when the slot as read above would take them; a refused push costs no write.
+        let worth_staging = held
+            .as_ref()
+            .is_none_or(|slot| refusal(slot, push.sequence).is_none());
+        let store = self.store.clone();
+        let (push, staged) = tokio::task::spawn_blocking(move || {
+            push.verify()?;
+            let staged = match &push.backup {
+                Some(lfbk) if worth_staging => Some(store.stage(lfbk)?),
+                _ => None,
+            };
+            Ok::<_, Error>((push, staged))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("signature check stopped: {e}")))??;
+        let staged = match staged {
+            Some(mut staged) => match self.store.make_durable(&mut staged).await {
+                Ok(()) => Some(staged),
+                Err(e) => {
+                    self.store.discard(staged);
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
         // 4–7. The slot's state, compared and changed in one unit of work.
         let needs_mail = held.as_ref().is_none_or(|s| !s.confirmed);
         let mail_id = if needs_mail { Some(self.store.mail_id()?) } else { None };
@@ -461,7 +504,14 @@ impl<S: SlotStore> Holder<S> {
             mail_id,
             token,
         };
-        let applied = self.store.unit(|tx| apply_push(tx, &push, &context))?;
+        let applied = self
+            .store
+            .unit(|tx| apply_push(tx, &push, &context, staged.as_ref()));
+        let taken = matches!(&applied, Ok(a) if a.wrote && push.backup.is_some());
+        if let (false, Some(staged)) = (taken, staged) {
+            self.store.discard(staged);
+        }
+        let applied = applied?;
         // 8. Durable before answering.
         if applied.wrote {
             self.store.durable().await?;
@@ -759,7 +809,12 @@ fn check_quota(policy: &Policy, totals: &Totals, held: Option<&Slot>, len: u64) 
 
 /// The compare-and-store of one push, inside a unit of work (so two racing pushes
 /// with the same sequence cannot both win).
-fn apply_push<T: SlotTx>(tx: &T, push: &Push, cx: &PushContext<'_>) -> TxResult<Applied> {
+fn apply_push<T: SlotTx>(
+    tx: &T,
+    push: &Push,
+    cx: &PushContext<'_>,
+    staged: Option<&StagedBackup>,
+) -> TxResult<Applied> {
     let key = SlotKey {
         email: push.email.clone(),
         fingerprint: push.key.fingerprint(),
@@ -772,16 +827,8 @@ fn apply_push<T: SlotTx>(tx: &T, push: &Push, cx: &PushContext<'_>) -> TxResult<
             mailed: false,
         })
     };
-    if let Some(slot) = &old {
-        if slot.restored_at.is_some() {
-            return nothing(PushOutcome::Restored);
-        }
-        if slot.confirmed && push.sequence <= slot.sequence {
-            return nothing(PushOutcome::Stale(slot.sequence));
-        }
-        if !slot.confirmed && (slot.rejected || push.sequence <= slot.sequence) {
-            return nothing(PushOutcome::AwaitingConfirmation);
-        }
+    if let Some(refused) = old.as_ref().and_then(|slot| refusal(slot, push.sequence)) {
+        return nothing(refused);
     }
     let mut totals = tx.totals()?;
     let mut address = tx.address(&push.email)?;
@@ -807,6 +854,13 @@ fn apply_push<T: SlotTx>(tx: &T, push: &Push, cx: &PushContext<'_>) -> TxResult<
     new.created_at = push.created_at.clone();
     match &push.backup {
         Some(lfbk) => {
+            // Not staged: the slot read before the signature check refused this push,
+            // and only an eviction (its slot gone) can change that since. Such a push
+            // would make a new unconfirmed slot; it is answered as one, and the home
+            // pod's next push is stored.
+            let Some(staged) = staged else {
+                return nothing(PushOutcome::AwaitingConfirmation);
+            };
             let quota = if new.confirmed {
                 (totals.confirmed_bytes, cx.policy.quota_bytes)
             } else {
@@ -818,7 +872,7 @@ fn apply_push<T: SlotTx>(tx: &T, push: &Push, cx: &PushContext<'_>) -> TxResult<
             }
             new.size = lfbk.len() as u64;
             new.sha256 = push.sha256;
-            tx.put_backup(&key, lfbk)?;
+            tx.put_backup(&key, staged)?;
         }
         None => {
             new.size = 0;
@@ -846,6 +900,19 @@ fn apply_push<T: SlotTx>(tx: &T, push: &Push, cx: &PushContext<'_>) -> TxResult<
         wrote: true,
         mailed,
     })
+}
+
+/// Why a slot refuses a push of `sequence` whatever it carries, if it does.
+fn refusal(slot: &Slot, sequence: u64) -> Option<PushOutcome> {
+    if slot.restored_at.is_some() {
+        Some(PushOutcome::Restored)
+    } else if slot.confirmed && sequence <= slot.sequence {
+        Some(PushOutcome::Stale(slot.sequence))
+    } else if !slot.confirmed && (slot.rejected || sequence <= slot.sequence) {
+        Some(PushOutcome::AwaitingConfirmation)
+    } else {
+        None
+    }
 }
 
 /// Makes room for a new unconfirmed slot: with [`MAX_UNCONFIRMED_PER_EMAIL`] already
@@ -1369,5 +1436,50 @@ mod tests {
         };
         assert_eq!(SlotKey::from_bytes(&key.to_bytes()), Some(key));
         assert_eq!(SlotKey::from_bytes(b"short"), None);
+    }
+
+    fn held_files(r: &Rig) -> Vec<Vec<u8>> {
+        let mut files: Vec<_> = std::fs::read_dir(r.store.dir().join("held"))
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[tokio::test]
+    async fn each_slot_holds_one_file_and_refused_or_replaced_bytes_leave_none() {
+        let r = rig(|_| {});
+        let k = &keys()[0];
+        r.holder.push(&body(k, "a@b.org", 1, Some(&lfbk("one")))).await.unwrap();
+        let token = r.token_in_last_mail();
+        r.holder.decide(&token, ConfirmAction::Confirm).await.unwrap();
+        let two = lfbk("two");
+        assert_eq!(
+            r.holder.push(&body(k, "a@b.org", 2, Some(&two))).await.unwrap(),
+            PushOutcome::Stored(2)
+        );
+        assert_eq!(held_files(&r), vec![two.clone()], "the replaced file is gone once durable");
+        // A replay and a rollback are refused before anything is written.
+        for sequence in [2, 1] {
+            assert_eq!(
+                r.holder.push(&body(k, "a@b.org", sequence, Some(&lfbk("old")))).await.unwrap(),
+                PushOutcome::Stale(2)
+            );
+        }
+        assert_eq!(held_files(&r), vec![two]);
+        // A push over the quota is refused: no file is left behind.
+        let big = lfbk(&"x".repeat(4096));
+        let mut tight = r.holder.policy().clone();
+        tight.quota_bytes = 1000;
+        let tight = Holder::new(r.holder.store().clone(), tight);
+        assert!(tight.push(&body(k, "a@b.org", 3, Some(&big))).await.is_err());
+        assert_eq!(held_files(&r).len(), 1);
+        // A delete leaves the tombstone and no file.
+        assert_eq!(
+            r.holder.push(&body(k, "a@b.org", 4, None)).await.unwrap(),
+            PushOutcome::Deleted(4)
+        );
+        assert!(held_files(&r).is_empty());
     }
 }

@@ -1057,9 +1057,14 @@ async fn move_in_key_check(
 /// per-address records, and drops expired opened archives.
 pub async fn sweep(pod: &Pod) -> Result<()> {
     let now = now_unix();
-    let erased = holder(pod).erase_restored(now).await?;
+    let holder = holder(pod);
+    let erased = holder.erase_restored(now).await?;
     if erased > 0 {
         tracing::info!(erased, "erased the ciphertext of backups restored 30 days ago");
+    }
+    let swept = holder.store().sweep_unreferenced()?;
+    if swept > 0 {
+        tracing::info!(swept, "removed held backup files that no slot points at");
     }
     let mut changed = false;
     for (hash, token) in RestoreStore::restore_tokens(&pod.store)? {

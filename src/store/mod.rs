@@ -11,7 +11,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -30,7 +30,8 @@ pub mod restore;
 /// The schema this binary writes. Bump it when a layout changes; start-up refuses a
 /// store whose schema is newer than this and upgrades an older one.
 /// 2: outbox bodies moved out of the deliveries into `outbox_bodies`.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: held backups moved out of `backup_data` into files (see [`backups`]).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The first byte of every stored value: the encoding of what follows.
 const VALUE_VERSION: u8 = 1;
@@ -97,7 +98,8 @@ trees! {
     /// `backup_slots`: normalised email, 0x00, key fingerprint (32 bytes, SHA-256 of the
     /// SPKI DER) -> [`crate::backup::holder::Slot`] (state only, never the backup).
     BackupSlots = "backup_slots",
-    /// `backup_data`: the same key as `backup_slots` -> the held `.lfbk` bytes exactly as
+    /// `backup_data`: the same key as `backup_slots` -> the id (u64, encoded) of the file
+    /// under `held/` holding the `.lfbk` bytes exactly as
     /// pushed, behind the value version byte (raw, not bincode). Kept apart so listing
     /// slots never reads backups.
     BackupData = "backup_data",
@@ -190,6 +192,9 @@ struct Inner {
     trees: Vec<sled::Tree>,
     dir: PathBuf,
     flusher: mpsc::UnboundedSender<oneshot::Sender<Result<()>>>,
+    file_syncer: mpsc::UnboundedSender<FileSync>,
+    /// Files to remove after the next successful sync ([`Store::remove_after_durable`]).
+    released: Arc<Mutex<Vec<PathBuf>>>,
     _lock: File,
 }
 
@@ -253,13 +258,18 @@ impl Store {
             .collect::<sled::Result<Vec<_>>>()
             .map_err(Error::from)?;
         let (flusher, rx) = mpsc::unbounded_channel();
-        tokio::spawn(group_commit(db.clone(), rx));
+        let released = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(group_commit(db.clone(), rx, released.clone()));
+        let (file_syncer, file_syncs) = mpsc::unbounded_channel();
+        tokio::spawn(group_sync_files(file_syncs));
         let store = Store {
             inner: Arc::new(Inner {
                 db,
                 trees,
                 dir: dir.to_path_buf(),
                 flusher,
+                file_syncer,
+                released,
                 _lock: lock,
             }),
         };
@@ -273,6 +283,7 @@ impl Store {
             store.flush()?;
             tracing::info!(deliveries = upgrade.len(), "store upgraded from schema 1 to 2");
         }
+        backups::open_held(&store, schema)?;
         Ok(store)
     }
 
@@ -313,6 +324,25 @@ impl Store {
         rx.await.map_err(|_| Error::internal("flusher stopped"))?
     }
 
+    /// Makes a file written outside the store durable, with the entry of the folder
+    /// holding it. Concurrent callers share the syncs: the file system commits its
+    /// journal once for the whole batch.
+    pub async fn sync_file(&self, file: File, folder: PathBuf) -> Result<()> {
+        let (done, rx) = oneshot::channel();
+        self.inner
+            .file_syncer
+            .send(FileSync { file, folder, done })
+            .map_err(|_| Error::internal("file syncer stopped"))?;
+        rx.await.map_err(|_| Error::internal("file syncer stopped"))?
+    }
+
+    /// Removes `path` once every write done so far is durable (a file that a committed
+    /// unit of work stopped pointing at). Left behind if the process stops first: the
+    /// domain that owns such files sweeps the ones nothing points at.
+    pub fn remove_after_durable(&self, path: PathBuf) {
+        self.inner.released.lock().unwrap_or_else(|e| e.into_inner()).push(path);
+    }
+
     /// Makes every write done so far durable, blocking (CLI and shutdown).
     pub fn flush(&self) -> Result<()> {
         self.inner.db.flush()?;
@@ -336,6 +366,7 @@ impl Store {
             }
             report.trees.push((tree.name(), count));
         }
+        backups::check_held(self, &mut report.problems)?;
         Ok(report)
     }
 }
@@ -450,17 +481,69 @@ fn check_schema(db: &sled::Db) -> Result<u32> {
 
 /// Syncs once for every batch of waiters: whoever asked while a sync ran is served by
 /// the next one, so many concurrent writers share few fsyncs.
-async fn group_commit(db: sled::Db, mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<()>>>) {
+/// A file waiting for [`group_sync_files`].
+struct FileSync {
+    file: File,
+    folder: PathBuf,
+    done: oneshot::Sender<Result<()>>,
+}
+
+/// Syncs every file that asked while the previous batch ran, then their folders once.
+async fn group_sync_files(mut rx: mpsc::UnboundedReceiver<FileSync>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let synced = tokio::task::spawn_blocking(move || {
+            let outcomes: Vec<std::io::Result<()>> = batch.iter().map(|s| s.file.sync_data()).collect();
+            let mut folders: Vec<&PathBuf> = batch.iter().map(|s| &s.folder).collect();
+            folders.sort();
+            folders.dedup();
+            let folders_synced = folders
+                .into_iter()
+                .try_for_each(|folder| File::open(folder).and_then(|dir| dir.sync_all()).map_err(|e| format!("{}: {e}", folder.display())));
+            for (sync, outcome) in batch.into_iter().zip(outcomes) {
+                let outcome = match (outcome, &folders_synced) {
+                    (Err(e), _) => Err(Error::internal(format!("sync: {e}"))),
+                    (Ok(()), Err(e)) => Err(Error::internal(format!("sync: {e}"))),
+                    (Ok(()), Ok(())) => Ok(()),
+                };
+                let _ = sync.done.send(outcome);
+            }
+        })
+        .await;
+        if let Err(e) = synced {
+            tracing::error!("file sync stopped: {e}");
+        }
+    }
+}
+
+/// Files released before a sync started are removed once it succeeded.
+async fn group_commit(
+    db: sled::Db,
+    mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<()>>>,
+    released: Arc<Mutex<Vec<PathBuf>>>,
+) {
     while let Some(first) = rx.recv().await {
         let mut waiters = vec![first];
         while let Ok(more) = rx.try_recv() {
             waiters.push(more);
         }
         let db = db.clone();
+        let to_remove = std::mem::take(&mut *released.lock().unwrap_or_else(|e| e.into_inner()));
         let started = std::time::Instant::now();
-        let outcome = tokio::task::spawn_blocking(move || db.flush().map(|_| ()).map_err(|e| e.to_string()))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+        let outcome = tokio::task::spawn_blocking(move || {
+            db.flush().map_err(|e| e.to_string())?;
+            for path in to_remove {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::warn!("cannot remove {}: {e}", path.display());
+                }
+            }
+            Ok::<(), String>(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
         tracing::trace!(
             waiters = waiters.len(),
             us = started.elapsed().as_micros() as u64,
