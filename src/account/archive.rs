@@ -27,6 +27,7 @@
 //! Not owned here: creating the account (the caller sets username, guid, keys and
 //! password, then calls [`apply_to`]), sealing (`sealed`), HTTP (`web`).
 
+mod json;
 mod schema;
 
 use std::io::{BufRead, BufReader, Read};
@@ -36,6 +37,8 @@ use base64::Engine as _;
 use flate2::read::MultiGzDecoder;
 use serde::Deserialize as _;
 use serde_json::{Map, Value};
+
+use json::{Json, Object};
 
 use super::model::{Account, Avatar, ContactData, MovedFrom, ProfileData};
 use crate::federation::entities::{valid_diaspora_id, valid_guid, validate_profile, Profile};
@@ -223,7 +226,7 @@ pub fn read_archive(bytes: &[u8], max_decompressed: u64) -> Result<ImportedArchi
 }
 
 /// The archive's JSON, decompressed if need be.
-fn parse_json(bytes: &[u8], max: u64) -> Result<Value> {
+fn parse_json(bytes: &[u8], max: u64) -> Result<Json<'_>> {
     if bytes.starts_with(&crate::sealed::MAGIC) {
         return Err(Error::bad(
             "this is a sealed lifeboat backup (.lfbk): it opens only with its pass phrase, through \"Moving from another pod\" or a restore",
@@ -246,7 +249,7 @@ fn parse_json(bytes: &[u8], max: u64) -> Result<Value> {
 
 /// Parses the JSON while decompressing it, through a [`Read::take`] of one byte past
 /// `max`: reading stops there, whatever the compressed file claims.
-fn parse_gzip(bytes: &[u8], max: u64) -> Result<Value> {
+fn parse_gzip(bytes: &[u8], max: u64) -> Result<Json<'static>> {
     let mut limited = MultiGzDecoder::new(bytes).take(max.saturating_add(1));
     let parsed = {
         let mut reader = BufReader::new(&mut limited);
@@ -257,7 +260,7 @@ fn parse_gzip(bytes: &[u8], max: u64) -> Result<Value> {
                     reader.consume(3);
                 }
                 let mut deserializer = serde_json::Deserializer::from_reader(reader);
-                Value::deserialize(&mut deserializer).and_then(|value| deserializer.end().map(|_| value))
+                Json::deserialize(&mut deserializer).and_then(|value| deserializer.end().map(|_| value))
             }
             Err(e) => Err(serde_json::Error::io(e)),
         }
@@ -325,8 +328,8 @@ impl Problems {
     }
 }
 
-fn check_archive(document: Value) -> Result<ImportedArchive> {
-    if !document.is_object() {
+fn check_archive(document: Json<'_>) -> Result<ImportedArchive> {
+    if document.as_object().is_none() {
         return Err(Error::bad("the archive is not valid: expected a JSON object"));
     }
     check_version(document.get("version"))?;
@@ -334,9 +337,7 @@ fn check_archive(document: Value) -> Result<ImportedArchive> {
     // read the document, and with thousands of contacts each takes tens of
     // milliseconds. Reading needs no valid schema: it never panics on other shapes.
     let contacts_value = document.get("user").and_then(|user| user.get("contacts"));
-    let many = contacts_value
-        .and_then(Value::as_array)
-        .is_some_and(|c| c.len() >= 1000);
+    let many = contacts_value.and_then(Json::as_array).is_some_and(|c| c.len() >= 1000);
     let mut contact_problems = Problems::default();
     let (schema_problems, contacts) = if many {
         std::thread::scope(|scope| {
@@ -355,17 +356,17 @@ fn check_archive(document: Value) -> Result<ImportedArchive> {
         (schema, contacts)
     };
     Problems(schema_problems).into_result()?;
-    let Value::Object(mut top) = document else {
+    let Json::Object(mut top) = document else {
         return Err(Error::bad("the archive is not valid: expected a JSON object"));
     };
     // The schema guarantees the shapes read below (nothing here would panic if not).
     let mut problems = Problems::default();
 
     let user = match top.remove("user") {
-        Some(Value::Object(user)) => user,
-        _ => Map::new(),
+        Some(Json::Object(user)) => user,
+        _ => Object::default(),
     };
-    let text = |key: &str| user.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = |key: &str| user.get(key).and_then(Json::as_str).unwrap_or_default().to_string();
 
     let (private_key_pem, public_key_pem) = match read_private_key(&text("private_key")) {
         Ok(keys) => keys,
@@ -404,28 +405,20 @@ fn check_archive(document: Value) -> Result<ImportedArchive> {
     let email = text("email");
     let language = text("language");
     // The rest moves into the verbatim sections, in order (no copy of the posts).
-    let mut read_already = Vec::new();
-    let mut verbatim = |object: Map<String, Value>, used: &[&str]| -> Map<String, Value> {
-        object
-            .into_iter()
-            .filter_map(|(key, value)| {
-                if used.contains(&key.as_str()) {
-                    read_already.push(value);
-                    None
-                } else {
-                    Some((key, value))
-                }
-            })
-            .collect()
-    };
-    let mut kept = Map::new();
-    kept.insert("user".into(), Value::Object(verbatim(user, USER_KEYS)));
-    kept.insert("top".into(), Value::Object(verbatim(top, TOP_KEYS)));
-    if many {
-        // Freeing thousands of parsed contacts takes a while; it need not delay the
-        // answer. (Only memory is at stake: nothing waits for this thread.)
-        std::thread::spawn(move || drop(read_already));
+    fn unread<'a>(object: Object<'a>, read: &[&str]) -> Json<'a> {
+        Json::Object(
+            object
+                .into_iter()
+                .filter(|(key, _)| !read.contains(&key.as_ref()))
+                .collect(),
+        )
     }
+    let kept: Object = [
+        ("user".into(), unread(user, USER_KEYS)),
+        ("top".into(), unread(top, TOP_KEYS)),
+    ]
+    .into_iter()
+    .collect();
 
     Ok(ImportedArchive {
         username,
@@ -442,7 +435,7 @@ fn check_archive(document: Value) -> Result<ImportedArchive> {
         contacts,
         followed_tags,
         blocks,
-        verbatim_json: Value::Object(kept).to_string(),
+        verbatim_json: Json::Object(kept).to_string(),
         old_diaspora_id,
         old_guid: lifeboat.guid,
         known_pods,
@@ -450,11 +443,11 @@ fn check_archive(document: Value) -> Result<ImportedArchive> {
     })
 }
 
-fn check_version(version: Option<&Value>) -> Result<()> {
+fn check_version(version: Option<&Json>) -> Result<()> {
     let problem = match version {
-        Some(Value::String(v)) if v == ARCHIVE_VERSION => return Ok(()),
+        Some(Json::String(v)) if v == ARCHIVE_VERSION => return Ok(()),
         None => format!("version: missing (diaspora* archives say \"version\": \"{ARCHIVE_VERSION}\")"),
-        Some(Value::String(v)) if v.starts_with("1.") || v == "1" => format!(
+        Some(Json::String(v)) if v.starts_with("1.") || v == "1" => format!(
             "version: expected \"{ARCHIVE_VERSION}\"; this is a version {v} archive, written by an older diaspora*, which cannot be imported (export it again from an up-to-date pod)"
         ),
         Some(other) => format!("version: expected \"{ARCHIVE_VERSION}\", found {other}"),
@@ -472,11 +465,11 @@ fn read_private_key(pem: &str) -> std::result::Result<(String, String), String> 
 }
 
 /// An optional text field: absent, null and empty are all `None`.
-fn optional_text(data: &Map<String, Value>, key: &str, path: &str, problems: &mut Problems) -> Option<String> {
+fn optional_text(data: &Object, key: &str, path: &str, problems: &mut Problems) -> Option<String> {
     match data.get(key) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) if text.is_empty() => None,
-        Some(Value::String(text)) => Some(text.clone()),
+        None | Some(Json::Null) => None,
+        Some(Json::String(text)) if text.is_empty() => None,
+        Some(Json::String(text)) => Some(text.to_string()),
         Some(_) => {
             problems.push(format_args!("{path}.{key}"), "expected a string or null");
             None
@@ -484,10 +477,10 @@ fn optional_text(data: &Map<String, Value>, key: &str, path: &str, problems: &mu
     }
 }
 
-fn optional_bool(data: &Map<String, Value>, key: &str, path: &str, problems: &mut Problems) -> Option<bool> {
+fn optional_bool(data: &Object, key: &str, path: &str, problems: &mut Problems) -> Option<bool> {
     match data.get(key) {
-        None | Some(Value::Null) => None,
-        Some(Value::Bool(b)) => Some(*b),
+        None | Some(Json::Null) => None,
+        Some(Json::Bool(b)) => Some(*b),
         Some(_) => {
             problems.push(format_args!("{path}.{key}"), "expected a boolean or null");
             None
@@ -508,16 +501,16 @@ fn usable_image_url(url: Option<String>) -> Option<String> {
 
 /// The profile (and its author) from `user.profile`, checked against diaspora*'s
 /// validators.
-fn read_profile(profile: Option<&Value>, problems: &mut Problems) -> (Option<String>, ProfileData) {
+fn read_profile(profile: Option<&Json>, problems: &mut Problems) -> (Option<String>, ProfileData) {
     const PATH: &str = "user.profile.entity_data";
-    let empty = Map::new();
+    let empty = Object::default();
     let data = profile
         .and_then(|p| p.get("entity_data"))
-        .and_then(Value::as_object)
+        .and_then(Json::as_object)
         .unwrap_or(&empty);
     let author = data
         .get("author")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .map(str::trim)
         .unwrap_or_default();
     let author = if valid_diaspora_id(author) {
@@ -603,10 +596,10 @@ fn field_problem(problem: &str, key: &str) -> String {
         .to_string()
 }
 
-fn read_aspects(groups: Option<&Value>, problems: &mut Problems) -> Vec<String> {
+fn read_aspects(groups: Option<&Json>, problems: &mut Problems) -> Vec<String> {
     let mut aspects = Vec::new();
-    for (index, group) in groups.and_then(Value::as_array).into_iter().flatten().enumerate() {
-        let name = group.get("name").and_then(Value::as_str).unwrap_or_default();
+    for (index, group) in groups.and_then(Json::as_array).into_iter().flatten().enumerate() {
+        let name = group.get("name").and_then(Json::as_str).unwrap_or_default();
         if name.trim().is_empty() {
             problems.push(format_args!("user.contact_groups[{index}].name"), "must not be empty");
             continue;
@@ -616,12 +609,12 @@ fn read_aspects(groups: Option<&Value>, problems: &mut Problems) -> Vec<String> 
     aspects
 }
 
-fn read_contacts(contacts: Option<&Value>, problems: &mut Problems) -> Vec<ContactData> {
-    let items: &[Value] = contacts.and_then(Value::as_array).map_or(&[], Vec::as_slice);
+fn read_contacts<'a>(contacts: Option<&'a Json<'a>>, problems: &mut Problems) -> Vec<ContactData> {
+    let items: &[Json] = contacts.and_then(Json::as_array).unwrap_or_default();
     // Each contact is checked on its own (its public key is the costly part), so
     // thousands are split over two threads; duplicates are dropped afterwards, in order.
     type Part<'a> = (Vec<Option<(&'a str, ContactData)>>, Problems);
-    fn read_part(start: usize, part: &[Value]) -> Part<'_> {
+    fn read_part<'a>(start: usize, part: &'a [Json<'a>]) -> Part<'a> {
         let mut found = Problems::default();
         let read = part
             .iter()
@@ -642,7 +635,7 @@ fn read_contacts(contacts: Option<&Value>, problems: &mut Problems) -> Vec<Conta
         vec![read_part(0, items)]
     };
     let mut out: Vec<ContactData> = Vec::with_capacity(items.len());
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
     for (read, mut found) in parts {
         problems.0.append(&mut found.0);
         for (id, contact) in read.into_iter().flatten() {
@@ -655,10 +648,10 @@ fn read_contacts(contacts: Option<&Value>, problems: &mut Problems) -> Vec<Conta
 }
 
 /// One contact, checked; with its diaspora ID as written (for spotting duplicates).
-fn read_contact<'a>(index: usize, contact: &'a Value, problems: &mut Problems) -> Option<(&'a str, ContactData)> {
+fn read_contact<'a>(index: usize, contact: &'a Json<'a>, problems: &mut Problems) -> Option<(&'a str, ContactData)> {
     let path = || format!("user.contacts[{index}]");
-    let flag = |key: &str| contact.get(key).and_then(Value::as_bool).unwrap_or(false);
-    let text = |key: &str| contact.get(key).and_then(Value::as_str);
+    let flag = |key: &str| contact.get(key).and_then(Json::as_bool).unwrap_or(false);
+    let text = |key: &str| contact.get(key).and_then(Json::as_str);
     let diaspora_id = text("account_id").unwrap_or_default().trim();
     if !valid_diaspora_id(diaspora_id) {
         problems.push(
@@ -702,9 +695,9 @@ fn read_contact<'a>(index: usize, contact: &'a Value, problems: &mut Problems) -
     Some((diaspora_id, contact_data))
 }
 
-fn read_blocks(blocks: Option<&Value>, problems: &mut Problems) -> Vec<String> {
+fn read_blocks(blocks: Option<&Json>, problems: &mut Problems) -> Vec<String> {
     let mut out = Vec::new();
-    for (index, block) in blocks.and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (index, block) in blocks.and_then(Json::as_array).into_iter().flatten().enumerate() {
         let id = block.as_str().unwrap_or_default().trim();
         if !valid_diaspora_id(id) {
             problems.push(
@@ -719,12 +712,12 @@ fn read_blocks(blocks: Option<&Value>, problems: &mut Problems) -> Vec<String> {
 }
 
 /// The strings of an array, in order, without duplicates.
-fn unique_strings(value: Option<&Value>) -> Vec<String> {
+fn unique_strings(value: Option<&Json>) -> Vec<String> {
     value
-        .and_then(Value::as_array)
+        .and_then(Json::as_array)
         .into_iter()
         .flatten()
-        .filter_map(Value::as_str)
+        .filter_map(Json::as_str)
         .map(str::to_string)
         .fold(Vec::new(), push_unique)
 }
@@ -737,15 +730,15 @@ fn push_unique(mut list: Vec<String>, item: String) -> Vec<String> {
 }
 
 /// Every `subscribed_pods_uris` entry of the user's posts.
-fn subscribed_pods(posts: Option<&Value>) -> impl Iterator<Item = &str> {
+fn subscribed_pods<'a>(posts: Option<&'a Json<'a>>) -> impl Iterator<Item = &'a str> {
     posts
-        .and_then(Value::as_array)
+        .and_then(Json::as_array)
         .into_iter()
         .flatten()
         .filter_map(|post| post.get("subscribed_pods_uris"))
-        .filter_map(Value::as_array)
+        .filter_map(Json::as_array)
         .flatten()
-        .filter_map(Value::as_str)
+        .filter_map(Json::as_str)
 }
 
 /// What the archive's own `lifeboat` key says.
@@ -757,7 +750,7 @@ struct LifeboatKey {
     avatar: Option<Avatar>,
 }
 
-fn read_lifeboat_key(value: Option<&Value>, problems: &mut Problems) -> LifeboatKey {
+fn read_lifeboat_key(value: Option<&Json>, problems: &mut Problems) -> LifeboatKey {
     let mut key = LifeboatKey::default();
     let Some(value) = value else {
         return key;
@@ -767,18 +760,18 @@ fn read_lifeboat_key(value: Option<&Value>, problems: &mut Problems) -> Lifeboat
         return key;
     };
     match object.get("guid") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(guid)) if valid_guid(guid) => key.guid = Some(guid.clone()),
+        None | Some(Json::Null) => {}
+        Some(Json::String(guid)) if valid_guid(guid) => key.guid = Some(guid.to_string()),
         Some(_) => problems.push("lifeboat.guid", "not a valid guid"),
     }
     match object.get("diaspora_id") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(id)) if valid_diaspora_id(id) => key.diaspora_id = Some(id.clone()),
+        None | Some(Json::Null) => {}
+        Some(Json::String(id)) if valid_diaspora_id(id) => key.diaspora_id = Some(id.to_string()),
         Some(_) => problems.push("lifeboat.diaspora_id", "not a valid diaspora ID"),
     }
     match object.get("known_pods") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(pods)) => {
+        None | Some(Json::Null) => {}
+        Some(Json::Array(pods)) => {
             for (index, pod) in pods.iter().enumerate() {
                 match pod.as_str().map(origin_of) {
                     Some(Ok(origin)) => key.known_pods.push(origin),
@@ -790,7 +783,7 @@ fn read_lifeboat_key(value: Option<&Value>, problems: &mut Problems) -> Lifeboat
         Some(_) => problems.push("lifeboat.known_pods", "expected an array"),
     }
     match object.get("avatar") {
-        None | Some(Value::Null) => {}
+        None | Some(Json::Null) => {}
         Some(avatar) => match read_avatar(avatar) {
             Ok(avatar) => key.avatar = Some(avatar),
             Err((path, problem)) => problems.push(path, problem),
@@ -801,17 +794,17 @@ fn read_lifeboat_key(value: Option<&Value>, problems: &mut Problems) -> Lifeboat
 
 /// `{"content_type", "data": standard base64}`, re-checked by its bytes (the bytes
 /// decide the type; the declared one is only checked to be a string).
-fn read_avatar(value: &Value) -> std::result::Result<Avatar, (&'static str, String)> {
+fn read_avatar(value: &Json) -> std::result::Result<Avatar, (&'static str, String)> {
     let object = value
         .as_object()
         .ok_or(("lifeboat.avatar", "expected an object".to_string()))?;
     object
         .get("content_type")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .ok_or(("lifeboat.avatar.content_type", "expected a string".to_string()))?;
     let data = object
         .get("data")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .ok_or(("lifeboat.avatar.data", "expected a string".to_string()))?;
     // Base64 is 4/3 of the bytes (plus any line breaks): refuse before decoding what
     // cannot fit.

@@ -128,6 +128,7 @@ pub fn canonical_public_key_pem(pem: &str) -> Result<String> {
     // Text already in the canonical layout (what lifeboat and OpenSSL write) is decoded
     // with the fast base64 decoder: a public key needs no constant-time decoding.
     let fast = canonical_layout_der(pem);
+    let canonical_layout = fast.is_some();
     let normalized;
     let (label, der) = match fast {
         Some(der) => ("PUBLIC KEY", der),
@@ -136,19 +137,18 @@ pub fn canonical_public_key_pem(pem: &str) -> Result<String> {
             rsa::pkcs1::der::pem::decode_vec(normalized.as_bytes()).map_err(|_| refuse())?
         }
     };
-    let input_der = (label == "PUBLIC KEY").then(|| der.clone());
-    let pkcs1_der: Vec<u8> = match label {
+    let pkcs1_der: &[u8] = match label {
         "PUBLIC KEY" => {
             let info = SubjectPublicKeyInfoRef::from_der(&der).map_err(|_| refuse())?;
             if info.algorithm.oid != rsa::pkcs1::ALGORITHM_OID || info.algorithm.parameters != Some(AnyRef::NULL) {
                 return Err(refuse());
             }
-            info.subject_public_key.as_bytes().ok_or_else(refuse)?.to_vec()
+            info.subject_public_key.as_bytes().ok_or_else(refuse)?
         }
-        "RSA PUBLIC KEY" => der,
+        "RSA PUBLIC KEY" => &der,
         _ => return Err(refuse()),
     };
-    let key = rsa::pkcs1::RsaPublicKey::from_der(&pkcs1_der).map_err(|_| refuse())?;
+    let key = rsa::pkcs1::RsaPublicKey::from_der(pkcs1_der).map_err(|_| refuse())?;
     let (n, e) = (
         strip_zeros(key.modulus.as_bytes()),
         strip_zeros(key.public_exponent.as_bytes()),
@@ -178,12 +178,16 @@ pub fn canonical_public_key_pem(pem: &str) -> Result<String> {
         },
         subject_public_key: BitStringRef::from_bytes(&pkcs1).map_err(|_| refuse())?,
     };
-    let der = info.to_der().map_err(|_| refuse())?;
-    if canonical_layout_der(pem).is_some() && input_der.as_deref() == Some(der.as_slice()) {
+    let spki = info.to_der().map_err(|_| refuse())?;
+    if canonical_layout && spki == der {
         // Canonical layout and canonical DER: the text is what encoding would write.
-        return Ok(pem.trim_end_matches('\n').to_string() + "\n");
+        let body = pem.trim_end_matches('\n');
+        let mut text = String::with_capacity(body.len() + 1);
+        text.push_str(body);
+        text.push('\n');
+        return Ok(text);
     }
-    rsa::pkcs1::der::pem::encode_string("PUBLIC KEY", LineEnding::LF, &der).map_err(|_| refuse())
+    rsa::pkcs1::der::pem::encode_string("PUBLIC KEY", LineEnding::LF, &spki).map_err(|_| refuse())
 }
 
 const SPKI_BEGIN: &str = "-----BEGIN PUBLIC KEY-----\n";
@@ -192,20 +196,25 @@ const SPKI_END: &str = "-----END PUBLIC KEY-----";
 /// The DER of an SPKI PEM written exactly as [`public_key_to_pem`] writes one (LF line
 /// ends, 64 base64 characters a line, one final newline or none), else `None`.
 fn canonical_layout_der(pem: &str) -> Option<Vec<u8>> {
+    const LINE: usize = 64;
     let body = pem.strip_prefix(SPKI_BEGIN)?;
     let body = body.strip_suffix('\n').unwrap_or(body).strip_suffix(SPKI_END)?;
-    let body = body.strip_suffix('\n')?;
-    // Each full line is 64 characters, 48 bytes without padding: lines decode one by one.
-    let mut der = Vec::with_capacity(body.len() / 4 * 3);
-    let mut lines = body.split('\n').peekable();
-    while let Some(line) = lines.next() {
-        let last = lines.peek().is_none();
-        if line.is_empty() || line.len() > 64 || (!last && line.len() != 64) {
+    let mut rest = body.strip_suffix('\n')?.as_bytes();
+    // Every line but the last is full: its end is found by counting, and the lines are
+    // decoded at once (a line break anywhere else is not base64, so decoding refuses it).
+    let mut text = Vec::with_capacity(rest.len());
+    while rest.len() > LINE {
+        if rest[LINE] != b'\n' {
             return None;
         }
-        STANDARD.decode_vec(line, &mut der).ok()?;
+        text.extend_from_slice(&rest[..LINE]);
+        rest = &rest[LINE + 1..];
     }
-    Some(der)
+    if rest.is_empty() {
+        return None;
+    }
+    text.extend_from_slice(rest);
+    STANDARD.decode(&text).ok()
 }
 
 fn strip_zeros(bytes: &[u8]) -> &[u8] {

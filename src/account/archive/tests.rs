@@ -152,7 +152,7 @@ for error in validator.iter_errors(document):
 #[test]
 fn the_fixture_is_a_valid_diaspora_export_to_the_independent_validator() {
     assert_eq!(python_schema_problems(fixture_text().as_bytes()), Vec::<String>::new());
-    assert_eq!(schema::validate(&fixture()), Vec::<String>::new());
+    assert_eq!(schema::validate_value(&fixture()), Vec::<String>::new());
 }
 
 #[test]
@@ -273,7 +273,7 @@ fn an_export_validates_against_the_schema_and_round_trips_without_loss() {
     let exported = write_archive(&account, "new-pod.example", "https://new-pod.example/").unwrap();
     assert_eq!(python_schema_problems(&exported), Vec::<String>::new());
     let document: Value = serde_json::from_slice(&exported).unwrap();
-    assert_eq!(schema::validate(&document), Vec::<String>::new());
+    assert_eq!(schema::validate_value(&document), Vec::<String>::new());
 
     // Every section lifeboat does not use is there, unchanged, where it was.
     for key in [
@@ -771,7 +771,7 @@ fn the_independent_validator_refuses_what_the_schema_check_refuses() {
     for damage in damages {
         let mut archive = fixture();
         damage(&mut archive);
-        let ours = schema::validate(&archive);
+        let ours = schema::validate_value(&archive);
         let theirs = python_schema_problems(archive.to_string().as_bytes());
         assert!(
             !ours.is_empty() && !theirs.is_empty(),
