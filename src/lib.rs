@@ -40,3 +40,10 @@ pub mod store;
 pub mod web;
 
 pub use error::{Error, Result};
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

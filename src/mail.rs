@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use mail_send::mail_builder::headers::date::Date;
 use mail_send::mail_builder::headers::raw::Raw;
@@ -146,11 +146,6 @@ fn one_line(text: &str) -> String {
         .to_string()
 }
 
-/// Seconds since the Unix epoch.
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 /// 16 random bytes as hex: Message-IDs and outbox file names.
 fn random_hex() -> String {
     hex::encode(rand::random::<[u8; 16]>())
@@ -241,8 +236,8 @@ impl SmtpTransport {
     }
 
     async fn deliver(&self, from: &str, mail: &Mail) -> std::result::Result<(), mail_send::Error> {
-        let rendered =
-            render(from, mail, unix_now()).map_err(|e| mail_send::Error::Io(std::io::Error::other(e.to_string())))?;
+        let rendered = render(from, mail, crate::now_unix())
+            .map_err(|e| mail_send::Error::Io(std::io::Error::other(e.to_string())))?;
         let mut bytes = rendered.bytes;
         // mail-send ends the data with CRLF "." CRLF itself; a message that already ends
         // in CRLF would arrive with an extra empty line.
@@ -373,7 +368,7 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<Pat
 impl Transport for EmlTransport {
     fn send<'a>(&'a self, from: &'a str, mail: &'a Mail) -> SendFuture<'a> {
         Box::pin(async move {
-            let now = unix_now();
+            let now = crate::now_unix();
             let rendered = render(from, mail, now)?;
             let dir = self.dir.clone();
             let name = format!("{now}-{}.eml", rendered.id);
@@ -528,7 +523,7 @@ impl Mailer {
         mail: &Mail,
     ) -> std::result::Result<(), ConflictableTransactionError<Error>> {
         let mail = mail.checked().map_err(ConflictableTransactionError::Abort)?;
-        let now = unix_now();
+        let now = crate::now_unix();
         let queued = QueuedMail {
             mail,
             attempts: 0,
@@ -587,7 +582,7 @@ impl Mailer {
         info!("mail worker started: {}", self.transport.describe());
         loop {
             let mut store_failed = false;
-            let due = self.store.due_mails(unix_now()).unwrap_or_else(|e| {
+            let due = self.store.due_mails(crate::now_unix()).unwrap_or_else(|e| {
                 error!("mail worker: cannot read the queue: {e}");
                 store_failed = true;
                 Vec::new()
@@ -603,7 +598,7 @@ impl Mailer {
                 }
             }
             let mut pause = match self.store.next_mail_due() {
-                Ok(Some(next)) => Duration::from_secs(next.saturating_sub(unix_now())).min(RESCAN_INTERVAL),
+                Ok(Some(next)) => Duration::from_secs(next.saturating_sub(crate::now_unix())).min(RESCAN_INTERVAL),
                 Ok(None) => RESCAN_INTERVAL,
                 Err(e) => {
                     error!("mail worker: cannot read the queue: {e}");
@@ -648,7 +643,7 @@ impl Mailer {
                 error!("mail to {to} dropped, it cannot be sent: {subject:?}: {e}");
             }
             Err(e) => {
-                let now = unix_now();
+                let now = crate::now_unix();
                 if now.saturating_sub(queued.created_unix) >= self.backoff.give_up_after.as_secs() {
                     self.store.remove_mail(id)?;
                     self.store.durable().await?;
@@ -820,7 +815,7 @@ mod tests {
         for name in &names {
             let (time, rest) = name.split_once('-').unwrap();
             let time: u64 = time.parse().unwrap();
-            assert!(time.abs_diff(unix_now()) < 3600, "{name}");
+            assert!(time.abs_diff(crate::now_unix()) < 3600, "{name}");
             let id = rest.strip_suffix(".eml").unwrap();
             assert_eq!(id.len(), 32);
             assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -951,12 +946,12 @@ mod tests {
 
         let (id, queued) = only(&store);
         assert_eq!((queued.attempts, queued.last_error.as_deref()), (0, None));
-        let before = unix_now();
+        let before = crate::now_unix();
         mailer.attempt(id, queued).await.unwrap();
         let (_, queued) = only(&store);
         assert_eq!(queued.attempts, 1);
         assert!(
-            (before + 30..=unix_now() + 30).contains(&queued.next_attempt_unix),
+            (before + 30..=crate::now_unix() + 30).contains(&queued.next_attempt_unix),
             "{queued:?}"
         );
         assert_eq!(
@@ -964,12 +959,12 @@ mod tests {
             Some("mail server test: answered 451 busy")
         );
 
-        let before = unix_now();
+        let before = crate::now_unix();
         mailer.attempt(id, queued).await.unwrap();
         let (_, mut queued) = only(&store);
         assert_eq!(queued.attempts, 2);
         assert!(
-            (before + 60..=unix_now() + 60).contains(&queued.next_attempt_unix),
+            (before + 60..=crate::now_unix() + 60).contains(&queued.next_attempt_unix),
             "{queued:?}"
         );
 
@@ -990,7 +985,7 @@ mod tests {
             mail: Mail::new("alice@example.org\r\nBcc: eve@example.org", "Hi", "text"),
             attempts: 0,
             next_attempt_unix: 0,
-            created_unix: unix_now(),
+            created_unix: crate::now_unix(),
             last_error: None,
         };
         store.transaction(|tx| store.enqueue_mail(tx, 7, &bad)).unwrap();

@@ -325,7 +325,9 @@ fn large_bodies_both_ways_and_response_heads_up_to_the_limit_pass() {
         msg.contains(&format!("response headers larger than {RESPONSE_HEAD_BYTES} bytes")),
         "{msg}"
     );
-    let echoed = client.post(&server.url("/echo"), "application/octet-stream", &body).unwrap();
+    let echoed = client
+        .post(&server.url("/echo"), "application/octet-stream", &body)
+        .unwrap();
     assert_eq!(echoed.body, body);
 }
 

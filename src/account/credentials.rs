@@ -109,12 +109,7 @@ pub fn new_guid() -> String {
     hex::encode(bytes)
 }
 
-/// Seconds since the Unix epoch.
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::now_unix;
 
 #[cfg(test)]
 mod tests {

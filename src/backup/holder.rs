@@ -17,7 +17,6 @@
 //! ([`crate::sealed`]), the restore flow itself ([`super::restore`]).
 
 use std::future::Future;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -358,14 +357,6 @@ pub struct Holder<S> {
     policy: Policy,
 }
 
-/// The time now, in Unix seconds.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// What [`apply_push`] needs besides the push, prepared outside the unit of work.
 struct PushContext<'a> {
     policy: &'a Policy,
@@ -430,7 +421,7 @@ impl<S: SlotStore> Holder<S> {
     /// the slot's state (202, 200, 409, 410). "Stored" and "deleted" are answered only
     /// once durable.
     pub async fn push(&self, body: &[u8]) -> Result<PushOutcome> {
-        let now = unix_now();
+        let now = crate::now_unix();
         // Just enough parsing to name the slot (check 1) and size the backup (check 2).
         let raw = match RawPush::parse(body) {
             Ok(raw) => raw,
@@ -469,9 +460,7 @@ impl<S: SlotStore> Holder<S> {
         }
         // The bytes are staged (written durably) only once the signature holds, and only
         // when the slot as read above would take them; a refused push costs no write.
-        let worth_staging = held
-            .as_ref()
-            .is_none_or(|slot| refusal(slot, push.sequence).is_none());
+        let worth_staging = held.as_ref().is_none_or(|slot| refusal(slot, push.sequence).is_none());
         let store = self.store.clone();
         let (push, staged) = tokio::task::spawn_blocking(move || {
             push.verify()?;
@@ -504,9 +493,7 @@ impl<S: SlotStore> Holder<S> {
             mail_id,
             token,
         };
-        let applied = self
-            .store
-            .unit(|tx| apply_push(tx, &push, &context, staged.as_ref()));
+        let applied = self.store.unit(|tx| apply_push(tx, &push, &context, staged.as_ref()));
         let taken = matches!(&applied, Ok(a) if a.wrote && push.backup.is_some());
         if let (false, Some(staged)) = (taken, staged) {
             self.store.discard(staged);
@@ -545,7 +532,7 @@ impl<S: SlotStore> Holder<S> {
         if !self.policy.accept_backups && held.is_none() {
             return Err(not_accepting());
         }
-        let request = StatusRequest::validate(&raw, key, unix_now() as i64)?;
+        let request = StatusRequest::validate(&raw, key, crate::now_unix() as i64)?;
         tokio::task::spawn_blocking(move || request.verify())
             .await
             .map_err(|e| Error::internal(format!("signature check stopped: {e}")))??;
@@ -586,7 +573,7 @@ impl<S: SlotStore> Holder<S> {
     fn valid_token(&self, token: &str) -> Result<([u8; 32], ConfirmToken)> {
         let hash = token_hash(token).ok_or_else(invalid_link)?;
         match self.store.token(&hash)? {
-            Some(record) if record.expires_unix > unix_now() => Ok((hash, record)),
+            Some(record) if record.expires_unix > crate::now_unix() => Ok((hash, record)),
             _ => Err(invalid_link()),
         }
     }
@@ -595,7 +582,7 @@ impl<S: SlotStore> Holder<S> {
     /// before it returns.
     pub async fn decide(&self, token: &str, action: ConfirmAction) -> Result<PendingSlot> {
         let hash = token_hash(token).ok_or_else(invalid_link)?;
-        let now = unix_now();
+        let now = crate::now_unix();
         let pending = self.store.unit(|tx| {
             let Some(record) = tx.token(&hash)? else {
                 return crate::store::abort(invalid_link());
@@ -646,7 +633,7 @@ impl<S: SlotStore> Holder<S> {
     /// Marks a slot restored (the restore flow calls this inside its own work later;
     /// tests use it now). Its pushes then answer 410.
     pub async fn mark_restored(&self, key: &SlotKey) -> Result<()> {
-        let now = unix_now();
+        let now = crate::now_unix();
         self.store.unit(|tx| {
             let Some(slot) = tx.slot(key)? else {
                 return crate::store::abort(Error::NotFound("no such slot".into()));
@@ -1459,11 +1446,18 @@ mod tests {
             r.holder.push(&body(k, "a@b.org", 2, Some(&two))).await.unwrap(),
             PushOutcome::Stored(2)
         );
-        assert_eq!(held_files(&r), vec![two.clone()], "the replaced file is gone once durable");
+        assert_eq!(
+            held_files(&r),
+            vec![two.clone()],
+            "the replaced file is gone once durable"
+        );
         // A replay and a rollback are refused before anything is written.
         for sequence in [2, 1] {
             assert_eq!(
-                r.holder.push(&body(k, "a@b.org", sequence, Some(&lfbk("old")))).await.unwrap(),
+                r.holder
+                    .push(&body(k, "a@b.org", sequence, Some(&lfbk("old"))))
+                    .await
+                    .unwrap(),
                 PushOutcome::Stale(2)
             );
         }

@@ -519,6 +519,5 @@ pub fn check_delivery(bytes: &[u8]) -> Result<()> {
     decode::<Delivery>(bytes).map(|_| ())
 }
 
-
 #[cfg(test)]
 mod tests;

@@ -16,8 +16,7 @@ use std::path::{Path, PathBuf};
 
 use super::{decode, decode_raw, encode, Store, Tree, Tx};
 use crate::backup::holder::{
-    AddressRecord, ConfirmToken, MailHour, Slot, SlotKey, SlotStore, SlotTx, StagedBackup, Totals,
-    TxResult,
+    AddressRecord, ConfirmToken, MailHour, Slot, SlotKey, SlotStore, SlotTx, StagedBackup, Totals, TxResult,
 };
 use crate::mail::{Mail, Mailer};
 use crate::{Error, Result};
@@ -118,7 +117,11 @@ pub(super) fn open_held(store: &Store, schema: u32) -> Result<()> {
             Ok(())
         })?;
         store.flush()?;
-        tracing::info!(backups = moved.len(), "store upgraded to schema 3: held backups moved to {}", dir.display());
+        tracing::info!(
+            backups = moved.len(),
+            "store upgraded to schema 3: held backups moved to {}",
+            dir.display()
+        );
     }
     let removed = sweep(store, None)?;
     if removed > 0 {
@@ -235,7 +238,9 @@ impl<'t> SledSlotTx<'t> {
 
     fn release(&self, old: Option<sled::IVec>) -> TxResult<()> {
         if let Some(old) = old {
-            self.released.borrow_mut().push(decode::<u64>(&old).map_err(sled::transaction::ConflictableTransactionError::Abort)?);
+            self.released
+                .borrow_mut()
+                .push(decode::<u64>(&old).map_err(sled::transaction::ConflictableTransactionError::Abort)?);
         }
         Ok(())
     }
@@ -308,7 +313,10 @@ impl SlotStore for SledSlots {
     fn stage(&self, lfbk: &[u8]) -> Result<StagedBackup> {
         let id = self.store.generate_id()?;
         let file = write_held(&held_path(&self.store, id), lfbk)?;
-        Ok(StagedBackup { id, unsynced: Some(file) })
+        Ok(StagedBackup {
+            id,
+            unsynced: Some(file),
+        })
     }
 
     fn make_durable(&self, staged: &mut StagedBackup) -> impl std::future::Future<Output = Result<()>> + Send {
@@ -497,7 +505,11 @@ mod tests {
         let held = slots.stage(b"held").unwrap();
         slots.unit(|tx| tx.put_backup(&key(), &held)).unwrap();
         let _orphan = slots.stage(b"staged when the process stopped").unwrap();
-        assert_eq!(slots.sweep_unreferenced().unwrap(), 0, "a young file may still be staged");
+        assert_eq!(
+            slots.sweep_unreferenced().unwrap(),
+            0,
+            "a young file may still be staged"
+        );
         assert_eq!(files(&store), 2);
         // What opening the store does after a restart (no unit of work running yet).
         open_held(&store, SCHEMA_VERSION_NOW).unwrap();
@@ -525,7 +537,11 @@ mod tests {
         assert_eq!(files(&store), 1);
         // `lifeboat check` reads the file (these bytes are no .lfbk).
         let report = store.check().unwrap();
-        assert!(report.problems.iter().any(|p| p.contains("not a lifeboat backup file")), "{:?}", report.problems);
+        assert!(
+            report.problems.iter().any(|p| p.contains("not a lifeboat backup file")),
+            "{:?}",
+            report.problems
+        );
         // Opening again changes nothing.
         open_held(&store, SCHEMA_VERSION_NOW).unwrap();
         assert_eq!(slots(&store).backup(&key()).unwrap().unwrap(), b"inline bytes");

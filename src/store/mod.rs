@@ -500,9 +500,11 @@ async fn group_sync_files(mut rx: mpsc::UnboundedReceiver<FileSync>) {
             let mut folders: Vec<&PathBuf> = batch.iter().map(|s| &s.folder).collect();
             folders.sort();
             folders.dedup();
-            let folders_synced = folders
-                .into_iter()
-                .try_for_each(|folder| File::open(folder).and_then(|dir| dir.sync_all()).map_err(|e| format!("{}: {e}", folder.display())));
+            let folders_synced = folders.into_iter().try_for_each(|folder| {
+                File::open(folder)
+                    .and_then(|dir| dir.sync_all())
+                    .map_err(|e| format!("{}: {e}", folder.display()))
+            });
             for (sync, outcome) in batch.into_iter().zip(outcomes) {
                 let outcome = match (outcome, &folders_synced) {
                     (Err(e), _) => Err(Error::internal(format!("sync: {e}"))),

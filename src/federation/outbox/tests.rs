@@ -111,7 +111,10 @@ async fn first_pass(outbox: &Outbox, topic: &str) {
     }
     stop.send(true).unwrap();
     worker.await.unwrap();
-    assert!(outbox.topic(topic).unwrap().iter().all(|d| d.attempts >= 1), "first pass did not end");
+    assert!(
+        outbox.topic(topic).unwrap().iter().all(|d| d.attempts >= 1),
+        "first pass did not end"
+    );
 }
 
 #[tokio::test]
@@ -125,7 +128,11 @@ async fn one_body_is_stored_for_many_deliveries_sent_as_queued_and_released_once
     let shared = Bytes::from(vec![b'm'; 5000]);
     let own = Bytes::from_static(b"<contact/>");
     outbox
-        .enqueue(&[new("move:x", &a, &shared), new("move:x", &b, &shared), new("move:x", &down, &shared)])
+        .enqueue(&[
+            new("move:x", &a, &shared),
+            new("move:x", &b, &shared),
+            new("move:x", &down, &shared),
+        ])
         .await
         .unwrap();
     outbox.enqueue(&[new("contact:x", &a, &own)]).await.unwrap();
@@ -189,7 +196,10 @@ async fn a_delivery_given_up_keeps_its_body_and_a_retry_sends_it() {
     let worker = tokio::spawn(outbox.clone().run(stopped));
     for _ in 0..200 {
         if seen.lock().unwrap().len() == 1
-            && matches!(outbox.topic("move:y").unwrap()[0].state, DeliveryState::Delivered { .. })
+            && matches!(
+                outbox.topic("move:y").unwrap()[0].state,
+                DeliveryState::Delivered { .. }
+            )
         {
             break;
         }
@@ -227,12 +237,24 @@ async fn a_schema_1_store_is_upgraded_with_its_bodies_moved_out() {
             .insert("schema_version", &1u32.to_be_bytes())
             .unwrap();
         let outbox = db.open_tree("outbox").unwrap();
-        outbox.insert(1u64.to_be_bytes(), v1(1, b"envelope", DeliveryState::Pending)).unwrap();
-        outbox.insert(2u64.to_be_bytes(), v1(2, b"envelope", DeliveryState::Failed)).unwrap();
         outbox
-            .insert(3u64.to_be_bytes(), v1(3, b"envelope", DeliveryState::Delivered { at_unix: 5 }))
+            .insert(1u64.to_be_bytes(), v1(1, b"envelope", DeliveryState::Pending))
             .unwrap();
-        outbox.insert(4u64.to_be_bytes(), v1(4, b"other", DeliveryState::Delivered { at_unix: 5 })).unwrap();
+        outbox
+            .insert(2u64.to_be_bytes(), v1(2, b"envelope", DeliveryState::Failed))
+            .unwrap();
+        outbox
+            .insert(
+                3u64.to_be_bytes(),
+                v1(3, b"envelope", DeliveryState::Delivered { at_unix: 5 }),
+            )
+            .unwrap();
+        outbox
+            .insert(
+                4u64.to_be_bytes(),
+                v1(4, b"other", DeliveryState::Delivered { at_unix: 5 }),
+            )
+            .unwrap();
         db.flush().unwrap();
     }
     let store = Store::open(dir.path()).unwrap();

@@ -157,7 +157,11 @@ fn open_as_bob(body: &[u8]) -> Contact {
 
 /// The stored body of a queued delivery.
 fn body_of(rig: &Rig, delivery: &crate::federation::outbox::Delivery) -> Vec<u8> {
-    rig.pod.outbox.body(delivery).unwrap().expect("a pending delivery holds its body")
+    rig.pod
+        .outbox
+        .body(delivery)
+        .unwrap()
+        .expect("a pending delivery holds its body")
 }
 
 fn pending(rig: &Rig) -> Vec<crate::federation::outbox::Delivery> {
@@ -220,7 +224,10 @@ async fn adding_and_removing_a_contact_queues_one_message_each_the_newer_replaci
     assert_eq!(alice.known_pods, [BOB_POD]);
     let queued = pending(&rig);
     assert_eq!(queued.len(), 1);
-    assert_eq!(open_as_bob(&body_of(&rig, &queued[0])), Contact::start_sharing(ALICE, BOB));
+    assert_eq!(
+        open_as_bob(&body_of(&rig, &queued[0])),
+        Contact::start_sharing(ALICE, BOB)
+    );
 
     let again = add_contact(&rig.pod, &rig.alice(), BOB).await.unwrap_err();
     assert!(matches!(again, Error::Conflict(_)), "{again:?}");
@@ -237,7 +244,10 @@ async fn adding_and_removing_a_contact_queues_one_message_each_the_newer_replaci
         1,
         "the waiting start message is replaced, not sent after the stop"
     );
-    assert_eq!(open_as_bob(&body_of(&rig, &queued[0])), Contact::stop_sharing(ALICE, BOB));
+    assert_eq!(
+        open_as_bob(&body_of(&rig, &queued[0])),
+        Contact::stop_sharing(ALICE, BOB)
+    );
 
     // Removing someone we do not share with tells nobody.
     remove_contact(&rig.pod, &rig.alice(), BOB).await.unwrap();
@@ -343,7 +353,10 @@ async fn putting_a_follower_into_an_aspect_shares_back() {
     assert_eq!(contact.aspects, ["Friends"]);
     let queued = pending(&rig);
     assert_eq!(queued.len(), 1);
-    assert_eq!(open_as_bob(&body_of(&rig, &queued[0])), Contact::start_sharing(ALICE, BOB));
+    assert_eq!(
+        open_as_bob(&body_of(&rig, &queued[0])),
+        Contact::start_sharing(ALICE, BOB)
+    );
     set_aspects(&rig.pod, &rig.alice(), BOB, vec![]).await.unwrap();
     assert_eq!(pending(&rig).len(), 1, "moving between aspects sends nothing");
     assert!(rig.alice().contacts[0].sharing);
