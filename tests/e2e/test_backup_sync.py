@@ -106,10 +106,10 @@ def held(holder, key, email):
 
 
 def held_bytes(holder, email, sha256):
-    """The .lfbk bytes the holder stored for `email`, found in its store files by their SHA-256."""
+    """The .lfbk bytes the holder stored for `email`, found in its data folder by their SHA-256."""
     line = next(l for l in holder.cli("backups", "list").stdout.splitlines() if l.startswith(email + " "))
     size = int(line.split()[3])
-    for root, _, files in os.walk(holder.data_dir / "db"):
+    for root, _, files in os.walk(holder.data_dir / "held"):
         for name in files:
             data = open(os.path.join(root, name), "rb").read()
             at = data.find(b"LFBK\x01\x01\x00\x00")
