@@ -34,6 +34,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def sign_in(pod, username, password):
+    """A requests session signed in to `pod` through its sign-in form."""
+    s = requests.Session()
+    s.get(pod.url + "/users/sign_in")
+    r = s.post(pod.url + "/users/sign_in", data={"csrf": s.cookies["lb_csrf"], "login": username, "password": password}, allow_redirects=False)
+    assert r.status_code == 303, r.text
+    return s
+
+
 def wait_until(predicate, timeout=20.0, interval=0.05, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

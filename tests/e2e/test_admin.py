@@ -1,16 +1,7 @@
 """The podmin's web page shows the held backups' figures to admins only."""
 
-import requests
-
+from rig import sign_in
 from test_backup_holder import ON, confirmed_slot, fingerprint, key, push, seal
-
-
-def sign_in(pod, username, password):
-    s = requests.Session()
-    s.get(pod.url + "/users/sign_in")
-    r = s.post(pod.url + "/users/sign_in", data={"csrf": s.cookies["lb_csrf"], "login": username, "password": password}, allow_redirects=False)
-    assert r.status_code == 303, r.text
-    return s
 
 
 def test_the_admin_page_shows_backup_figures_to_admins_only(start_pod, smtp):

@@ -14,7 +14,7 @@ import requests
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from rig import REFERENCE, ROOT, wait_until
+from rig import REFERENCE, ROOT, sign_in, wait_until
 
 FIXTURE = ROOT / "tests" / "fixtures" / "diaspora-export.json"
 PASSPHRASE = "violet tractor humming seventeen lanterns"
@@ -26,14 +26,6 @@ def archive_validator():
     # Both schemas are registered under their own ids: validating needs no network.
     registry = Registry().with_resources([(s["id"], Resource.from_contents(s, default_specification=DRAFT4)) for s in (archive_schema, entity_schema)])
     return jsonschema.Draft4Validator(archive_schema, registry=registry)
-
-
-def sign_in(pod, username, password):
-    s = requests.Session()
-    s.get(pod.url + "/users/sign_in")
-    r = s.post(pod.url + "/users/sign_in", data={"csrf": s.cookies["lb_csrf"], "login": username, "password": password}, allow_redirects=False)
-    assert r.status_code == 303, r.text
-    return s
 
 
 def test_import_then_export_loses_nothing_and_validates(start_pod, tmp_path):

@@ -9,17 +9,9 @@ import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from rig import wait_until
+from rig import sign_in, wait_until
 
 FAST = {"LIFEBOAT_FEDERATION_DELIVERY_RETRY_FIRST": "1s", "LIFEBOAT_FEDERATION_UNREACHABLE_FOR": "1s"}
-
-
-def sign_in(pod, username, password):
-    s = requests.Session()
-    s.get(pod.url + "/users/sign_in")
-    r = s.post(pod.url + "/users/sign_in", data={"csrf": s.cookies["lb_csrf"], "login": username, "password": password}, allow_redirects=False)
-    assert r.status_code == 303, r.text
-    return s
 
 
 def add_contact(pod, session, diaspora_id):

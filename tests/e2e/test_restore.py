@@ -25,7 +25,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
-from rig import wait_until
+from rig import sign_in, wait_until
 
 ON = {"LIFEBOAT_BACKUPS_ALLOW_BACKUPS_AND_MIGRATION": "true"}
 PASSPHRASE = "violet tractor humming seventeen lanterns"
@@ -53,14 +53,6 @@ def submit(browser, action, wait=True):
     if wait:
         WebDriverWait(browser, 60).until(staleness_of(page))
         WebDriverWait(browser, 60).until(lambda b: b.execute_script("return document.readyState") == "complete")
-
-
-def sign_in(pod, username, password):
-    s = requests.Session()
-    s.get(pod.url + "/users/sign_in")
-    r = s.post(pod.url + "/users/sign_in", data={"csrf": s.cookies["lb_csrf"], "login": username, "password": password}, allow_redirects=False)
-    assert r.status_code == 303, r.text
-    return s
 
 
 def users(pod):

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, padding as sym_padding, seria
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+import rig
 from rig import wait_until
 
 ROW = re.compile(r'<tr class="contact">(.*?)</tr>', re.S)
@@ -25,11 +26,7 @@ def add_user(pod, name):
 
 
 def sign_in(pod, name):
-    s = requests.Session()
-    s.get(pod.url + "/users/sign_in")
-    r = s.post(pod.url + "/users/sign_in", data={"csrf": s.cookies["lb_csrf"], "login": name, "password": f"{name}'s password"}, allow_redirects=False)
-    assert r.status_code == 303, r.text
-    return s
+    return rig.sign_in(pod, name, f"{name}'s password")
 
 
 def contacts(session, pod):
