@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from nacl import bindings as nacl
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.support.ui import WebDriverWait
 
 from rig import sign_in, wait_until
@@ -46,12 +46,26 @@ def fill(browser, values):
         field.send_keys(value)
 
 
+def replaced(element):
+    """Whether the page holding `element` has gone. Chromium answers either "stale
+    element" or, when the new document is mid-load, an inspector error naming the node."""
+    try:
+        element.is_enabled()
+        return False
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as e:
+        if "does not belong to the document" in str(e):
+            return True
+        raise
+
+
 def submit(browser, action, wait=True):
     """Clicks the form's button and waits until the next page has replaced this one."""
     page = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(By.CSS_SELECTOR, f"form[action='{action}'] button[type=submit]").click()
     if wait:
-        WebDriverWait(browser, 60).until(staleness_of(page))
+        WebDriverWait(browser, 60).until(lambda _: replaced(page))
         WebDriverWait(browser, 60).until(lambda b: b.execute_script("return document.readyState") == "complete")
 
 
