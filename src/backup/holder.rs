@@ -191,9 +191,9 @@ pub struct ConfirmToken {
 #[derive(Debug)]
 pub struct StagedBackup {
     /// What the storage calls them.
-    pub id: u64,
+    pub(crate) id: u64,
     /// Written but not yet durable ([`SlotStore::make_durable`]).
-    pub unsynced: Option<std::fs::File>,
+    pub(crate) unsynced: Option<std::fs::File>,
 }
 
 /// The storage the holder needs. One implementation on sled (`store::backups`);
@@ -458,7 +458,7 @@ impl<S: SlotStore> Holder<S> {
         if let Some(lfbk) = &push.backup {
             crate::sealed::check_header_for_holder(lfbk).map_err(|e| Error::bad(format!("backup: {e}")))?;
         }
-        // The bytes are staged (written durably) only once the signature holds, and only
+        // The bytes are staged (written, then synced) only once the signature holds, and only
         // when the slot as read above would take them; a refused push costs no write.
         let worth_staging = held.as_ref().is_none_or(|slot| refusal(slot, push.sequence).is_none());
         let store = self.store.clone();

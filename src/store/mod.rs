@@ -99,9 +99,8 @@ trees! {
     /// SPKI DER) -> [`crate::backup::holder::Slot`] (state only, never the backup).
     BackupSlots = "backup_slots",
     /// `backup_data`: the same key as `backup_slots` -> the id (u64, encoded) of the file
-    /// under `held/` holding the `.lfbk` bytes exactly as
-    /// pushed, behind the value version byte (raw, not bincode). Kept apart so listing
-    /// slots never reads backups.
+    /// `held/<id as 16 hex digits>.lfbk` holding the `.lfbk` bytes exactly as pushed
+    /// (see [`backups`]). Kept apart so listing slots never reads backups.
     BackupData = "backup_data",
     /// `backup_addresses`: normalised email -> [`crate::backup::holder::AddressRecord`]
     /// (its slots' fingerprints in creation order, the last confirmation mail).
@@ -163,7 +162,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     }
 }
 
-/// Encodes opaque bytes for storage (held backups, outbox bodies): the value version
+/// Encodes opaque bytes for storage (outbox bodies): the value version
 /// byte, then the bytes unchanged — not bincode, which would cost a second copy.
 pub fn encode_raw(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + 1);
@@ -325,8 +324,7 @@ impl Store {
     }
 
     /// Makes a file written outside the store durable, with the entry of the folder
-    /// holding it. Concurrent callers share the syncs: the file system commits its
-    /// journal once for the whole batch.
+    /// holding it. Concurrent callers are served in batches, one folder sync each.
     pub async fn sync_file(&self, file: File, folder: PathBuf) -> Result<()> {
         let (done, rx) = oneshot::channel();
         self.inner
