@@ -17,6 +17,7 @@
 //! ([`crate::sealed`]), the restore flow itself ([`super::restore`]).
 
 use std::future::Future;
+use std::sync::Arc;
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -187,22 +188,16 @@ pub struct ConfirmToken {
     pub expires_unix: u64,
 }
 
-/// Bytes written by [`SlotStore::stage`], not yet given to a slot.
-#[derive(Debug)]
-pub struct StagedBackup {
-    /// What the storage calls them.
-    pub(crate) id: u64,
-    /// Written but not yet durable ([`SlotStore::make_durable`]).
-    pub(crate) unsynced: Option<std::fs::File>,
-}
-
 /// The storage the holder needs. One implementation on sled (`store::backups`);
 /// tests use it on a temporary folder.
 pub trait SlotStore: Clone + Send + Sync + 'static {
     /// The view of the store inside a unit of work.
-    type Tx<'t>: SlotTx
+    type Tx<'t>: SlotTx<Staged = Self::Staged>
     where
         Self: 't;
+    /// Bytes written by [`SlotStore::stage`], not yet given to a slot. Dropping them
+    /// leaves them to the storage to reclaim.
+    type Staged: Send + 'static;
 
     /// Runs `work` as one unit: all of its writes happen or none. It may run more than
     /// once, so it must not have effects outside the unit.
@@ -218,12 +213,15 @@ pub trait SlotStore: Clone + Send + Sync + 'static {
     /// Writes a backup's bytes where they will be held, before the unit of work that
     /// gives them to a slot ([`SlotTx::put_backup`]). Blocking: call it off the async
     /// runtime. The bytes are durable only after [`SlotStore::make_durable`].
-    fn stage(&self, lfbk: &[u8]) -> Result<StagedBackup>;
-    /// Makes staged bytes durable (shared with concurrent callers); a unit of work may
-    /// point a slot at them only then.
-    fn make_durable(&self, staged: &mut StagedBackup) -> impl Future<Output = Result<()>> + Send;
-    /// Drops staged bytes that no unit of work took.
-    fn discard(&self, staged: StagedBackup);
+    fn stage(&self, lfbk: &[u8]) -> Result<Self::Staged>;
+    /// Runs `work` as one unit once `staged` (if any) is durable, so the unit may point
+    /// a slot at it, and returns once the unit is durable too. Concurrent callers share
+    /// the syncs. The unit may run more than once, like [`SlotStore::unit`].
+    fn unit_when_durable<R: Send + 'static>(
+        &self,
+        staged: Option<Self::Staged>,
+        work: impl Fn(&Self::Tx<'_>, Option<&Self::Staged>) -> TxResult<R> + Send + 'static,
+    ) -> impl Future<Output = Result<R>> + Send;
     /// A confirmation token by the SHA-256 of the token.
     fn token(&self, hash: &[u8; 32]) -> Result<Option<ConfirmToken>>;
     /// The current totals.
@@ -238,12 +236,14 @@ pub trait SlotStore: Clone + Send + Sync + 'static {
 
 /// The store inside a unit of work.
 pub trait SlotTx {
+    /// See [`SlotStore::Staged`].
+    type Staged;
     fn slot(&self, key: &SlotKey) -> TxResult<Option<Slot>>;
     fn put_slot(&self, key: &SlotKey, slot: &Slot) -> TxResult<()>;
     fn remove_slot(&self, key: &SlotKey) -> TxResult<()>;
-    /// Gives the slot the staged bytes; the bytes it held before are released once
-    /// the unit of work is durable.
-    fn put_backup(&self, key: &SlotKey, staged: &StagedBackup) -> TxResult<()>;
+    /// Gives the slot the staged bytes (the bytes it held before are reclaimed later).
+    fn put_backup(&self, key: &SlotKey, staged: &Self::Staged) -> TxResult<()>;
+    /// Deletes the slot's backup; its bytes are erased once the unit of work is durable.
     fn remove_backup(&self, key: &SlotKey) -> TxResult<()>;
     fn address(&self, email: &str) -> TxResult<AddressRecord>;
     /// Writes the record; an empty one (no slots, no recent mail) is removed.
@@ -354,27 +354,29 @@ pub struct SlotInfo {
 /// The holder: a store and a policy. Cheap to build per request.
 pub struct Holder<S> {
     store: S,
-    policy: Policy,
+    policy: Arc<Policy>,
 }
 
 /// What [`apply_push`] needs besides the push, prepared outside the unit of work.
-struct PushContext<'a> {
-    policy: &'a Policy,
+struct PushContext {
+    policy: Arc<Policy>,
     now: u64,
     mail_id: Option<u64>,
     token: [u8; 32],
 }
 
-/// What a unit of work did, so the caller knows to make it durable and wake the mailer.
+/// What a push's unit of work did, so the caller knows to wake the mailer.
 struct Applied {
     outcome: PushOutcome,
-    wrote: bool,
     mailed: bool,
 }
 
 impl<S: SlotStore> Holder<S> {
     pub fn new(store: S, policy: Policy) -> Holder<S> {
-        Holder { store, policy }
+        Holder {
+            store,
+            policy: Arc::new(policy),
+        }
     }
 
     /// The policy in force.
@@ -472,37 +474,22 @@ impl<S: SlotStore> Holder<S> {
         })
         .await
         .map_err(|e| Error::internal(format!("signature check stopped: {e}")))??;
-        let staged = match staged {
-            Some(mut staged) => match self.store.make_durable(&mut staged).await {
-                Ok(()) => Some(staged),
-                Err(e) => {
-                    self.store.discard(staged);
-                    return Err(e);
-                }
-            },
-            None => None,
-        };
-        // 4–7. The slot's state, compared and changed in one unit of work.
+        // 4–7. The slot's state, compared and changed in one unit of work, once the
+        // staged bytes are durable; 8. answered once the unit is durable too.
         let needs_mail = held.as_ref().is_none_or(|s| !s.confirmed);
         let mail_id = if needs_mail { Some(self.store.mail_id()?) } else { None };
         let mut token = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut token);
         let context = PushContext {
-            policy: &self.policy,
+            policy: self.policy.clone(),
             now,
             mail_id,
             token,
         };
-        let applied = self.store.unit(|tx| apply_push(tx, &push, &context, staged.as_ref()));
-        let taken = matches!(&applied, Ok(a) if a.wrote && push.backup.is_some());
-        if let (false, Some(staged)) = (taken, staged) {
-            self.store.discard(staged);
-        }
-        let applied = applied?;
-        // 8. Durable before answering.
-        if applied.wrote {
-            self.store.durable().await?;
-        }
+        let applied = self
+            .store
+            .unit_when_durable(staged, move |tx, staged| apply_push(tx, &push, &context, staged))
+            .await?;
         if applied.mailed {
             self.store.wake_mailer();
         }
@@ -796,24 +783,13 @@ fn check_quota(policy: &Policy, totals: &Totals, held: Option<&Slot>, len: u64) 
 
 /// The compare-and-store of one push, inside a unit of work (so two racing pushes
 /// with the same sequence cannot both win).
-fn apply_push<T: SlotTx>(
-    tx: &T,
-    push: &Push,
-    cx: &PushContext<'_>,
-    staged: Option<&StagedBackup>,
-) -> TxResult<Applied> {
+fn apply_push<T: SlotTx>(tx: &T, push: &Push, cx: &PushContext, staged: Option<&T::Staged>) -> TxResult<Applied> {
     let key = SlotKey {
         email: push.email.clone(),
         fingerprint: push.key.fingerprint(),
     };
     let old = tx.slot(&key)?;
-    let nothing = |outcome| {
-        Ok(Applied {
-            outcome,
-            wrote: false,
-            mailed: false,
-        })
-    };
+    let nothing = |outcome| Ok(Applied { outcome, mailed: false });
     if let Some(refused) = old.as_ref().and_then(|slot| refusal(slot, push.sequence)) {
         return nothing(refused);
     }
@@ -882,11 +858,7 @@ fn apply_push<T: SlotTx>(
         (true, true) => PushOutcome::Stored(push.sequence),
         (true, false) => PushOutcome::Deleted(push.sequence),
     };
-    Ok(Applied {
-        outcome,
-        wrote: true,
-        mailed,
-    })
+    Ok(Applied { outcome, mailed })
 }
 
 /// Why a slot refuses a push of `sequence` whatever it carries, if it does.
@@ -948,7 +920,7 @@ fn maybe_mail<T: SlotTx>(
     key: &SlotKey,
     slot: &mut Slot,
     address: &mut AddressRecord,
-    cx: &PushContext<'_>,
+    cx: &PushContext,
 ) -> TxResult<bool> {
     let Some(mail_id) = cx.mail_id else {
         return Ok(false);
@@ -992,7 +964,7 @@ fn maybe_mail<T: SlotTx>(
     )?;
     slot.confirm_mailed_unix = Some(cx.now);
     address.last_mail_unix = Some(cx.now);
-    tx.enqueue_mail(mail_id, &confirmation_mail(cx.policy, key, &hex::encode(cx.token)))?;
+    tx.enqueue_mail(mail_id, &confirmation_mail(&cx.policy, key, &hex::encode(cx.token)))?;
     Ok(true)
 }
 
@@ -1425,20 +1397,32 @@ mod tests {
         assert_eq!(SlotKey::from_bytes(b"short"), None);
     }
 
-    fn held_files(r: &Rig) -> Vec<Vec<u8>> {
-        let mut files: Vec<_> = std::fs::read_dir(r.store.dir().join("held"))
+    /// Everything written under `held/`, every file end to end.
+    fn held_bytes(r: &Rig) -> Vec<u8> {
+        let mut paths: Vec<_> = std::fs::read_dir(r.store.dir().join("held"))
             .unwrap()
-            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .map(|e| e.unwrap().path())
             .collect();
-        files.sort();
-        files
+        paths.sort();
+        paths.iter().flat_map(|p| std::fs::read(p).unwrap()).collect()
+    }
+
+    fn holds(r: &Rig, bytes: &[u8]) -> bool {
+        held_bytes(r).windows(bytes.len()).any(|w| w == bytes)
+    }
+
+    /// What the hourly pass does, without waiting for the segment to be an hour old.
+    fn tidy_now(r: &Rig) {
+        r.store.held().retire_older_than(std::time::Duration::ZERO);
+        r.holder.store().tidy_held().unwrap();
     }
 
     #[tokio::test]
-    async fn each_slot_holds_one_file_and_refused_or_replaced_bytes_leave_none() {
+    async fn a_slot_keeps_its_latest_bytes_and_refused_replaced_or_deleted_ones_are_not_kept() {
         let r = rig(|_| {});
         let k = &keys()[0];
-        r.holder.push(&body(k, "a@b.org", 1, Some(&lfbk("one")))).await.unwrap();
+        let one = lfbk("one");
+        r.holder.push(&body(k, "a@b.org", 1, Some(&one))).await.unwrap();
         let token = r.token_in_last_mail();
         r.holder.decide(&token, ConfirmAction::Confirm).await.unwrap();
         let two = lfbk("two");
@@ -1446,12 +1430,9 @@ mod tests {
             r.holder.push(&body(k, "a@b.org", 2, Some(&two))).await.unwrap(),
             PushOutcome::Stored(2)
         );
-        assert_eq!(
-            held_files(&r),
-            vec![two.clone()],
-            "the replaced file is gone once durable"
-        );
+        assert_eq!(r.holder.store().backup(&r.key(k, "a@b.org")).unwrap().unwrap(), two);
         // A replay and a rollback are refused before anything is written.
+        let written = held_bytes(&r).len();
         for sequence in [2, 1] {
             assert_eq!(
                 r.holder
@@ -1461,19 +1442,26 @@ mod tests {
                 PushOutcome::Stale(2)
             );
         }
-        assert_eq!(held_files(&r), vec![two]);
-        // A push over the quota is refused: no file is left behind.
+        assert_eq!(held_bytes(&r).len(), written);
+        // A push over the quota is refused, and its bytes are not kept.
         let big = lfbk(&"x".repeat(4096));
         let mut tight = r.holder.policy().clone();
         tight.quota_bytes = 1000;
         let tight = Holder::new(r.holder.store().clone(), tight);
         assert!(tight.push(&body(k, "a@b.org", 3, Some(&big))).await.is_err());
-        assert_eq!(held_files(&r).len(), 1);
-        // A delete leaves the tombstone and no file.
+        // The replaced bytes and the refused ones go at the next tidy pass.
+        assert!(holds(&r, &one));
+        tidy_now(&r);
+        assert!(!holds(&r, &one), "the replaced backup is freed");
+        assert!(!holds(&r, &big), "the refused backup is freed");
+        assert!(holds(&r, &two));
+        // A delete leaves the tombstone and erases the bytes once durable.
         assert_eq!(
             r.holder.push(&body(k, "a@b.org", 4, None)).await.unwrap(),
             PushOutcome::Deleted(4)
         );
-        assert!(held_files(&r).is_empty());
+        assert!(!holds(&r, &two), "the deleted backup is erased");
+        tidy_now(&r);
+        assert!(held_bytes(&r).is_empty(), "no segment is left");
     }
 }

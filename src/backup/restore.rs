@@ -1062,9 +1062,16 @@ pub async fn sweep(pod: &Pod) -> Result<()> {
     if erased > 0 {
         tracing::info!(erased, "erased the ciphertext of backups restored 30 days ago");
     }
-    let swept = holder.store().sweep_unreferenced()?;
-    if swept > 0 {
-        tracing::info!(swept, "removed held backup files that no slot points at");
+    let slots = holder.store().clone();
+    let tidied = tokio::task::spawn_blocking(move || slots.tidy_held())
+        .await
+        .map_err(|e| Error::internal(format!("the tidy pass stopped: {e}")))??;
+    if tidied.segments_removed > 0 || tidied.bytes_freed > 0 {
+        tracing::info!(
+            segments_removed = tidied.segments_removed,
+            bytes_freed = tidied.bytes_freed,
+            "gave back the space of held backups replaced or deleted"
+        );
     }
     let mut changed = false;
     for (hash, token) in RestoreStore::restore_tokens(&pod.store)? {

@@ -1,30 +1,33 @@
 //! The holder's slots on sled: see [`crate::backup::holder::SlotStore`]. Key layouts
 //! are documented on the [`Tree`] variants `backup_*`.
 //!
-//! Held backups are not in sled: each is a file `held/<id>.lfbk` in the data folder
-//! (`id` a store id as 16 hex digits), and `backup_data` maps a slot to its file's id.
-//! sled is made for small values; 64 KiB ones cost it most of a push's time and keep
-//! its cache growing. A file is written and synced (with its folder) before the unit
-//! of work that points a slot at it, and removed once the unit that stopped pointing
-//! at it is durable, so a crash at any moment leaves every slot with its complete file
-//! and at worst a file nothing points at, which the next start removes (and an hourly
-//! sweep, for files older than an hour).
+//! Held backups are not in sled: their bytes are ranges of segment files under
+//! `held/` ([`super::held`]), and `backup_data` maps a slot to its range. sled is made
+//! for small values; 64 KiB ones cost it most of a push's time and keep its cache
+//! growing. A backup's range is written and synced before the unit of work that points
+//! a slot at it, so a crash at any moment leaves every slot with its complete backup.
+//!
+//! The tidy pass ([`tidy`]) gives back the space of backups nothing points at any
+//! more: it removes segments that hold no backup and frees the other ranges of the
+//! rest, only in segments no longer written to and only after a flush, so no durable
+//! pointer ever names freed space. It runs when the store opens, when a segment
+//! fills, and hourly (which first retires a segment written to for an hour).
+//! Deleted backups (a signed delete, the erasure of a restored one) are erased as soon
+//! as their unit of work is durable.
 
 use std::cell::RefCell;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::collections::{HashMap, HashSet};
 
-use super::{decode, decode_raw, encode, Store, Tree, Tx};
+use super::held::{self, Location};
+use super::{decode, decode_raw, Store, Tree, Tx};
 use crate::backup::holder::{
-    AddressRecord, ConfirmToken, MailHour, Slot, SlotKey, SlotStore, SlotTx, StagedBackup, Totals, TxResult,
+    AddressRecord, ConfirmToken, MailHour, Slot, SlotKey, SlotStore, SlotTx, Totals, TxResult,
 };
 use crate::mail::{Mail, Mailer};
 use crate::{Error, Result};
 
 /// The folder of held backups, in the data folder.
-const HELD_DIR: &str = "held";
-/// Unreferenced files younger than this are left to the unit of work staging them.
-const SWEEP_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+pub(super) const HELD_DIR: &str = "held";
 
 const TOTALS: &[u8] = b"totals";
 const MAIL_HOUR: &[u8] = b"mail_hour";
@@ -41,153 +44,183 @@ impl SledSlots {
         SledSlots { store, mailer }
     }
 
-    /// Removes held files that no slot points at and that are older than an hour
-    /// (younger ones may be staged for a unit of work still running). Returns how many.
-    pub fn sweep_unreferenced(&self) -> Result<usize> {
-        sweep(&self.store, Some(SWEEP_MIN_AGE))
+    /// The hourly tidy: retires the segment being written if it is an hour old, then
+    /// gives back the space of backups nothing points at. Blocking.
+    pub fn tidy_held(&self) -> Result<TidyReport> {
+        self.store.held().retire_older_than(held::SEGMENT_MAX_AGE);
+        tidy(&self.store)
     }
 }
 
-fn held_dir(store: &Store) -> PathBuf {
-    store.dir().join(HELD_DIR)
+/// What a tidy pass gave back.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TidyReport {
+    /// Segments removed because they held no backup.
+    pub segments_removed: usize,
+    /// Bytes of replaced or deleted backups freed in the segments kept.
+    pub bytes_freed: u64,
 }
 
-fn held_path(store: &Store, id: u64) -> PathBuf {
-    held_dir(store).join(format!("{id:016x}.lfbk"))
+/// The `.lfbk` file of schema 3 that held one backup.
+fn schema3_file(store: &Store, id: u64) -> std::path::PathBuf {
+    store.held().dir().join(format!("{id:016x}.lfbk"))
 }
 
-fn held_id(name: &str) -> Option<u64> {
-    let hex = name.strip_suffix(".lfbk")?;
-    (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok())?
-}
-
-/// Writes `lfbk` to a new file, not synced yet.
-fn write_held(path: &Path, lfbk: &[u8]) -> Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)?;
-        file.write_all(lfbk)?;
-        Ok(file)
-    })();
-    written.map_err(|e: std::io::Error| {
-        let _ = std::fs::remove_file(path);
-        Error::internal(format!("cannot write {}: {e}", path.display()))
-    })
-}
-
-/// Writes `lfbk` to a new file and syncs it and its folder, blocking.
-fn write_held_synced(path: &Path, lfbk: &[u8]) -> Result<()> {
-    let file = write_held(path, lfbk)?;
-    let folder = path.parent().unwrap_or(Path::new("."));
-    file.sync_data()
-        .and_then(|()| std::fs::File::open(folder)?.sync_all())
-        .map_err(|e| Error::internal(format!("cannot sync {}: {e}", path.display())))
-}
-
-/// Makes the folder of held backups; on a store of schema 2 or older, moves the held
-/// backups out of `backup_data` into files (one unit of work, then the schema); then
-/// removes files nothing points at. Runs while the store is opened, before any request.
+/// On a store of schema 3 or older, moves the held backups into segments (from a file
+/// each, or from `backup_data` itself before schema 3): one unit of work re-points
+/// every slot and sets the schema, then the old files are removed. Then tidies. Runs
+/// while the store is opened, before any request.
 pub(super) fn open_held(store: &Store, schema: u32) -> Result<()> {
-    let dir = held_dir(store);
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    if schema < 3 {
+    if schema < 4 {
+        let log = store.held();
         let mut moved = Vec::new();
         for entry in store.tree(Tree::BackupData).iter() {
             let (key, value) = entry?;
-            let id = store.generate_id()?;
-            write_held_synced(&held_path(store, id), decode_raw(&value)?)?;
-            moved.push((key, id));
+            let bytes = if schema < 3 {
+                decode_raw(&value)?.to_vec()
+            } else {
+                let path = schema3_file(store, decode::<u64>(&value)?);
+                std::fs::read(&path)
+                    .map_err(|e| Error::internal(format!("cannot read the held backup {}: {e}", path.display())))?
+            };
+            moved.push((key, log.stage(&bytes)?));
+        }
+        let mut synced = HashSet::new();
+        for (_, staged) in &moved {
+            if synced.insert(staged.location().segment) {
+                staged
+                    .file()
+                    .sync_data()
+                    .map_err(|e| Error::internal(format!("cannot sync {}: {e}", log.dir().display())))?;
+            }
         }
         store.transaction(|tx| {
-            for (key, id) in &moved {
-                tx.put(Tree::BackupData, key, id)?;
+            for (key, staged) in &moved {
+                tx.put(Tree::BackupData, key, &staged.location())?;
             }
-            tx.tree(Tree::Meta).insert("schema_version", &3u32.to_be_bytes())?;
+            tx.tree(Tree::Meta).insert("schema_version", &4u32.to_be_bytes())?;
             Ok(())
         })?;
         store.flush()?;
+        for path in log.other_files()? {
+            if path.extension().is_some_and(|e| e == "lfbk") {
+                std::fs::remove_file(&path)
+                    .map_err(|e| Error::internal(format!("cannot remove {}: {e}", path.display())))?;
+            }
+        }
         tracing::info!(
             backups = moved.len(),
-            "store upgraded to schema 3: held backups moved to {}",
-            dir.display()
+            "store upgraded to schema 4: held backups moved into segments in {}",
+            log.dir().display()
         );
     }
-    let removed = sweep(store, None)?;
-    if removed > 0 {
-        tracing::info!(removed, "removed held backup files that no slot points at");
+    let report = tidy(store)?;
+    if report != TidyReport::default() {
+        tracing::info!(
+            segments_removed = report.segments_removed,
+            bytes_freed = report.bytes_freed,
+            "tidied the held backups"
+        );
     }
     Ok(())
 }
 
-/// Removes the files under `held/` that no slot points at (and, with `min_age`, that
-/// were last changed at least that long ago).
-fn sweep(store: &Store, min_age: Option<std::time::Duration>) -> Result<usize> {
-    let dir = held_dir(store);
-    // Listed before the pointers are read: a file staged after the listing is not
-    // seen, and one given to a slot before the read is seen as pointed at.
-    let mut candidates = Vec::new();
-    for entry in std::fs::read_dir(&dir).map_err(|e| Error::internal(format!("cannot list {}: {e}", dir.display())))? {
-        let entry = entry.map_err(|e| Error::internal(format!("cannot list {}: {e}", dir.display())))?;
-        let Some(id) = entry.file_name().to_str().and_then(held_id) else {
-            continue;
-        };
-        if let Some(min_age) = min_age {
-            let age = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|modified| modified.elapsed().ok());
-            if age.is_none_or(|age| age < min_age) {
-                continue;
+/// Tidies soon after each segment fills, in the background, for as long as the
+/// store is open.
+pub(super) fn tidy_held_when_retired(store: &Store) {
+    let retirements = store.held().retirements();
+    let store = std::sync::Arc::downgrade(&store.inner);
+    tokio::spawn(async move {
+        loop {
+            retirements.notified().await;
+            let Some(inner) = store.upgrade() else { return };
+            let store = Store { inner };
+            match tokio::task::spawn_blocking(move || tidy(&store)).await {
+                Ok(Ok(report)) => tracing::debug!(?report, "tidied the held backups"),
+                Ok(Err(e)) => tracing::warn!("cannot tidy the held backups: {e}"),
+                Err(e) => tracing::warn!("the tidy pass stopped: {e}"),
             }
         }
-        candidates.push(id);
-    }
-    if candidates.is_empty() {
-        return Ok(0);
-    }
-    let mut pointed = std::collections::HashSet::new();
-    for entry in store.tree(Tree::BackupData).iter() {
-        let (_, value) = entry?;
-        pointed.insert(decode::<u64>(&value)?);
-    }
-    let mut removed = 0;
-    for id in candidates.into_iter().filter(|id| !pointed.contains(id)) {
-        let path = held_path(store, id);
-        match std::fs::remove_file(&path) {
-            Ok(()) => removed += 1,
-            Err(e) => tracing::warn!("cannot remove {}: {e}", path.display()),
-        }
-    }
-    Ok(removed)
+    });
 }
 
-/// Checks that every held backup's file is there and starts with a valid `.lfbk`
-/// header, for `lifeboat check`.
+/// Removes the segments no slot points into and frees the unpointed ranges of the
+/// others, among the segments no longer written to. Blocking.
+pub(super) fn tidy(store: &Store) -> Result<TidyReport> {
+    let log = store.held();
+    let _alone = log.tidying();
+    let quiet = log.quiet_segments()?;
+    if quiet.is_empty() {
+        return Ok(TidyReport::default());
+    }
+    // Read after the segments went quiet: every pointer into them there will ever be.
+    let ids: HashSet<u64> = quiet.iter().map(|s| s.id).collect();
+    let mut live: HashMap<u64, Vec<Location>> = HashMap::new();
+    for entry in store.tree(Tree::BackupData).iter() {
+        let (_, value) = entry?;
+        let location: Location = decode(&value)?;
+        if ids.contains(&location.segment) {
+            live.entry(location.segment).or_default().push(location);
+        }
+    }
+    // Pointers that moved away from a range before the read above must be durable
+    // before the range is given back.
+    store.flush()?;
+    let mut report = TidyReport::default();
+    for segment in quiet {
+        match live.get_mut(&segment.id) {
+            None => {
+                log.remove(segment.id)?;
+                report.segments_removed += 1;
+            }
+            Some(ranges) => {
+                ranges.sort_by_key(|l| l.offset);
+                report.bytes_freed += log.free_outside(segment.id, segment.len, ranges)?;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Reads every held backup and checks it against its slot (length, SHA-256, a valid
+/// `.lfbk` header), for `lifeboat check`.
 pub(super) fn check_held(store: &Store, problems: &mut Vec<String>) -> Result<()> {
     for entry in store.tree(Tree::BackupData).iter() {
         let (key, value) = entry?;
-        let Ok(id) = decode::<u64>(&value) else { continue };
-        let path = held_path(store, id);
-        let slot = SlotKey::from_bytes(&key).map_or_else(|| hex::encode(&key), |k| k.email);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                if let Err(e) = crate::sealed::Header::parse(&bytes) {
-                    problems.push(format!("held backup of {slot} ({}): {e}", path.display()));
+        let Ok(location) = decode::<Location>(&value) else {
+            continue;
+        };
+        let name = SlotKey::from_bytes(&key).map_or_else(|| hex::encode(&key), |k| k.email);
+        let bytes = match store.held().read(location) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                problems.push(format!("held backup of {name}: {e}"));
+                continue;
+            }
+        };
+        if let Err(e) = crate::sealed::Header::parse(&bytes) {
+            problems.push(format!(
+                "held backup of {name} (segment {:016x}): {e}",
+                location.segment
+            ));
+        }
+        let slot = store
+            .tree(Tree::BackupSlots)
+            .get(&key)?
+            .map(|v| decode::<Slot>(&v))
+            .transpose()?;
+        match slot {
+            None => problems.push(format!("held backup of {name}: no slot points at it")),
+            Some(slot) => {
+                let digest: [u8; 32] =
+                    sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes)).into();
+                if slot.sha256 != Some(digest) || slot.size != location.len {
+                    problems.push(format!(
+                        "held backup of {name} (segment {:016x}): its bytes do not match the slot's size and SHA-256",
+                        location.segment
+                    ));
                 }
             }
-            Err(e) => problems.push(format!("held backup of {slot}: cannot read {}: {e}", path.display())),
         }
     }
     Ok(())
@@ -203,7 +236,7 @@ pub(super) fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Result<()> {
         }
         Tree::BackupData => {
             SlotKey::from_bytes(key).ok_or_else(bad_key)?;
-            decode::<u64>(value).map(|_| ())
+            decode::<Location>(value).map(|_| ())
         }
         Tree::BackupAddresses => decode::<AddressRecord>(value).map(|_| ()),
         Tree::BackupTokens => decode::<ConfirmToken>(value).map(|_| ()),
@@ -220,46 +253,43 @@ pub(super) fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Result<()> {
 pub struct SledSlotTx<'t> {
     tx: &'t Tx<'t>,
     mailer: &'t Mailer,
-    /// Files this unit of work stopped pointing at.
-    released: RefCell<Vec<u64>>,
+    /// Backups this unit of work deleted, to erase once it is durable.
+    deleted: RefCell<Vec<Location>>,
 }
 
 impl<'t> SledSlotTx<'t> {
     /// The holder's view inside a unit of work that spans more than slots (a restore:
-    /// token, slot, account and outbox together). Files such a unit releases are left
-    /// to the hourly sweep.
+    /// token, slot, account and outbox together). Backups such a unit deletes are
+    /// left to the tidy pass.
     pub fn new(tx: &'t Tx<'t>, mailer: &'t Mailer) -> SledSlotTx<'t> {
         SledSlotTx {
             tx,
             mailer,
-            released: RefCell::new(Vec::new()),
+            deleted: RefCell::new(Vec::new()),
         }
-    }
-
-    fn release(&self, old: Option<sled::IVec>) -> TxResult<()> {
-        if let Some(old) = old {
-            self.released
-                .borrow_mut()
-                .push(decode::<u64>(&old).map_err(sled::transaction::ConflictableTransactionError::Abort)?);
-        }
-        Ok(())
     }
 }
 
 impl SlotStore for SledSlots {
     type Tx<'t> = SledSlotTx<'t>;
+    type Staged = held::Staged;
 
     fn unit<R>(&self, work: impl Fn(&Self::Tx<'_>) -> TxResult<R>) -> Result<R> {
         // The unit may run more than once: only the attempt that commits counts.
-        let released = RefCell::new(Vec::new());
+        let deleted = RefCell::new(Vec::new());
         let result = self.store.transaction(|tx| {
             let view = SledSlotTx::new(tx, &self.mailer);
             let result = work(&view)?;
-            *released.borrow_mut() = view.released.into_inner();
+            *deleted.borrow_mut() = view.deleted.into_inner();
             Ok(result)
         })?;
-        for id in released.into_inner() {
-            self.store.remove_after_durable(held_path(&self.store, id));
+        for location in deleted.into_inner() {
+            let log = self.store.held().clone();
+            self.store.after_durable(move || {
+                if let Err(e) = log.erase(location) {
+                    tracing::warn!("{e}");
+                }
+            });
         }
         Ok(result)
     }
@@ -304,36 +334,37 @@ impl SlotStore for SledSlots {
         let Some(value) = self.store.tree(Tree::BackupData).get(key.to_bytes())? else {
             return Ok(None);
         };
-        let path = held_path(&self.store, decode::<u64>(&value)?);
-        std::fs::read(&path)
-            .map(Some)
-            .map_err(|e| Error::internal(format!("cannot read the held backup {}: {e}", path.display())))
+        self.store.held().read(decode(&value)?).map(Some)
     }
 
-    fn stage(&self, lfbk: &[u8]) -> Result<StagedBackup> {
-        let id = self.store.generate_id()?;
-        let file = write_held(&held_path(&self.store, id), lfbk)?;
-        Ok(StagedBackup {
-            id,
-            unsynced: Some(file),
-        })
+    fn stage(&self, lfbk: &[u8]) -> Result<held::Staged> {
+        self.store.held().stage(lfbk)
     }
 
-    fn make_durable(&self, staged: &mut StagedBackup) -> impl std::future::Future<Output = Result<()>> + Send {
-        let store = self.store.clone();
-        let file = staged.unsynced.take();
+    fn unit_when_durable<R: Send + 'static>(
+        &self,
+        staged: Option<held::Staged>,
+        work: impl Fn(&SledSlotTx<'_>, Option<&held::Staged>) -> TxResult<R> + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<R>> + Send {
+        let (store, mailer) = (self.store.clone(), self.mailer.clone());
+        let file = staged.as_ref().map(|s| s.file().clone());
         async move {
-            match file {
-                Some(file) => store.sync_file(file, held_dir(&store)).await,
-                None => Ok(()),
+            // The staged range stays in flight (safe from the tidy pass) until the unit
+            // that points a slot at it has committed: the closure owns it till then.
+            let (result, deleted) = store
+                .commit(file, move |tx| {
+                    let view = SledSlotTx::new(tx, &mailer);
+                    let result = work(&view, staged.as_ref())?;
+                    Ok((result, view.deleted.into_inner()))
+                })
+                .await?;
+            // Durable now: what the unit deleted can be erased.
+            for location in deleted {
+                if let Err(e) = store.held().erase(location) {
+                    tracing::warn!("{e}");
+                }
             }
-        }
-    }
-
-    fn discard(&self, staged: StagedBackup) {
-        let path = held_path(&self.store, staged.id);
-        if let Err(e) = std::fs::remove_file(&path) {
-            tracing::warn!("cannot remove {}: {e}", path.display());
+            Ok(result)
         }
     }
 
@@ -370,6 +401,8 @@ impl SlotStore for SledSlots {
 }
 
 impl SlotTx for SledSlotTx<'_> {
+    type Staged = held::Staged;
+
     fn slot(&self, key: &SlotKey) -> TxResult<Option<Slot>> {
         self.tx.get(Tree::BackupSlots, &key.to_bytes())
     }
@@ -383,17 +416,16 @@ impl SlotTx for SledSlotTx<'_> {
         Ok(())
     }
 
-    fn put_backup(&self, key: &SlotKey, staged: &StagedBackup) -> TxResult<()> {
-        let old = self
-            .tx
-            .tree(Tree::BackupData)
-            .insert(key.to_bytes(), encode(&staged.id))?;
-        self.release(old)
+    fn put_backup(&self, key: &SlotKey, staged: &held::Staged) -> TxResult<()> {
+        self.tx.put(Tree::BackupData, &key.to_bytes(), &staged.location())
     }
 
     fn remove_backup(&self, key: &SlotKey) -> TxResult<()> {
-        let old = self.tx.tree(Tree::BackupData).remove(key.to_bytes())?;
-        self.release(old)
+        if let Some(old) = self.tx.tree(Tree::BackupData).remove(key.to_bytes())? {
+            let location = decode(&old).map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+            self.deleted.borrow_mut().push(location);
+        }
+        Ok(())
     }
 
     fn address(&self, email: &str) -> TxResult<AddressRecord> {
@@ -462,32 +494,50 @@ mod tests {
         }
     }
 
-    fn files(store: &Store) -> usize {
-        std::fs::read_dir(held_dir(store)).unwrap().count()
+    fn segments(store: &Store) -> usize {
+        std::fs::read_dir(store.held().dir())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".seg"))
+            .count()
+    }
+
+    fn other_key() -> SlotKey {
+        SlotKey {
+            email: "c@d.org".into(),
+            fingerprint: crate::backup::push::Fingerprint([8; 32]),
+        }
+    }
+
+    /// Opens the store again once the background tasks of the last one let it go.
+    async fn reopen(dir: &std::path::Path) -> Store {
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+            if let Ok(store) = Store::open(dir) {
+                return store;
+            }
+        }
+        panic!("the store stays locked");
+    }
+
+    fn location(store: &Store, key: &SlotKey) -> Location {
+        decode(&store.tree(Tree::BackupData).get(key.to_bytes()).unwrap().unwrap()).unwrap()
     }
 
     #[tokio::test]
-    async fn staged_bytes_are_files_until_given_or_discarded() {
+    async fn staged_bytes_are_held_once_given_and_a_delete_is_erased_once_durable() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let slots = slots(&store);
-        let mut kept = slots.stage(b"kept bytes").unwrap();
-        slots.make_durable(&mut kept).await.unwrap();
-        assert!(kept.unsynced.is_none());
-        let dropped = slots.stage(b"dropped bytes").unwrap();
-        assert_eq!(files(&store), 2);
-        slots.discard(dropped);
-        assert_eq!(files(&store), 1);
-        slots.unit(|tx| tx.put_backup(&key(), &kept)).unwrap();
+        let kept = slots.stage(b"kept bytes").unwrap();
+        slots
+            .unit_when_durable(Some(kept), |tx, kept| tx.put_backup(&key(), kept.unwrap()))
+            .await
+            .unwrap();
         assert_eq!(slots.backup(&key()).unwrap().unwrap(), b"kept bytes");
-        // Replaced: the old file stays until the change is durable.
         let newer = slots.stage(b"newer bytes").unwrap();
         slots.unit(|tx| tx.put_backup(&key(), &newer)).unwrap();
-        assert_eq!(files(&store), 2);
-        store.durable().await.unwrap();
-        assert_eq!(files(&store), 1);
         assert_eq!(slots.backup(&key()).unwrap().unwrap(), b"newer bytes");
-        // An aborted unit releases nothing.
+        // An aborted unit erases nothing.
         let aborted: Result<()> = slots.unit(|tx| {
             tx.remove_backup(&key())?;
             crate::store::abort(Error::bad("no"))
@@ -495,30 +545,84 @@ mod tests {
         assert!(aborted.is_err());
         store.durable().await.unwrap();
         assert_eq!(slots.backup(&key()).unwrap().unwrap(), b"newer bytes");
+        // A delete: the bytes stay until the unit is durable, then are erased.
+        let held = location(&store, &key());
+        slots.unit(|tx| tx.remove_backup(&key())).unwrap();
+        assert!(slots.backup(&key()).unwrap().is_none());
+        assert_eq!(store.held().read(held).unwrap(), b"newer bytes");
+        store.durable().await.unwrap();
+        assert_eq!(store.held().read(held).unwrap(), vec![0u8; held.len as usize]);
     }
 
     #[tokio::test]
-    async fn opening_removes_files_nothing_points_at_and_the_sweep_spares_young_ones() {
+    async fn the_tidy_pass_frees_replaced_backups_and_removes_empty_segments() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let slots = slots(&store);
-        let held = slots.stage(b"held").unwrap();
-        slots.unit(|tx| tx.put_backup(&key(), &held)).unwrap();
-        let _orphan = slots.stage(b"staged when the process stopped").unwrap();
-        assert_eq!(
-            slots.sweep_unreferenced().unwrap(),
-            0,
-            "a young file may still be staged"
-        );
-        assert_eq!(files(&store), 2);
-        // What opening the store does after a restart (no unit of work running yet).
-        open_held(&store, SCHEMA_VERSION_NOW).unwrap();
-        assert_eq!(files(&store), 1);
-        assert_eq!(slots.backup(&key()).unwrap().unwrap(), b"held");
+        let chunk = |b: u8| vec![b; 256 * 1024];
+        let give = |key: &SlotKey, bytes: &[u8]| {
+            let staged = slots.stage(bytes).unwrap();
+            staged.file().sync_data().unwrap();
+            slots.unit(|tx| tx.put_backup(key, &staged)).unwrap();
+        };
+        give(&key(), &chunk(1));
+        give(&other_key(), &chunk(2));
+        give(&key(), &chunk(3));
+        let first = location(&store, &other_key()).segment;
+        // Nothing is tidied in the segment being written.
+        assert_eq!(slots.tidy_held().unwrap(), TidyReport::default());
+        store.held().retire_older_than(std::time::Duration::ZERO);
+        // A range still staged keeps its segment as it is.
+        let in_flight = slots.stage(b"staged when the pass runs").unwrap();
+        store.held().retire_older_than(std::time::Duration::ZERO);
+        let report = tidy(&store).unwrap();
+        assert_eq!(report.segments_removed, 0);
+        assert_eq!(report.bytes_freed, 256 * 1024, "the first backup of a@b.org");
+        assert_eq!(slots.backup(&key()).unwrap().unwrap(), chunk(3));
+        assert_eq!(slots.backup(&other_key()).unwrap().unwrap(), chunk(2));
+        assert_eq!(segments(&store), 2);
+        // Both slots move on: the first segment holds nothing and goes.
+        give(&key(), &chunk(4));
+        give(&other_key(), &chunk(5));
+        assert_ne!(location(&store, &other_key()).segment, first);
+        assert_eq!(tidy(&store).unwrap().segments_removed, 1);
+        assert_eq!(segments(&store), 2);
+        // Once dropped, the range staged nowhere is tidied with its segment.
+        drop(in_flight);
+        store.held().retire_older_than(std::time::Duration::ZERO);
+        assert_eq!(tidy(&store).unwrap().segments_removed, 1);
+        assert_eq!(slots.backup(&key()).unwrap().unwrap(), chunk(4));
+        assert_eq!(slots.backup(&other_key()).unwrap().unwrap(), chunk(5));
     }
 
     #[tokio::test]
-    async fn a_schema_2_store_has_its_held_backups_moved_to_files() {
+    async fn opening_tidies_what_a_stopped_process_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let first = slots(&store);
+        let held = first.stage(b"held").unwrap();
+        first.unit(|tx| tx.put_backup(&key(), &held)).unwrap();
+        let stopped_mid_push = first.stage(&vec![9u8; 100_000]).unwrap();
+        store.flush().unwrap();
+        let segment = location(&store, &key()).segment;
+        drop((held, stopped_mid_push, first, store));
+        let store = reopen(dir.path()).await;
+        assert_eq!(location(&store, &key()).segment, segment);
+        assert_eq!(slots(&store).backup(&key()).unwrap().unwrap(), b"held");
+        let range = Location {
+            segment,
+            offset: 4,
+            len: 100_000,
+        };
+        assert_eq!(
+            store.held().read(range).unwrap(),
+            vec![0u8; 100_000],
+            "freed at start-up"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_schema_2_store_has_its_held_backups_moved_into_segments() {
         let dir = tempfile::tempdir().unwrap();
         {
             let db = sled::open(dir.path().join("db")).unwrap();
@@ -534,17 +638,52 @@ mod tests {
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(slots(&store).backup(&key()).unwrap().unwrap(), b"inline bytes");
-        assert_eq!(files(&store), 1);
-        // `lifeboat check` reads the file (these bytes are no .lfbk).
+        assert_eq!(segments(&store), 1);
+        // `lifeboat check` reads the held bytes (these are no .lfbk, and no slot was made).
         let report = store.check().unwrap();
         assert!(
             report.problems.iter().any(|p| p.contains("not a lifeboat backup file")),
             "{:?}",
             report.problems
         );
+        assert!(report.problems.iter().any(|p| p.contains("no slot points at it")));
+        drop(store);
         // Opening again changes nothing.
-        open_held(&store, SCHEMA_VERSION_NOW).unwrap();
+        let store = reopen(dir.path()).await;
         assert_eq!(slots(&store).backup(&key()).unwrap().unwrap(), b"inline bytes");
-        assert_eq!(files(&store), 1);
+        assert_eq!(segments(&store), 1);
+    }
+
+    #[tokio::test]
+    async fn a_schema_3_store_has_its_backup_files_moved_into_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = dir.path().join(HELD_DIR);
+        {
+            let db = sled::open(dir.path().join("db")).unwrap();
+            db.open_tree(Tree::Meta.name())
+                .unwrap()
+                .insert("schema_version", &3u32.to_be_bytes())
+                .unwrap();
+            db.open_tree(Tree::BackupData.name())
+                .unwrap()
+                .insert(key().to_bytes(), super::super::encode(&0x2au64))
+                .unwrap();
+            db.flush().unwrap();
+            std::fs::create_dir(&held).unwrap();
+            std::fs::write(held.join("000000000000002a.lfbk"), b"file bytes").unwrap();
+            std::fs::write(held.join("000000000000002b.lfbk"), b"staged when it stopped").unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(slots(&store).backup(&key()).unwrap().unwrap(), b"file bytes");
+        assert_eq!(
+            store.tree(Tree::Meta).get("schema_version").unwrap().unwrap().as_ref(),
+            &SCHEMA_VERSION_NOW.to_be_bytes()
+        );
+        let names: Vec<String> = std::fs::read_dir(&held)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| n.ends_with(".seg")), "{names:?}");
+        assert_eq!(names.len(), 1);
     }
 }

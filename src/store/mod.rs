@@ -9,6 +9,7 @@
 //!
 //! Does not own: what the values mean (the domains do).
 
+use std::any::Any;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -16,13 +17,14 @@ use std::sync::{Arc, Mutex};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::{Error, Result};
 
 pub mod accounts;
 pub mod backup_sync;
 pub mod backups;
+pub mod held;
 pub mod mail;
 pub mod people;
 pub mod restore;
@@ -31,7 +33,8 @@ pub mod restore;
 /// store whose schema is newer than this and upgrades an older one.
 /// 2: outbox bodies moved out of the deliveries into `outbox_bodies`.
 /// 3: held backups moved out of `backup_data` into files (see [`backups`]).
-pub const SCHEMA_VERSION: u32 = 3;
+/// 4: held backups moved from a file each into segments (see [`held`]).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The first byte of every stored value: the encoding of what follows.
 const VALUE_VERSION: u8 = 1;
@@ -98,9 +101,10 @@ trees! {
     /// `backup_slots`: normalised email, 0x00, key fingerprint (32 bytes, SHA-256 of the
     /// SPKI DER) -> [`crate::backup::holder::Slot`] (state only, never the backup).
     BackupSlots = "backup_slots",
-    /// `backup_data`: the same key as `backup_slots` -> the id (u64, encoded) of the file
-    /// `held/<id as 16 hex digits>.lfbk` holding the `.lfbk` bytes exactly as pushed
-    /// (see [`backups`]). Kept apart so listing slots never reads backups.
+    /// `backup_data`: the same key as `backup_slots` -> the [`held::Location`] (encoded)
+    /// of the `.lfbk` bytes exactly as pushed, a range of a segment file
+    /// `held/<segment as 16 hex digits>.seg`. Kept apart so listing slots never reads
+    /// backups.
     BackupData = "backup_data",
     /// `backup_addresses`: normalised email -> [`crate::backup::holder::AddressRecord`]
     /// (its slots' fingerprints in creation order, the last confirmation mail).
@@ -190,10 +194,10 @@ struct Inner {
     db: sled::Db,
     trees: Vec<sled::Tree>,
     dir: PathBuf,
-    flusher: mpsc::UnboundedSender<oneshot::Sender<Result<()>>>,
-    file_syncer: mpsc::UnboundedSender<FileSync>,
-    /// Files to remove after the next successful sync ([`Store::remove_after_durable`]).
-    released: Arc<Mutex<Vec<PathBuf>>>,
+    held: held::HeldLog,
+    committer: std::sync::mpsc::Sender<CommitJob>,
+    /// Work to do after the next successful sync ([`Store::after_durable`]).
+    after_durable: Arc<Mutex<Vec<AfterDurable>>>,
     _lock: File,
 }
 
@@ -256,19 +260,24 @@ impl Store {
             .map(|t| db.open_tree(t.name()))
             .collect::<sled::Result<Vec<_>>>()
             .map_err(Error::from)?;
-        let (flusher, rx) = mpsc::unbounded_channel();
-        let released = Arc::new(Mutex::new(Vec::new()));
-        tokio::spawn(group_commit(db.clone(), rx, released.clone()));
-        let (file_syncer, file_syncs) = mpsc::unbounded_channel();
-        tokio::spawn(group_sync_files(file_syncs));
+        let held = held::HeldLog::open(&dir.join(backups::HELD_DIR), db.clone())?;
+        let (committer, jobs) = std::sync::mpsc::channel();
+        let after_durable = Arc::new(Mutex::new(Vec::new()));
+        {
+            let (db, trees, after_durable) = (db.clone(), trees.clone(), after_durable.clone());
+            std::thread::Builder::new()
+                .name("store-commit".into())
+                .spawn(move || group_commit(db, trees, jobs, after_durable))
+                .map_err(|e| Error::internal(format!("cannot start the committer thread: {e}")))?;
+        }
         let store = Store {
             inner: Arc::new(Inner {
                 db,
                 trees,
                 dir: dir.to_path_buf(),
-                flusher,
-                file_syncer,
-                released,
+                held,
+                committer,
+                after_durable,
                 _lock: lock,
             }),
         };
@@ -283,12 +292,18 @@ impl Store {
             tracing::info!(deliveries = upgrade.len(), "store upgraded from schema 1 to 2");
         }
         backups::open_held(&store, schema)?;
+        backups::tidy_held_when_retired(&store);
         Ok(store)
     }
 
     /// The data folder.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// The segments of held backups, for the storage implementations in this module.
+    pub(crate) fn held(&self) -> &held::HeldLog {
+        &self.inner.held
     }
 
     /// One tree, for the storage implementations in this module.
@@ -315,30 +330,62 @@ impl Store {
 
     /// Makes every write done so far durable. Concurrent callers share one sync.
     pub async fn durable(&self) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
-        self.inner
-            .flusher
-            .send(tx)
-            .map_err(|_| Error::internal("flusher stopped"))?;
-        rx.await.map_err(|_| Error::internal("flusher stopped"))?
+        let (done, answer) = oneshot::channel();
+        self.send_job(CommitJob {
+            file: None,
+            unit: None,
+            done: Box::new(move |outcome| {
+                let _ = done.send(outcome.map(|_| ()));
+            }),
+        })?;
+        answer.await.map_err(|_| committer_stopped())?
     }
 
-    /// Makes a file written outside the store durable, with the entry of the folder
-    /// holding it. Concurrent callers are served in batches, one folder sync each.
-    pub async fn sync_file(&self, file: File, folder: PathBuf) -> Result<()> {
-        let (done, rx) = oneshot::channel();
-        self.inner
-            .file_syncer
-            .send(FileSync { file, folder, done })
-            .map_err(|_| Error::internal("file syncer stopped"))?;
-        rx.await.map_err(|_| Error::internal("file syncer stopped"))?
+    /// Makes the data written to `file` durable (`fdatasync`), then runs `unit` as a
+    /// unit of work, then makes it durable, and returns what `unit` returned.
+    ///
+    /// The store's committer thread serves concurrent callers in batches: one sync
+    /// per file, one transaction for all the batch's units (a unit that aborts is
+    /// taken out and the rest run again without it, so each caller gets its own
+    /// outcome as if the units had run one after another), and one flush. sled
+    /// writes its log at every transaction, so sharing them is what makes many
+    /// small units cheap. `unit` runs on that thread, so it must be short; it may run
+    /// more than once; it does not run if the file could not be synced.
+    pub async fn commit<R: Send + 'static>(
+        &self,
+        file: Option<Arc<File>>,
+        unit: impl Fn(&Tx) -> std::result::Result<R, ConflictableTransactionError<Error>> + Send + 'static,
+    ) -> Result<R> {
+        let (done, answer) = oneshot::channel();
+        self.send_job(CommitJob {
+            file,
+            unit: Some(Box::new(move |tx| unit(tx).map(|r| Box::new(r) as UnitValue))),
+            done: Box::new(move |outcome| {
+                let outcome = outcome.and_then(|value| {
+                    value
+                        .downcast::<R>()
+                        .map(|r| *r)
+                        .map_err(|_| Error::internal("a unit of work returned the wrong type"))
+                });
+                let _ = done.send(outcome);
+            }),
+        })?;
+        answer.await.map_err(|_| committer_stopped())?
     }
 
-    /// Removes `path` once every write done so far is durable (a file that a committed
-    /// unit of work stopped pointing at). Left behind if the process stops first: the
-    /// domain that owns such files sweeps the ones nothing points at.
-    pub fn remove_after_durable(&self, path: PathBuf) {
-        self.inner.released.lock().unwrap_or_else(|e| e.into_inner()).push(path);
+    fn send_job(&self, job: CommitJob) -> Result<()> {
+        self.inner.committer.send(job).map_err(|_| committer_stopped())
+    }
+
+    /// Runs `work` (blocking) once every write done so far is durable, such as freeing
+    /// what a committed unit of work stopped pointing at. Not run if the process stops
+    /// first: the domain that owns such things tidies them at the next start.
+    pub fn after_durable(&self, work: impl FnOnce() + Send + 'static) {
+        self.inner
+            .after_durable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(work));
     }
 
     /// Makes every write done so far durable, blocking (CLI and shutdown).
@@ -477,80 +524,149 @@ fn check_schema(db: &sled::Db) -> Result<u32> {
     }
 }
 
-/// Syncs once for every batch of waiters: whoever asked while a sync ran is served by
-/// the next one, so many concurrent writers share few fsyncs.
-/// A file waiting for [`group_sync_files`].
-struct FileSync {
-    file: File,
-    folder: PathBuf,
-    done: oneshot::Sender<Result<()>>,
+/// Work queued by [`Store::after_durable`].
+type AfterDurable = Box<dyn FnOnce() + Send>;
+
+fn committer_stopped() -> Error {
+    Error::internal("the store's committer stopped")
 }
 
-/// Syncs every file that asked while the previous batch ran, then their folders once.
-async fn group_sync_files(mut rx: mpsc::UnboundedReceiver<FileSync>) {
-    while let Some(first) = rx.recv().await {
+/// What a unit of work given to the committer returns, its type erased.
+type UnitValue = Box<dyn Any + Send>;
+type UnitResult = std::result::Result<UnitValue, ConflictableTransactionError<Error>>;
+/// A unit of work given to the committer.
+type Unit = Box<dyn Fn(&Tx) -> UnitResult + Send>;
+/// Answers a caller of the committer.
+type Answer = Box<dyn FnOnce(Result<UnitValue>) + Send>;
+
+/// One caller of [`Store::commit`] or [`Store::durable`]: the file to sync first, the
+/// unit to run once it is synced, and how to answer once the batch is flushed.
+struct CommitJob {
+    file: Option<Arc<File>>,
+    unit: Option<Unit>,
+    done: Answer,
+}
+
+/// Why the committer's shared transaction stopped: one unit aborted.
+struct UnitAborted(usize, Error);
+
+/// The committer thread. Takes every job that arrived while the previous batch ran,
+/// syncs their files (each once: a sync covers every write that finished before it
+/// started), runs their units in one transaction, then flushes once, so many
+/// concurrent writers share few syncs. Work queued by [`Store::after_durable`]
+/// before a flush started runs once it succeeded. Ends when the store is dropped.
+fn group_commit(
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    jobs: std::sync::mpsc::Receiver<CommitJob>,
+    after_durable: Arc<Mutex<Vec<AfterDurable>>>,
+) {
+    while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
-        while let Ok(more) = rx.try_recv() {
+        while let Ok(more) = jobs.try_recv() {
             batch.push(more);
         }
-        let synced = tokio::task::spawn_blocking(move || {
-            let outcomes: Vec<std::io::Result<()>> = batch.iter().map(|s| s.file.sync_data()).collect();
-            let mut folders: Vec<&PathBuf> = batch.iter().map(|s| &s.folder).collect();
-            folders.sort();
-            folders.dedup();
-            let folders_synced = folders.into_iter().try_for_each(|folder| {
-                File::open(folder)
-                    .and_then(|dir| dir.sync_all())
-                    .map_err(|e| format!("{}: {e}", folder.display()))
-            });
-            for (sync, outcome) in batch.into_iter().zip(outcomes) {
-                let outcome = match (outcome, &folders_synced) {
-                    (Err(e), _) => Err(Error::internal(format!("sync: {e}"))),
-                    (Ok(()), Err(e)) => Err(Error::internal(format!("sync: {e}"))),
-                    (Ok(()), Ok(())) => Ok(()),
-                };
-                let _ = sync.done.send(outcome);
+        let started = std::time::Instant::now();
+        // 1. Files, each once.
+        let mut synced: Vec<(*const File, std::result::Result<(), String>)> = Vec::new();
+        for file in batch.iter().filter_map(|job| job.file.as_ref()) {
+            if !synced.iter().any(|(f, _)| *f == Arc::as_ptr(file)) {
+                synced.push((Arc::as_ptr(file), file.sync_data().map_err(|e| e.to_string())));
             }
-        })
-        .await;
-        if let Err(e) = synced {
-            tracing::error!("file sync stopped: {e}");
+        }
+        let mut outcomes: Vec<Option<Result<UnitValue>>> = batch
+            .iter()
+            .map(|job| {
+                let file = job.file.as_ref()?;
+                let (_, synced) = synced.iter().find(|(f, _)| *f == Arc::as_ptr(file))?;
+                synced.clone().err().map(|e| Err(Error::internal(format!("sync: {e}"))))
+            })
+            .collect();
+        // 2. The units whose files are durable, in one transaction.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_units(&trees, &batch, &mut outcomes)
+        }));
+        if ran.is_err() {
+            for outcome in outcomes.iter_mut().filter(|o| o.is_none()) {
+                *outcome = Some(Err(Error::internal("a unit of work panicked")));
+            }
+        }
+        // 3. One flush for everything so far.
+        let queued = std::mem::take(&mut *after_durable.lock().unwrap_or_else(|e| e.into_inner()));
+        let flushed = match db.flush() {
+            Ok(_) => {
+                for work in queued {
+                    work();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Not durable: the work waits for the next flush.
+                after_durable.lock().unwrap_or_else(|e| e.into_inner()).extend(queued);
+                Err(e.to_string())
+            }
+        };
+        tracing::trace!(
+            jobs = batch.len(),
+            us = started.elapsed().as_micros() as u64,
+            "group commit"
+        );
+        for (job, outcome) in batch.into_iter().zip(outcomes) {
+            let outcome = match (outcome, &flushed) {
+                (Some(Err(e)), _) => Err(e),
+                (_, Err(e)) => Err(Error::internal(format!("flush: {e}"))),
+                (Some(Ok(value)), Ok(())) => Ok(value),
+                (None, Ok(())) => Ok(Box::new(()) as UnitValue),
+            };
+            (job.done)(outcome);
         }
     }
 }
 
-/// Files released before a sync started are removed once it succeeded.
-async fn group_commit(
-    db: sled::Db,
-    mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<()>>>,
-    released: Arc<Mutex<Vec<PathBuf>>>,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut waiters = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            waiters.push(more);
+/// Runs the batch's units that have no outcome yet in one transaction, taking out
+/// each unit that aborts (its outcome is its error) until the rest commit.
+fn run_units(trees: &[sled::Tree], batch: &[CommitJob], outcomes: &mut [Option<Result<UnitValue>>]) {
+    use sled::transaction::TransactionError;
+    use sled::Transactional;
+    loop {
+        let pending: Vec<usize> = (0..batch.len())
+            .filter(|&i| outcomes[i].is_none() && batch[i].unit.is_some())
+            .collect();
+        if pending.is_empty() {
+            return;
         }
-        let db = db.clone();
-        let to_remove = std::mem::take(&mut *released.lock().unwrap_or_else(|e| e.into_inner()));
-        let started = std::time::Instant::now();
-        let outcome = tokio::task::spawn_blocking(move || {
-            db.flush().map_err(|e| e.to_string())?;
-            for path in to_remove {
-                if let Err(e) = std::fs::remove_file(&path) {
-                    tracing::warn!("cannot remove {}: {e}", path.display());
+        let committed = trees.transaction(|trees| {
+            let tx = Tx { trees };
+            let mut values = Vec::with_capacity(pending.len());
+            for &i in &pending {
+                let unit = batch[i].unit.as_ref().expect("pending units have a unit");
+                match unit(&tx) {
+                    Ok(value) => values.push((i, value)),
+                    Err(ConflictableTransactionError::Abort(e)) => {
+                        return Err(ConflictableTransactionError::Abort(UnitAborted(i, e)))
+                    }
+                    Err(ConflictableTransactionError::Conflict) => return Err(ConflictableTransactionError::Conflict),
+                    Err(ConflictableTransactionError::Storage(e)) => {
+                        return Err(ConflictableTransactionError::Storage(e))
+                    }
                 }
             }
-            Ok::<(), String>(())
-        })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
-        tracing::trace!(
-            waiters = waiters.len(),
-            us = started.elapsed().as_micros() as u64,
-            "group commit"
-        );
-        for waiter in waiters {
-            let _ = waiter.send(outcome.clone().map_err(|e| Error::internal(format!("flush: {e}"))));
+            Ok(values)
+        });
+        match committed {
+            Ok(values) => {
+                for (i, value) in values {
+                    outcomes[i] = Some(Ok(value));
+                }
+                return;
+            }
+            Err(TransactionError::Abort(UnitAborted(i, e))) => outcomes[i] = Some(Err(e)),
+            Err(TransactionError::Storage(e)) => {
+                for &i in &pending {
+                    outcomes[i] = Some(Err(Error::from(e.clone())));
+                }
+                return;
+            }
         }
     }
 }
@@ -571,6 +687,39 @@ mod tests {
         let mut longer = bytes;
         longer.push(0);
         assert!(decode::<(String, u64)>(&longer).is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn committed_units_share_batches_and_each_gets_its_own_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let file = Arc::new(File::create(dir.path().join("data")).unwrap());
+        // Many at once, so batches hold several units; every third one aborts after
+        // writing, and must leave nothing behind nor stop the others.
+        let commits = (0..60u64).map(|i| {
+            let (store, file) = (store.clone(), file.clone());
+            tokio::spawn(async move {
+                store
+                    .commit(Some(file), move |tx| {
+                        tx.tree(Tree::Meta).insert(format!("unit {i}").as_bytes(), &i.to_be_bytes())?;
+                        if i % 3 == 0 {
+                            return abort(Error::bad(format!("unit {i} refused")));
+                        }
+                        Ok(i * 10)
+                    })
+                    .await
+            })
+        });
+        let outcomes = futures_util::future::join_all(commits).await;
+        for (i, outcome) in (0..60u64).zip(outcomes) {
+            match outcome.unwrap() {
+                Ok(value) => assert_eq!(value, i * 10),
+                Err(e) => assert_eq!((i % 3, e.to_string()), (0, format!("unit {i} refused"))),
+            }
+            let written = store.tree(Tree::Meta).get(format!("unit {i}")).unwrap();
+            assert_eq!(written.is_some(), i % 3 != 0, "unit {i}");
+        }
+        store.durable().await.unwrap();
     }
 
     #[tokio::test]
