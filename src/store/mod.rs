@@ -3,7 +3,9 @@
 //! Owns: opening the data folder (with an exclusive lock, so a second process gets a
 //! clear error), the schema version check, the list of trees and their key layouts,
 //! the value encoding (a version byte, then bincode), units of work across trees, and
-//! durability (group-committed flushes). Each domain declares the storage trait it
+//! durability: a committer thread batches concurrent callers into one file sync, one
+//! transaction and one flush ([`Store::commit`]), and the segment files of held
+//! backups live beside the store ([`held`]). Each domain declares the storage trait it
 //! needs next to its own code; the implementations on sled live in this module's
 //! children, so another engine would replace this folder only.
 //!
