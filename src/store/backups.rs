@@ -621,21 +621,24 @@ mod tests {
         );
     }
 
+    /// A store as an older lifeboat left it: its schema, and `key()`'s `backup_data` value.
+    fn old_store(dir: &std::path::Path, schema: u32, backup_data: Vec<u8>) {
+        let db = sled::open(dir.join("db")).unwrap();
+        db.open_tree(Tree::Meta.name())
+            .unwrap()
+            .insert("schema_version", &schema.to_be_bytes())
+            .unwrap();
+        db.open_tree(Tree::BackupData.name())
+            .unwrap()
+            .insert(key().to_bytes(), backup_data)
+            .unwrap();
+        db.flush().unwrap();
+    }
+
     #[tokio::test]
     async fn a_schema_2_store_has_its_held_backups_moved_into_segments() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let db = sled::open(dir.path().join("db")).unwrap();
-            db.open_tree(Tree::Meta.name())
-                .unwrap()
-                .insert("schema_version", &2u32.to_be_bytes())
-                .unwrap();
-            db.open_tree(Tree::BackupData.name())
-                .unwrap()
-                .insert(key().to_bytes(), super::super::encode_raw(b"inline bytes"))
-                .unwrap();
-            db.flush().unwrap();
-        }
+        old_store(dir.path(), 2, super::super::encode_raw(b"inline bytes"));
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(slots(&store).backup(&key()).unwrap().unwrap(), b"inline bytes");
         assert_eq!(segments(&store), 1);
@@ -659,16 +662,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let held = dir.path().join(HELD_DIR);
         {
-            let db = sled::open(dir.path().join("db")).unwrap();
-            db.open_tree(Tree::Meta.name())
-                .unwrap()
-                .insert("schema_version", &3u32.to_be_bytes())
-                .unwrap();
-            db.open_tree(Tree::BackupData.name())
-                .unwrap()
-                .insert(key().to_bytes(), super::super::encode(&0x2au64))
-                .unwrap();
-            db.flush().unwrap();
+            old_store(dir.path(), 3, super::super::encode(&0x2au64));
             std::fs::create_dir(&held).unwrap();
             std::fs::write(held.join("000000000000002a.lfbk"), b"file bytes").unwrap();
             std::fs::write(held.join("000000000000002b.lfbk"), b"staged when it stopped").unwrap();

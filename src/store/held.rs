@@ -264,15 +264,10 @@ impl HeldLog {
     /// pointer into such a segment can appear any more, so pointers read after this
     /// call are all the pointers into it there will ever be.
     pub fn quiet_segments(&self) -> Result<Vec<QuietSegment>> {
-        let listing_error =
-            |e: std::io::Error| Error::internal(format!("cannot list {}: {e}", self.inner.dir.display()));
         let mut found = Vec::new();
-        for entry in std::fs::read_dir(&self.inner.dir).map_err(listing_error)? {
-            let entry = entry.map_err(listing_error)?;
-            let Some(id) = entry.file_name().to_str().and_then(segment_id) else {
-                continue;
-            };
-            let metadata = entry.metadata().map_err(listing_error)?;
+        for (entry, id) in self.entries()? {
+            let Some(id) = id else { continue };
+            let metadata = entry.metadata().map_err(|e| self.listing_error(e))?;
             found.push(QuietSegment {
                 id,
                 len: metadata.len(),
@@ -338,16 +333,27 @@ impl HeldLog {
 
     /// Every file of the folder that is not a segment (the per-backup files of schema 3).
     pub fn other_files(&self) -> Result<Vec<PathBuf>> {
-        let listing_error =
-            |e: std::io::Error| Error::internal(format!("cannot list {}: {e}", self.inner.dir.display()));
+        Ok(self
+            .entries()?
+            .into_iter()
+            .filter(|(_, id)| id.is_none())
+            .map(|(entry, _)| entry.path())
+            .collect())
+    }
+
+    /// The folder's entries, each with its segment id if it is a segment.
+    fn entries(&self) -> Result<Vec<(std::fs::DirEntry, Option<u64>)>> {
         let mut found = Vec::new();
-        for entry in std::fs::read_dir(&self.inner.dir).map_err(listing_error)? {
-            let entry = entry.map_err(listing_error)?;
-            if entry.file_name().to_str().and_then(segment_id).is_none() {
-                found.push(entry.path());
-            }
+        for entry in std::fs::read_dir(&self.inner.dir).map_err(|e| self.listing_error(e))? {
+            let entry = entry.map_err(|e| self.listing_error(e))?;
+            let id = entry.file_name().to_str().and_then(segment_id);
+            found.push((entry, id));
         }
         Ok(found)
+    }
+
+    fn listing_error(&self, e: std::io::Error) -> Error {
+        Error::internal(format!("cannot list {}: {e}", self.inner.dir.display()))
     }
 }
 

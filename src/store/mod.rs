@@ -703,7 +703,8 @@ mod tests {
             tokio::spawn(async move {
                 store
                     .commit(Some(file), move |tx| {
-                        tx.tree(Tree::Meta).insert(format!("unit {i}").as_bytes(), &i.to_be_bytes())?;
+                        tx.tree(Tree::Meta)
+                            .insert(format!("unit {i}").as_bytes(), &i.to_be_bytes())?;
                         if i % 3 == 0 {
                             return abort(Error::bad(format!("unit {i} refused")));
                         }
