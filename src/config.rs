@@ -397,6 +397,7 @@ options! {
         data_dir: PathBuf = PathBuf::from("./lifeboat-data"), "Folder holding the store, the mail outbox and the admin socket (also --data-dir).", |p: &PathBuf| if p.as_os_str().is_empty() { Err("must not be empty".into()) } else { Ok(()) };
         trusted_proxies: Vec<String> = Vec::new(), "Proxy addresses whose X-Forwarded-For is believed (the rightmost untrusted address is the client).", proxies;
         max_body_bytes: u64 = 1024 * 1024, "Largest request body accepted by pages and federation endpoints (backup pushes have their own limit).", at_least::<1024>;
+        store_cache_mib: u64 = 64, "Most memory (MiB) the store keeps as its cache; more makes large pods' pages faster, less keeps a small pod small.", at_least::<8>;
         log: String = "info".into(), "Log filter (tracing syntax: error, warn, info, debug, or per module).", |s: &String| tracing_subscriber::EnvFilter::try_new(s).map(|_| ()).map_err(|e| e.to_string());
     }
     /// Talking to other pods.
@@ -604,6 +605,10 @@ mod tests {
         assert_eq!(loaded.config.public_url(), "http://127.0.0.1:8080");
         assert_eq!(loaded.config.public_host(), "127.0.0.1:8080");
         assert!(!loaded.config.backups.allow_backups_and_migration);
+        assert_eq!(
+            loaded.config.server.store_cache_mib << 20,
+            crate::store::DEFAULT_CACHE_BYTES
+        );
     }
 
     #[test]
@@ -631,14 +636,15 @@ mod tests {
         let path = dir.path().join("bad.toml");
         std::fs::write(
             &path,
-            "[server]\nlisten = \"nowhere\"\nbogus = 1\n[accounts]\nkey_bits = 1024\n",
+            "[server]\nlisten = \"nowhere\"\nbogus = 1\nstore_cache_mib = 4\n[accounts]\nkey_bits = 1024\n",
         )
         .unwrap();
         let vars = env(&[("LIFEBOAT_BACKUPS_KDF_TIME_COST", "many")]);
         let Err(Error::Config(problems)) = Config::load(Some(&path), &vars, &Overrides::default()) else {
             panic!("expected a configuration error");
         };
-        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(problems.len(), 5, "{problems:?}");
+        assert!(problems.contains(&"server.store_cache_mib: must be at least 8".to_string()));
         assert!(problems.iter().any(|p| p.starts_with("server.listen")));
         assert!(problems.iter().any(|p| p == "server.bogus: unknown option"));
         assert!(problems.iter().any(|p| p.starts_with("accounts.key_bits")));

@@ -528,7 +528,9 @@ mod tests {
     fn base64_needs_padding_and_no_whitespace() {
         assert_eq!(decode_base64("x", "QUJD").unwrap(), b"ABC");
         assert_eq!(decode_base64("x", "QUI=").unwrap(), b"AB");
-        for bad in ["QUI", "QUI=\n", "QU JD", " QUJD", "QUJD\n", "-_-_", "QUI==", "QR==", "QUJ=", "=QUI", "QUI=QUJD"] {
+        for bad in [
+            "QUI", "QUI=\n", "QU JD", " QUJD", "QUJD\n", "-_-_", "QUI==", "QR==", "QUJ=", "=QUI", "QUI=QUJD",
+        ] {
             let e = decode_base64("backup", bad).expect_err(bad).to_string();
             assert!(e.contains("backup must be standard base64"), "{e}");
         }

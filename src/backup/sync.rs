@@ -200,6 +200,13 @@ pub struct SyncState {
 }
 
 impl SyncState {
+    /// Forgets a run of failures: counted, dated and warned about.
+    fn clear_failures(&mut self) {
+        self.failures = 0;
+        self.failing_since = None;
+        self.warned = false;
+    }
+
     fn new() -> SyncState {
         SyncState {
             next_sequence: 1,
@@ -880,9 +887,7 @@ fn stop(state: &mut SyncState, now: u64) {
     state.push_due = None;
     state.status_due = None;
     state.force_push = false;
-    state.failing_since = None;
-    state.failures = 0;
-    state.warned = false;
+    state.clear_failures();
     state.pod_refuses = false;
 }
 
@@ -942,9 +947,7 @@ fn switch_to(
     state.push_due = Some(now);
     state.force_push = false;
     state.status_due = None;
-    state.failures = 0;
-    state.failing_since = None;
-    state.warned = false;
+    state.clear_failures();
     state.pod_refuses = false;
     tracing::info!(username = %account.username, from = old.as_deref().unwrap_or("-"), to = %origin, "backups: pod chosen");
     mails.push(mail_pod_chosen(pod, account, &origin, old.as_deref(), &why));
@@ -1220,9 +1223,7 @@ async fn push(
                 SlotState::AwaitingConfirmation
             };
             state.last_success = Some((now_done, sequence));
-            state.failures = 0;
-            state.failing_since = None;
-            state.warned = false;
+            state.clear_failures();
             state.force_push = false;
             state.push_due = Some(now + timing.push_interval);
             if state.status_due.is_none() {

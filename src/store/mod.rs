@@ -38,6 +38,9 @@ pub mod restore;
 /// 4: held backups moved from a file each into segments (see [`held`]).
 pub const SCHEMA_VERSION: u32 = 4;
 
+/// The store's cache when no size is configured (`server.store_cache_mib`'s default).
+pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+
 /// The first byte of every stored value: the encoding of what follows.
 const VALUE_VERSION: u8 = 1;
 
@@ -219,9 +222,14 @@ impl From<Error> for OpenFailure {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `dir`, taking its lock. Must be called
-    /// inside a tokio runtime (the group-commit flusher is a task).
+    /// Opens (creating if needed) the store in `dir`, taking its lock, with a cache
+    /// of [`DEFAULT_CACHE_BYTES`]. Must be called inside a tokio runtime.
     pub fn open(dir: &Path) -> std::result::Result<Store, OpenFailure> {
+        Store::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with a cache of at most `cache_bytes`.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> std::result::Result<Store, OpenFailure> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::internal(format!("cannot create data folder {}: {e}", dir.display())))?;
         let lock_path = dir.join("lifeboat.lock");
@@ -254,6 +262,7 @@ impl Store {
         let db = sled::Config::new()
             .path(dir.join("db"))
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(cache_bytes)
             .open()
             .map_err(|e| Error::internal(format!("cannot open the store in {}: {e}", dir.display())))?;
         let schema = check_schema(&db)?;
