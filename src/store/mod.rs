@@ -578,21 +578,22 @@ fn group_commit(
             batch.push(more);
         }
         let started = std::time::Instant::now();
-        // 1. Files, each once.
+        // 1. Files, each once; a job whose file failed to sync has its outcome already.
         let mut synced: Vec<(*const File, std::result::Result<(), String>)> = Vec::new();
-        for file in batch.iter().filter_map(|job| job.file.as_ref()) {
-            if !synced.iter().any(|(f, _)| *f == Arc::as_ptr(file)) {
-                synced.push((Arc::as_ptr(file), file.sync_data().map_err(|e| e.to_string())));
-            }
+        let mut outcomes: Vec<Option<Result<UnitValue>>> = Vec::with_capacity(batch.len());
+        for job in &batch {
+            let failed = job.file.as_ref().and_then(|file| {
+                let at = synced
+                    .iter()
+                    .position(|(f, _)| *f == Arc::as_ptr(file))
+                    .unwrap_or_else(|| {
+                        synced.push((Arc::as_ptr(file), file.sync_data().map_err(|e| e.to_string())));
+                        synced.len() - 1
+                    });
+                synced[at].1.clone().err()
+            });
+            outcomes.push(failed.map(|e| Err(Error::internal(format!("sync: {e}")))));
         }
-        let mut outcomes: Vec<Option<Result<UnitValue>>> = batch
-            .iter()
-            .map(|job| {
-                let file = job.file.as_ref()?;
-                let (_, synced) = synced.iter().find(|(f, _)| *f == Arc::as_ptr(file))?;
-                synced.clone().err().map(|e| Err(Error::internal(format!("sync: {e}"))))
-            })
-            .collect();
         // 2. The units whose files are durable, in one transaction.
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run_units(&trees, &batch, &mut outcomes)
