@@ -61,10 +61,8 @@ fn archive_with_contacts(old_key: &RsaPrivateKey, contact_keys: &[String], pods:
             person_guid: Some(format!("{i:032x}")),
             person_name: Some(format!("Friend Number {i}")),
             public_key: Some(contact_keys[i % contact_keys.len()].clone()),
-            sharing: true,
-            receiving: i % 3 != 0,
-            following: true,
-            followed: i % 3 != 0,
+            sharing: i % 3 != 0,
+            receiving: true,
             aspects: vec![aspects[i % 4].to_string(), aspects[(i / 4) % 4].to_string()],
         })
         .collect();

@@ -165,15 +165,19 @@ pub async fn execute(pod: &Arc<Pod>, request: AdminRequest) -> Result<AdminReply
                 email,
                 email_confirmed: true,
             };
-            let account = crate::migration::arrive(pod, arrival).await?;
+            let (account, repairs) = crate::migration::arrive(pod, arrival).await?;
             let moved = match from {
                 Some(old) => format!(" (moved from {old}; the move is being announced)"),
                 None => " (the archive names no old identity: nothing to announce)".into(),
             };
-            Ok(AdminReply {
-                output: format!("created {}{moved}\n", account.diaspora_id(&pod.config.public_host())),
-                file: None,
-            })
+            let mut output = format!("created {}{moved}\n", account.diaspora_id(&pod.config.public_host()));
+            if !repairs.is_empty() {
+                output.push_str("Repaired so that diaspora* pods keep it:\n");
+                for repair in &repairs {
+                    output.push_str(&format!("  - {repair}\n"));
+                }
+            }
+            Ok(AdminReply { output, file: None })
         }
         AdminRequest::ArchiveExport { username } => {
             let account = crate::account::open_account(&pod.store, &username)?;

@@ -90,14 +90,11 @@ fn old_account(email: &str, key: &RsaPrivateKey) -> Account {
                 public_key: Some(public_key_to_pem(&other_key().to_public_key())),
                 sharing: true,
                 receiving: true,
-                following: true,
-                followed: true,
                 aspects: vec!["Friends".into()],
             },
             ContactData {
                 diaspora_id: "carol@pod-c.example".into(),
-                sharing: true,
-                following: true,
+                receiving: true,
                 aspects: vec!["Family".into(), "Friends".into()],
                 ..Default::default()
             },

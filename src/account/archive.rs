@@ -54,6 +54,12 @@ pub const ARCHIVE_VERSION: &str = "2.0";
 /// The most pods `known_pods` holds; past it the oldest are dropped (DESIGN §1).
 pub const KNOWN_PODS_CAP: usize = 2_000;
 pub use super::profile::{sniff_image, AVATAR_MAX_BYTES};
+/// The version of the archive's `lifeboat` key this binary writes. 2: the contact
+/// flags mean what diaspora*'s mean (archives of version 1 have them the other way
+/// round, and are read so).
+pub const LIFEBOAT_KEY_VERSION: u64 = 2;
+/// The longest contact public key text read (a 4,096-bit key in PEM is ~800 bytes).
+const MAX_CONTACT_KEY_PEM_BYTES: usize = 16 * 1024;
 /// The most problems one refusal lists.
 const MAX_PROBLEMS_SHOWN: usize = 8;
 
@@ -106,6 +112,9 @@ pub struct ImportedArchive {
     pub known_pods: Vec<String>,
     /// `lifeboat.avatar`, checked by its bytes.
     pub avatar: Option<Avatar>,
+    /// What was repaired or left out to make the archive one diaspora* keeps (aspect
+    /// names, contacts that cannot be read...), in words for the user.
+    pub repairs: Vec<String>,
 }
 
 /// The old private key is wiped from memory when an archive is dropped (a restore
@@ -338,18 +347,18 @@ fn check_archive(document: Json<'_>) -> Result<ImportedArchive> {
     // milliseconds. Reading needs no valid schema: it never panics on other shapes.
     let contacts_value = document.get("user").and_then(|user| user.get("contacts"));
     let many = contacts_value.and_then(Json::as_array).is_some_and(|c| c.len() >= 1000);
-    let mut contact_problems = Problems::default();
-    let (schema_problems, contacts) = if many {
+    let mut left_out = Vec::new();
+    let (schema_problems, mut contacts) = if many {
         std::thread::scope(|scope| {
             let schema = scope.spawn(|| schema::validate(&document));
-            let contacts = read_contacts(contacts_value, &mut contact_problems);
+            let contacts = read_contacts(contacts_value, &mut left_out);
             let schema = schema.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (schema, contacts)
         })
     } else {
         let schema = schema::validate(&document);
         let contacts = if schema.is_empty() {
-            read_contacts(contacts_value, &mut contact_problems)
+            read_contacts(contacts_value, &mut left_out)
         } else {
             Vec::new()
         };
@@ -376,8 +385,7 @@ fn check_archive(document: Json<'_>) -> Result<ImportedArchive> {
         }
     };
     let (author, profile) = read_profile(user.get("profile"), &mut problems);
-    let aspects = read_aspects(user.get("contact_groups"), &mut problems);
-    problems.0.append(&mut contact_problems.0);
+    let written_aspects = aspect_names(user.get("contact_groups"));
     let followed_tags = unique_strings(user.get("followed_tags"))
         .into_iter()
         .map(|tag| tag.trim().trim_start_matches('#').to_string())
@@ -386,6 +394,20 @@ fn check_archive(document: Json<'_>) -> Result<ImportedArchive> {
     let blocks = read_blocks(user.get("blocks"), &mut problems);
     let lifeboat = read_lifeboat_key(top.get("lifeboat"), &mut problems);
     problems.into_result()?;
+
+    if lifeboat.present && lifeboat.version < 2 {
+        // Written by a lifeboat that read the two flags the other way round.
+        for contact in &mut contacts {
+            std::mem::swap(&mut contact.sharing, &mut contact.receiving);
+        }
+    }
+    let (mut aspects, became, mut repairs) = super::profile::repair_aspect_names(&written_aspects);
+    repairs.extend(super::profile::place_contacts_in_aspects(
+        &mut aspects,
+        &became,
+        &mut contacts,
+    ));
+    repairs.extend(left_out);
 
     let old_diaspora_id = lifeboat.diaspora_id.or(author);
     let mut known_pods = Vec::new();
@@ -440,6 +462,7 @@ fn check_archive(document: Json<'_>) -> Result<ImportedArchive> {
         old_guid: lifeboat.guid,
         known_pods,
         avatar: lifeboat.avatar,
+        repairs,
     })
 }
 
@@ -596,26 +619,25 @@ fn field_problem(problem: &str, key: &str) -> String {
         .to_string()
 }
 
-fn read_aspects(groups: Option<&Json>, problems: &mut Problems) -> Vec<String> {
-    let mut aspects = Vec::new();
-    for (index, group) in groups.and_then(Json::as_array).into_iter().flatten().enumerate() {
-        let name = group.get("name").and_then(Json::as_str).unwrap_or_default();
-        if name.trim().is_empty() {
-            problems.push(format_args!("user.contact_groups[{index}].name"), "must not be empty");
-            continue;
-        }
-        aspects = push_unique(aspects, name.to_string());
-    }
-    aspects
+/// The aspect names as the archive writes them (repaired by the caller).
+fn aspect_names(groups: Option<&Json>) -> Vec<String> {
+    groups
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .map(|group| group.get("name").and_then(Json::as_str).unwrap_or_default().to_string())
+        .collect()
 }
 
-fn read_contacts<'a>(contacts: Option<&'a Json<'a>>, problems: &mut Problems) -> Vec<ContactData> {
+/// The contacts that can be read; each one that cannot is left out, with a note for
+/// the user in `left_out` (one odd contact never refuses the whole archive).
+fn read_contacts<'a>(contacts: Option<&'a Json<'a>>, left_out: &mut Vec<String>) -> Vec<ContactData> {
     let items: &[Json] = contacts.and_then(Json::as_array).unwrap_or_default();
     // Each contact is checked on its own (its public key is the costly part), so
     // thousands are split over two threads; duplicates are dropped afterwards, in order.
-    type Part<'a> = (Vec<Option<(&'a str, ContactData)>>, Problems);
+    type Part<'a> = (Vec<Option<(&'a str, ContactData)>>, Vec<String>);
     fn read_part<'a>(start: usize, part: &'a [Json<'a>]) -> Part<'a> {
-        let mut found = Problems::default();
+        let mut found = Vec::new();
         let read = part
             .iter()
             .enumerate()
@@ -637,7 +659,7 @@ fn read_contacts<'a>(contacts: Option<&'a Json<'a>>, problems: &mut Problems) ->
     let mut out: Vec<ContactData> = Vec::with_capacity(items.len());
     let mut seen = std::collections::HashSet::with_capacity(items.len());
     for (read, mut found) in parts {
-        problems.0.append(&mut found.0);
+        left_out.append(&mut found);
         for (id, contact) in read.into_iter().flatten() {
             if seen.insert(id) {
                 out.push(contact);
@@ -648,51 +670,46 @@ fn read_contacts<'a>(contacts: Option<&'a Json<'a>>, problems: &mut Problems) ->
 }
 
 /// One contact, checked; with its diaspora ID as written (for spotting duplicates).
-fn read_contact<'a>(index: usize, contact: &'a Json<'a>, problems: &mut Problems) -> Option<(&'a str, ContactData)> {
-    let path = || format!("user.contacts[{index}]");
+/// `following` and `followed` mirror the two flags and are not read (diaspora*'s
+/// importer does not read them either).
+fn read_contact<'a>(index: usize, contact: &'a Json<'a>, left_out: &mut Vec<String>) -> Option<(&'a str, ContactData)> {
     let flag = |key: &str| contact.get(key).and_then(Json::as_bool).unwrap_or(false);
     let text = |key: &str| contact.get(key).and_then(Json::as_str);
-    let diaspora_id = text("account_id").unwrap_or_default().trim();
-    if !valid_diaspora_id(diaspora_id) {
-        problems.push(
-            format_args!("{}.account_id", path()),
-            "not a valid diaspora ID (user@host, in lower case)",
-        );
-        return None;
+    let written_id = text("account_id").unwrap_or_default().trim();
+    let mut leave_out = |problem: &str| {
+        let who: String = written_id.chars().take(80).collect();
+        left_out.push(format!("contact {} ({who:?}) was left out: {problem}", index + 1));
+        None
+    };
+    if !valid_diaspora_id(written_id) {
+        return leave_out("not a valid diaspora ID (user@host, in lower case)");
     }
     let person_guid = text("person_guid").map(str::trim);
     if person_guid.is_some_and(|guid| !valid_guid(guid)) {
-        problems.push(
-            format_args!("{}.person_guid", path()),
-            "not a valid guid (16 to 255 characters of 0-9 A-Z a-z - _ @ . :, ending in a letter or digit)",
+        return leave_out(
+            "its guid is not valid (16 to 255 characters of 0-9 A-Z a-z - _ @ . :, ending in a letter or digit)",
         );
-        return None;
     }
     let public_key = match text("public_key").filter(|pem| !pem.trim().is_empty()) {
         None => None,
+        Some(pem) if pem.len() > MAX_CONTACT_KEY_PEM_BYTES => {
+            return leave_out("its public key is far larger than an RSA key of at most 4,096 bits")
+        }
         Some(pem) => match canonical_public_key_pem(pem) {
             Ok(pem) => Some(pem),
-            Err(_) => {
-                problems.push(
-                    format_args!("{}.public_key", path()),
-                    "not an RSA public key in PEM form",
-                );
-                return None;
-            }
+            Err(_) => return leave_out("its public key is not an RSA public key in PEM form of at most 4,096 bits"),
         },
     };
     let contact_data = ContactData {
-        diaspora_id: diaspora_id.to_string(),
+        diaspora_id: written_id.to_string(),
         person_guid: person_guid.map(str::to_string),
         person_name: text("person_name").filter(|name| !name.is_empty()).map(str::to_string),
         public_key,
         sharing: flag("sharing"),
         receiving: flag("receiving"),
-        following: flag("following"),
-        followed: flag("followed"),
         aspects: unique_strings(contact.get("contact_groups_membership")),
     };
-    Some((diaspora_id, contact_data))
+    Some((written_id, contact_data))
 }
 
 fn read_blocks(blocks: Option<&Json>, problems: &mut Problems) -> Vec<String> {
@@ -744,6 +761,11 @@ fn subscribed_pods<'a>(posts: Option<&'a Json<'a>>) -> impl Iterator<Item = &'a 
 /// What the archive's own `lifeboat` key says.
 #[derive(Default)]
 struct LifeboatKey {
+    /// Whether the archive has the key at all (lifeboat wrote it).
+    present: bool,
+    /// `lifeboat.version`: 1 when absent (written before the contact flags took
+    /// diaspora*'s meaning), 2 since.
+    version: u64,
     guid: Option<String>,
     diaspora_id: Option<String>,
     known_pods: Vec<String>,
@@ -758,6 +780,21 @@ fn read_lifeboat_key(value: Option<&Json>, problems: &mut Problems) -> LifeboatK
     let Some(object) = value.as_object() else {
         problems.push("lifeboat", "expected an object");
         return key;
+    };
+    key.present = true;
+    key.version = match object.get("version") {
+        None | Some(Json::Null) => 1,
+        Some(version) => match version {
+            Json::Number(n) => n.as_u64().filter(|v| (1..=LIFEBOAT_KEY_VERSION).contains(v)),
+            _ => None,
+        }
+        .unwrap_or_else(|| {
+            problems.push(
+                "lifeboat.version",
+                format_args!("expected 1 to {LIFEBOAT_KEY_VERSION} (a newer lifeboat wrote this archive?)"),
+            );
+            1
+        }),
     };
     match object.get("guid") {
         None | Some(Json::Null) => {}
@@ -877,6 +914,7 @@ pub fn write_archive(account: &Account, host: &str, base_url: &str) -> Result<Ve
         }
     }
     let mut lifeboat = Map::new();
+    lifeboat.insert("version".into(), LIFEBOAT_KEY_VERSION.into());
     lifeboat.insert("guid".into(), account.guid.clone().into());
     lifeboat.insert("diaspora_id".into(), diaspora_id.into());
     lifeboat.insert("known_pods".into(), account.known_pods.clone().into());
@@ -951,10 +989,11 @@ fn profile_entity(account: &Account, diaspora_id: &str, base_url: &str) -> Value
 /// out when unknown (the schema wants strings there, not nulls).
 fn contact_entry(contact: &ContactData) -> Value {
     let mut entry = Map::new();
+    // diaspora*'s exporter writes `following` = `sharing`, `followed` = `receiving`.
     entry.insert("sharing".into(), contact.sharing.into());
     entry.insert("receiving".into(), contact.receiving.into());
-    entry.insert("following".into(), contact.following.into());
-    entry.insert("followed".into(), contact.followed.into());
+    entry.insert("following".into(), contact.sharing.into());
+    entry.insert("followed".into(), contact.receiving.into());
     if let Some(guid) = &contact.person_guid {
         entry.insert("person_guid".into(), guid.clone().into());
     }

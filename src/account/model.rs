@@ -74,7 +74,9 @@ pub struct ProfileData {
     pub edited_at: Option<String>,
 }
 
-/// A contact, as the archive's `user.contacts` entry holds it.
+/// A contact, as the archive's `user.contacts` entry holds it. The two flags mean what
+/// diaspora*'s `Contact` model means (docs/formats.md, "Contacts"); the archive's
+/// `following` and `followed` are their mirrors, written on export and not stored.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ContactData {
     /// The person's diaspora ID (`account_id`).
@@ -83,14 +85,20 @@ pub struct ContactData {
     pub person_name: Option<String>,
     /// SPKI PEM of the person's public key, when known.
     pub public_key: Option<String>,
-    /// We share with them.
+    /// The person shares with the user: set when their `contact` (sharing) arrives.
     pub sharing: bool,
-    /// They share with us.
+    /// The user shares with the person: set by putting them into an aspect. A contact
+    /// the user shares with is in at least one aspect.
     pub receiving: bool,
-    pub following: bool,
-    pub followed: bool,
     /// Aspect names (`contact_groups_membership`).
     pub aspects: Vec<String>,
+}
+
+impl ContactData {
+    /// Both share with each other.
+    pub fn mutual(&self) -> bool {
+        self.sharing && self.receiving
+    }
 }
 
 /// An uploaded avatar (PNG, JPEG, GIF or WebP, checked by its bytes, at most 512 KiB).

@@ -9,7 +9,7 @@ use crate::{Error, Result};
 /// The most aspects an account may have.
 pub const MAX_ASPECTS: usize = 100;
 /// The longest aspect name.
-pub const MAX_ASPECT_CHARS: usize = 255;
+pub const MAX_ASPECT_CHARS: usize = 20;
 /// The most followed tags.
 pub const MAX_TAGS: usize = 1000;
 
@@ -80,7 +80,14 @@ pub fn validate(profile: &ProfileData, author: &str) -> Result<()> {
     entities::validate_profile(&entity).map_err(|problems| Error::bad(problems.join("; ")))
 }
 
-/// Normalises an aspect name and checks it.
+/// Whether two aspect names are the same to diaspora*, which keeps them unique
+/// ignoring case.
+pub fn same_aspect_name(a: &str, b: &str) -> bool {
+    a == b || a.to_lowercase() == b.to_lowercase()
+}
+
+/// Normalises an aspect name and checks it (at most 20 characters, as diaspora*'s
+/// `Aspect` model requires).
 pub fn check_aspect_name(name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() {
@@ -95,6 +102,133 @@ pub fn check_aspect_name(name: &str) -> Result<String> {
         return Err(Error::bad("an aspect name cannot contain control characters"));
     }
     Ok(name.to_string())
+}
+
+/// Aspect names brought by an archive, made into names diaspora* keeps: trimmed,
+/// control characters removed, at most [`MAX_ASPECT_CHARS`] characters, unique
+/// ignoring case (a clash gets a suffix: "Friends 2"), none empty. Returns the names,
+/// what each name as written became (for the contacts' memberships), and a note for
+/// each repair, for the user.
+pub fn repair_aspect_names(
+    written: &[String],
+) -> (Vec<String>, std::collections::HashMap<String, String>, Vec<String>) {
+    let mut names: Vec<String> = Vec::new();
+    let mut became = std::collections::HashMap::new();
+    let mut notes = Vec::new();
+    for raw in written {
+        let cleaned: String = raw.chars().filter(|c| !c.is_control()).collect();
+        let cleaned = cleaned.trim();
+        if cleaned.is_empty() {
+            notes.push("an aspect without a name was left out".to_string());
+            continue;
+        }
+        if became.contains_key(cleaned) {
+            notes.push(format!("the aspect {cleaned:?} was listed twice and is kept once"));
+            continue;
+        }
+        let short = truncate_chars(cleaned, MAX_ASPECT_CHARS);
+        let name = unused_aspect_name(&names, &short);
+        if name != cleaned {
+            let why = if short != cleaned && name == short {
+                format!("aspect names have at most {MAX_ASPECT_CHARS} characters")
+            } else {
+                "aspect names are unique, whatever their case".to_string()
+            };
+            notes.push(format!("the aspect {cleaned:?} is now called {name:?} ({why})"));
+        }
+        became.insert(cleaned.to_string(), name.clone());
+        names.push(name);
+    }
+    (names, became, notes)
+}
+
+/// Points every contact's memberships at the repaired aspect names, and keeps what
+/// diaspora* needs of contacts the user shares with: each in at least one aspect.
+/// A membership naming an aspect the archive does not list adds that aspect; a contact
+/// the user shares with but in no aspect goes into the first aspect (made "Friends"
+/// when there is none). Returns a note for each repair, for the user.
+pub fn place_contacts_in_aspects(
+    names: &mut Vec<String>,
+    became: &std::collections::HashMap<String, String>,
+    contacts: &mut [super::ContactData],
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut added: Vec<String> = Vec::new();
+    let mut placed = 0usize;
+    for contact in contacts.iter_mut() {
+        let mut memberships: Vec<String> = Vec::with_capacity(contact.aspects.len());
+        for written in std::mem::take(&mut contact.aspects) {
+            let cleaned: String = written.chars().filter(|c| !c.is_control()).collect();
+            let cleaned = cleaned.trim();
+            if cleaned.is_empty() {
+                continue;
+            }
+            let name = match became.get(cleaned) {
+                Some(name) => name.clone(),
+                None => match names.iter().find(|n| same_aspect_name(n, cleaned)) {
+                    Some(name) => name.clone(),
+                    None => {
+                        let name = unused_aspect_name(names, &truncate_chars(cleaned, MAX_ASPECT_CHARS));
+                        names.push(name.clone());
+                        added.push(name.clone());
+                        name
+                    }
+                },
+            };
+            if !memberships.contains(&name) {
+                memberships.push(name);
+            }
+        }
+        if contact.receiving && memberships.is_empty() {
+            if names.is_empty() {
+                names.push("Friends".to_string());
+                added.push("Friends".to_string());
+            }
+            memberships.push(names[0].clone());
+            placed += 1;
+        }
+        contact.aspects = memberships;
+    }
+    for name in &added {
+        notes.push(format!(
+            "the aspect {name:?} was added: contacts were in it, but the archive did not list it"
+        ));
+    }
+    if placed > 0 {
+        notes.push(format!(
+            "{} you share with {} in no aspect and {} put into {:?}",
+            plural(placed, "contact", "contacts"),
+            if placed == 1 { "was" } else { "were" },
+            if placed == 1 { "is" } else { "are" },
+            names[0]
+        ));
+    }
+    notes
+}
+
+/// "1 contact", "2 contacts".
+pub fn plural(count: usize, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
+/// `name`, or `name` with the first suffix (" 2", " 3"...) that no aspect in `names`
+/// has, ignoring case, shortened to fit [`MAX_ASPECT_CHARS`].
+fn unused_aspect_name(names: &[String], name: &str) -> String {
+    let mut candidate = name.to_string();
+    let mut n = 2;
+    while names.iter().any(|taken| same_aspect_name(taken, &candidate)) {
+        let suffix = format!(" {n}");
+        candidate = format!(
+            "{}{suffix}",
+            truncate_chars(name, MAX_ASPECT_CHARS - suffix.chars().count())
+        );
+        n += 1;
+    }
+    candidate
+}
+
+fn truncate_chars(text: &str, max: usize) -> String {
+    text.chars().take(max).collect::<String>().trim_end().to_string()
 }
 
 /// Normalises a followed tag (`#Cats` → `cats`) and checks it.
@@ -143,6 +277,88 @@ mod tests {
         for needle in ["first name", "last name", "birthday", "tags"] {
             assert!(message.contains(needle), "{needle} missing in {message}");
         }
+    }
+
+    #[test]
+    fn aspect_names_are_repaired_as_diaspora_keeps_them() {
+        let written: Vec<String> = [
+            "Friends",
+            "friends",
+            "A very long aspect name indeed",
+            " Work ",
+            "",
+            "Friends",
+            "FRIENDS",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (names, became, notes) = repair_aspect_names(&written);
+        assert_eq!(
+            names,
+            ["Friends", "friends 2", "A very long aspect n", "Work", "FRIENDS 3"]
+        );
+        assert!(names.iter().all(|n| n.chars().count() <= MAX_ASPECT_CHARS));
+        assert_eq!(became["friends"], "friends 2");
+        assert_eq!(became["Work"], "Work");
+        assert_eq!(notes.len(), 5, "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("at most 20 characters")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("listed twice")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("without a name")), "{notes:?}");
+    }
+
+    #[test]
+    fn contacts_the_user_shares_with_end_up_in_an_aspect() {
+        use super::super::ContactData;
+        let written = vec!["Family".to_string(), "family".to_string()];
+        let (mut names, became, _) = repair_aspect_names(&written);
+        let mut contacts = vec![
+            ContactData {
+                diaspora_id: "a@x.example".into(),
+                receiving: true,
+                aspects: vec!["family".into()],
+                ..Default::default()
+            },
+            ContactData {
+                diaspora_id: "b@x.example".into(),
+                receiving: true,
+                ..Default::default()
+            },
+            ContactData {
+                diaspora_id: "c@x.example".into(),
+                sharing: true,
+                ..Default::default()
+            },
+            ContactData {
+                diaspora_id: "d@x.example".into(),
+                receiving: true,
+                aspects: vec!["Book club".into(), "BOOK CLUB".into()],
+                ..Default::default()
+            },
+        ];
+        let notes = place_contacts_in_aspects(&mut names, &became, &mut contacts);
+        assert_eq!(contacts[0].aspects, ["family 2"]);
+        assert_eq!(
+            contacts[1].aspects,
+            ["Family"],
+            "shared with, so put into the first aspect"
+        );
+        assert!(
+            contacts[2].aspects.is_empty(),
+            "only shares with the user: in no aspect"
+        );
+        assert_eq!(contacts[3].aspects, ["Book club"]);
+        assert_eq!(names, ["Family", "family 2", "Book club"]);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        let mut none = vec![ContactData {
+            diaspora_id: "e@x.example".into(),
+            receiving: true,
+            ..Default::default()
+        }];
+        let mut no_names = Vec::new();
+        place_contacts_in_aspects(&mut no_names, &Default::default(), &mut none);
+        assert_eq!(no_names, ["Friends"]);
+        assert_eq!(none[0].aspects, ["Friends"]);
     }
 
     #[test]

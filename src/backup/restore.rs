@@ -427,6 +427,8 @@ pub struct Created {
     pub key_check: KeyCheck,
     /// Pods the AccountMigration was queued for.
     pub announced_to: usize,
+    /// What the archive's import repaired or left out, in words for the user.
+    pub repairs: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------
@@ -865,6 +867,7 @@ async fn create_from(
         account: prepared.account,
         old_id,
         key_check,
+        repairs: prepared.repairs,
     })))
 }
 
@@ -1002,6 +1005,7 @@ pub async fn move_in(pod: &Pod, request: MoveIn) -> Result<Created> {
         account: prepared.account,
         old_id: Some(old_id),
         key_check,
+        repairs: prepared.repairs,
     })
 }
 

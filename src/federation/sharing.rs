@@ -14,18 +14,18 @@
 //!   a timing oracle), decryption with the user's key, verification of the inner
 //!   envelope with the sender's key (stored, else discovered), and for a `contact`
 //!   addressed to the user, the sender recorded among the user's contacts with
-//!   `receiving` while they share (in no aspect), removed when neither side shares.
+//!   `sharing` while they share (in no aspect), removed when neither side shares.
 //!   The sender's pod joins the account's `known_pods` (a verified message).
 //!
 //! Every other private entity is accepted and ignored: lifeboat is not a stream
 //! server. Whatever fails to decrypt or verify changes nothing; the reason is logged
 //! at `warn` and never told to the sender, who gets the same `202` either way.
 //!
-//! Naming: lifeboat's `ContactData` reads `sharing` as "the user shares with them" and
-//! `receiving` as "they share with the user", as DESIGN §6 and the contacts page do.
-//! diaspora* itself reads the pair the other way round (it sets its `sharing` when a
-//! `contact` arrives, and its archive importer keeps only `receiving`), and the
-//! archive writer copies the fields as they are: an open question, raised with issue 6.
+//! The flags mean what diaspora*'s `Contact` model means: `receiving` is "the user
+//! shares with them" (set by putting them into an aspect, so a contact the user shares
+//! with is always in one), `sharing` is "they share with the user" (set by their
+//! `contact`). Taking someone out of their last aspect stops sharing with them, as
+//! diaspora*'s `AspectMembership` does.
 //!
 //! Not owned: the formats ([`super::envelope`], [`super::entities`]), discovery
 //! ([`super::people`]), the outbox's worker ([`super::outbox`]), the HTTP edge
@@ -168,10 +168,30 @@ fn contact_mut<'a>(account: &'a mut Account, id: &str) -> Option<&'a mut Contact
         .find(|c| c.diaspora_id.eq_ignore_ascii_case(id))
 }
 
-/// The user adds a person by their diaspora ID (as typed): discovers them, records
-/// them as a contact the user shares with, and sends them `contact` (sharing).
-/// Someone who already shares with the user becomes mutual.
-pub async fn add_contact(pod: &Pod, account: &Account, typed_id: &str) -> Result<()> {
+/// The aspect a contact goes into: the one chosen (matched ignoring case), else the
+/// user's first. A contact the user shares with is always in an aspect.
+fn aspect_for(account: &Account, chosen: Option<&str>) -> Result<String> {
+    let chosen = chosen.map(str::trim).filter(|c| !c.is_empty());
+    match chosen {
+        Some(name) => account
+            .aspects
+            .iter()
+            .find(|a| profile::same_aspect_name(a, name))
+            .cloned()
+            .ok_or_else(|| Error::bad(format!("you have no aspect named {name:?}"))),
+        None => account
+            .aspects
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::bad("make an aspect first: contacts you share with are put into one")),
+    }
+}
+
+/// The user adds a person by their diaspora ID (as typed) into `aspect` (their first
+/// aspect when None): discovers them, records that the user shares with them
+/// (`receiving`), and sends them `contact` (sharing). Someone who already shares with
+/// the user becomes mutual.
+pub async fn add_contact(pod: &Pod, account: &Account, typed_id: &str, aspect: Option<&str>) -> Result<()> {
     let id = profile::check_diaspora_id(typed_id)?;
     if id == account.diaspora_id(&pod.config.public_host()) {
         return Err(Error::bad("that is you"));
@@ -181,9 +201,10 @@ pub async fn add_contact(pod: &Pod, account: &Account, typed_id: &str) -> Result
             "you block {id}; unblock them before adding them"
         )));
     }
-    if account.contacts.iter().any(|c| c.diaspora_id == id && c.sharing) {
+    if account.contacts.iter().any(|c| c.diaspora_id == id && c.receiving) {
         return Err(Error::Conflict(format!("{id} is already among your contacts")));
     }
+    let aspect = aspect_for(account, aspect)?;
     let person = discover(pod, &id).await?;
     if let Some(new_id) = &person.moved_to {
         return Err(Error::bad(format!("{id} has moved to {new_id}; add that ID instead")));
@@ -201,8 +222,10 @@ pub async fn add_contact(pod: &Pod, account: &Account, typed_id: &str) -> Result
         }
         let contact = contact_mut(a, &person.diaspora_id).ok_or_else(|| Error::internal("contact vanished"))?;
         fill_person(contact, &person);
-        contact.sharing = true;
-        contact.following = true;
+        contact.receiving = true;
+        if !contact.aspects.contains(&aspect) {
+            contact.aspects.push(aspect.clone());
+        }
         add_known_pod(&mut a.known_pods, &person.pod_origin);
         Ok(true)
     })
@@ -211,41 +234,49 @@ pub async fn add_contact(pod: &Pod, account: &Account, typed_id: &str) -> Result
     Ok(())
 }
 
+/// The `contact` (stop sharing) for a person the user stops sharing with, or None when
+/// their pod cannot be reached: the change goes ahead anyway.
+async fn stop_message(pod: &Pod, account: &Account, id: &str) -> Result<Option<NewDelivery>> {
+    match discover(pod, id).await {
+        Ok(person) => Ok(Some(seal_contact(pod, account, &person, false).await?)),
+        Err(e) => {
+            tracing::warn!(username = %account.username, contact = %id, "cannot tell {id} that sharing stopped: {e}");
+            Ok(None)
+        }
+    }
+}
+
+/// Stops sharing with a contact in place: out of every aspect, `receiving` off. The
+/// contact is dropped when the person does not share with the user either.
+fn stop_sharing(account: &mut Account, id: &str) -> bool {
+    let Some(contact) = contact_mut(account, id) else {
+        return false;
+    };
+    let was_receiving = contact.receiving;
+    contact.receiving = false;
+    contact.aspects.clear();
+    account.contacts.retain(|c| c.sharing || c.receiving);
+    was_receiving
+}
+
 /// The user removes a contact: stops sharing with them (and tells them so); someone
 /// who still shares with the user stays listed, in no aspect.
 pub async fn remove_contact(pod: &Pod, account: &Account, id: &str) -> Result<()> {
     let id = id.trim().to_ascii_lowercase();
     let id = id.as_str();
-    let was_sharing = account.contacts.iter().any(|c| c.diaspora_id == id && c.sharing);
-    let delivery = if was_sharing {
-        match discover(pod, id).await {
-            Ok(person) => Some(seal_contact(pod, account, &person, false).await?),
-            Err(e) => {
-                // Their pod may be gone: the contact goes anyway.
-                tracing::warn!(username = %account.username, contact = %id, "cannot tell {id} that sharing stopped: {e}");
-                None
-            }
-        }
+    let was_receiving = account.contacts.iter().any(|c| c.diaspora_id == id && c.receiving);
+    let delivery = if was_receiving {
+        stop_message(pod, account, id).await?
     } else {
         None
     };
-    change_and_send(pod, &account.username, delivery.as_ref(), |a| {
-        let mut send = false;
-        if let Some(contact) = contact_mut(a, id) {
-            send = contact.sharing;
-            contact.sharing = false;
-            contact.following = false;
-            contact.aspects.clear();
-        }
-        a.contacts.retain(|c| c.sharing || c.receiving);
-        Ok(send)
-    })
-    .await?;
+    change_and_send(pod, &account.username, delivery.as_ref(), |a| Ok(stop_sharing(a, id))).await?;
     Ok(())
 }
 
 /// The user puts a contact into `aspects`. Putting someone who only shares with the
-/// user into an aspect starts sharing with them, as on diaspora*.
+/// user into an aspect starts sharing with them, and taking someone out of every
+/// aspect stops it, as on diaspora*.
 pub async fn set_aspects(pod: &Pod, account: &Account, id: &str, aspects: Vec<String>) -> Result<()> {
     let id = id.trim().to_ascii_lowercase();
     let id = id.as_str();
@@ -254,7 +285,15 @@ pub async fn set_aspects(pod: &Pod, account: &Account, id: &str, aspects: Vec<St
         .iter()
         .find(|c| c.diaspora_id == id)
         .ok_or_else(|| Error::NotFound("no such contact".into()))?;
-    let delivery = if !contact.sharing && !aspects.is_empty() {
+    if aspects.is_empty() {
+        if !contact.receiving {
+            return Ok(());
+        }
+        let delivery = stop_message(pod, account, id).await?;
+        change_and_send(pod, &account.username, delivery.as_ref(), |a| Ok(stop_sharing(a, id))).await?;
+        return Ok(());
+    }
+    let delivery = if !contact.receiving {
         let person = discover(pod, id).await?;
         Some((seal_contact(pod, account, &person, true).await?, person))
     } else {
@@ -264,10 +303,9 @@ pub async fn set_aspects(pod: &Pod, account: &Account, id: &str, aspects: Vec<St
         let contact = contact_mut(a, id).ok_or_else(|| Error::NotFound("no such contact".into()))?;
         contact.aspects = aspects.clone();
         match &delivery {
-            Some((_, person)) if !contact.sharing => {
+            Some((_, person)) if !contact.receiving => {
                 fill_person(contact, person);
-                contact.sharing = true;
-                contact.following = true;
+                contact.receiving = true;
                 add_known_pod(&mut a.known_pods, &person.pod_origin);
                 Ok(true)
             }
@@ -275,6 +313,54 @@ pub async fn set_aspects(pod: &Pod, account: &Account, id: &str, aspects: Vec<St
         }
     })
     .await?;
+    Ok(())
+}
+
+/// The user deletes an aspect. Contacts for whom it was the only aspect are no longer
+/// shared with, and are told so (diaspora*'s `AspectMembership` does the same).
+pub async fn delete_aspect(pod: &Pod, account: &Account, name: &str) -> Result<()> {
+    let only_here: Vec<String> = account
+        .contacts
+        .iter()
+        .filter(|c| c.receiving && c.aspects.len() == 1 && c.aspects[0] == name)
+        .map(|c| c.diaspora_id.clone())
+        .collect();
+    let mut deliveries = Vec::new();
+    for id in &only_here {
+        if let Some(delivery) = stop_message(pod, account, id).await? {
+            deliveries.push(delivery);
+        }
+    }
+    let mut earlier = Vec::new();
+    for delivery in &deliveries {
+        earlier.extend(pod.outbox.topic_ids(&delivery.topic)?);
+    }
+    let ids = deliveries
+        .iter()
+        .map(|_| pod.store.generate_id())
+        .collect::<Result<Vec<_>>>()?;
+    pod.store.transaction(|tx| {
+        account::update_in(tx, &account.username, |a| {
+            a.aspects.retain(|x| x != name);
+            for contact in &mut a.contacts {
+                contact.aspects.retain(|x| x != name);
+            }
+            for id in &only_here {
+                stop_sharing(a, id);
+            }
+            Ok(())
+        })?;
+        pod.outbox.cancel_pending_in(tx, &earlier)?;
+        for (id, delivery) in ids.iter().zip(&deliveries) {
+            pod.outbox.enqueue_in(tx, *id, delivery)?;
+        }
+        Ok(())
+    })?;
+    pod.store.durable().await?;
+    pod.backup_sync.wake();
+    if !deliveries.is_empty() {
+        pod.outbox.wake();
+    }
     Ok(())
 }
 
@@ -467,8 +553,7 @@ fn record_sharing(account: &mut Account, sender: &Person, shares: bool) -> Recei
             }
             let mut contact = ContactData {
                 diaspora_id: id.clone(),
-                receiving: true,
-                followed: true,
+                sharing: true,
                 ..Default::default()
             };
             fill_person(&mut contact, sender);
@@ -479,8 +564,7 @@ fn record_sharing(account: &mut Account, sender: &Person, shares: bool) -> Recei
         (Some(index), true) => {
             let contact = &mut account.contacts[index];
             let before = contact.clone();
-            contact.receiving = true;
-            contact.followed = true;
+            contact.sharing = true;
             fill_person(contact, sender);
             if *contact == before {
                 Received::Ignored(format!("{id} already shares with the user"))
@@ -490,12 +574,11 @@ fn record_sharing(account: &mut Account, sender: &Person, shares: bool) -> Recei
         }
         (Some(index), false) => {
             let contact = &mut account.contacts[index];
-            if !contact.receiving {
+            if !contact.sharing {
                 return Received::Ignored(format!("{id} stopped sharing, but did not share"));
             }
-            contact.receiving = false;
-            contact.followed = false;
-            if contact.sharing {
+            contact.sharing = false;
+            if contact.receiving {
                 Received::Updated
             } else {
                 account.contacts.remove(index);

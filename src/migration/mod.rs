@@ -53,6 +53,8 @@ pub struct Prepared {
     pub account: Account,
     pub outgoing: Option<OutgoingMove>,
     pub deliveries: Vec<(u64, NewDelivery)>,
+    /// What the archive's import repaired or left out, in words for the user.
+    pub repairs: Vec<String>,
 }
 
 /// The outbox topic of an account's move.
@@ -95,12 +97,14 @@ pub async fn prepare(pod: &Pod, mut arrival: Arrival) -> Result<Prepared> {
     };
     // The archive's data moves into the account (no copy of thousands of contacts).
     crate::account::archive::move_into(&mut arrival.archive, &mut account);
+    let repairs = std::mem::take(&mut arrival.archive.repairs);
     let Some(old_id) = arrival.archive.old_diaspora_id.clone() else {
         account.password_hash = hashing.await.map_err(Error::internal)??;
         return Ok(Prepared {
             account,
             outgoing: None,
             deliveries: Vec::new(),
+            repairs,
         });
     };
     let host = pod.config.public_host();
@@ -143,6 +147,7 @@ pub async fn prepare(pod: &Pod, mut arrival: Arrival) -> Result<Prepared> {
         account,
         outgoing: Some(outgoing),
         deliveries,
+        repairs,
     })
 }
 
@@ -239,8 +244,9 @@ pub fn write_in(pod: &Pod, tx: &Tx, prepared: &Prepared) -> TxResult<()> {
     Ok(())
 }
 
-/// Creates the account of an arrival (import, move-in) durably and starts its deliveries.
-pub async fn arrive(pod: &Pod, arrival: Arrival) -> Result<Account> {
+/// Creates the account of an arrival (import, move-in) durably and starts its
+/// deliveries. Returns the account and what the import repaired.
+pub async fn arrive(pod: &Pod, arrival: Arrival) -> Result<(Account, Vec<String>)> {
     let prepared = prepare(pod, arrival).await?;
     pod.store.transaction(|tx| write_in(pod, tx, &prepared))?;
     pod.store.durable().await?;
@@ -252,7 +258,7 @@ pub async fn arrive(pod: &Pod, arrival: Arrival) -> Result<Account> {
         deliveries = prepared.deliveries.len(),
         "account arrived"
     );
-    Ok(prepared.account)
+    Ok((prepared.account, prepared.repairs))
 }
 
 /// The move an account made into this pod, if any.

@@ -260,8 +260,6 @@ fn repoint(account: &mut Account, old_id: &str, new_person: &Person) {
     contact.public_key = Some(new_person.public_key_pem.clone());
     contact.sharing |= old.sharing;
     contact.receiving |= old.receiving;
-    contact.following |= old.following;
-    contact.followed |= old.followed;
     for aspect in old.aspects {
         if !contact.aspects.contains(&aspect) {
             contact.aspects.push(aspect);

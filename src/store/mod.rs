@@ -36,7 +36,8 @@ pub mod restore;
 /// 2: outbox bodies moved out of the deliveries into `outbox_bodies`.
 /// 3: held backups moved out of `backup_data` into files (see [`backups`]).
 /// 4: held backups moved from a file each into segments (see [`held`]).
-pub const SCHEMA_VERSION: u32 = 4;
+/// 5: contact flags take diaspora*'s meaning (see [`accounts::upgrade_to_schema5`]).
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The store's cache when no size is configured (`server.store_cache_mib`'s default).
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
@@ -303,6 +304,9 @@ impl Store {
             tracing::info!(deliveries = upgrade.len(), "store upgraded from schema 1 to 2");
         }
         backups::open_held(&store, schema)?;
+        if schema < 5 {
+            accounts::upgrade_to_schema5(&store)?;
+        }
         backups::tidy_held_when_retired(&store);
         Ok(store)
     }

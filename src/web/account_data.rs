@@ -203,7 +203,8 @@ fn render_aspects(
         form.stack method="post" action="/aspects" {
             (csrf_field(pod, req))
             label for="aspect_name" { "New aspect" }
-            input #aspect_name type="text" name="name" required maxlength="255";
+            input #aspect_name type="text" name="name" required maxlength=(profile::MAX_ASPECT_CHARS) aria-describedby="aspect_name_hint";
+            p.hint #aspect_name_hint { "At most " (profile::MAX_ASPECT_CHARS) " characters. Deleting an aspect stops sharing with the contacts who are in no other." }
             button type="submit" { "Add aspect" }
         }
     };
@@ -213,7 +214,7 @@ fn render_aspects(
 pub async fn add_aspect(pod: &Pod, req: &mut Request) -> Result<Response> {
     let (account, form) = posted!(pod, req);
     let checked = profile::check_aspect_name(form.text("name")).and_then(|name| {
-        if account.aspects.contains(&name) {
+        if account.aspects.iter().any(|a| profile::same_aspect_name(a, &name)) {
             Err(Error::Conflict(format!("you have an aspect named {name:?} already")))
         } else if account.aspects.len() >= profile::MAX_ASPECTS {
             Err(Error::bad(format!("at most {} aspects", profile::MAX_ASPECTS)))
@@ -226,7 +227,7 @@ pub async fn add_aspect(pod: &Pod, req: &mut Request) -> Result<Response> {
         Err(page) => return Ok(page),
     };
     account::update(pod, &account.username, |a| {
-        if !a.aspects.contains(&name) {
+        if !a.aspects.iter().any(|x| profile::same_aspect_name(x, &name)) {
             a.aspects.push(name.clone());
         }
         Ok(())
@@ -237,15 +238,7 @@ pub async fn add_aspect(pod: &Pod, req: &mut Request) -> Result<Response> {
 
 pub async fn delete_aspect(pod: &Pod, req: &mut Request) -> Result<Response> {
     let (account, form) = posted!(pod, req);
-    let name = form.text("name").to_string();
-    account::update(pod, &account.username, |a| {
-        a.aspects.retain(|x| x != &name);
-        for contact in &mut a.contacts {
-            contact.aspects.retain(|x| x != &name);
-        }
-        Ok(())
-    })
-    .await?;
+    sharing::delete_aspect(pod, &account, form.text("name")).await?;
     see_other("/aspects?done=saved")
 }
 
@@ -271,6 +264,14 @@ fn render_contacts(
             (csrf_field(pod, req))
             label for="diaspora_id" { "Add a person by their diaspora* ID" }
             input #diaspora_id type="text" name="diaspora_id" required placeholder="alice@pod.example.org";
+            @if account.aspects.is_empty() {
+                p.hint { "You share with the people in your aspects: " a href="/aspects" { "make an aspect" } " first." }
+            } @else {
+                label for="aspect" { "Into the aspect" }
+                select #aspect name="aspect" {
+                    @for aspect in &account.aspects { option value=(aspect) { (aspect) } }
+                }
+            }
             button type="submit" { "Add contact" }
         }
         @if account.contacts.is_empty() {
@@ -290,9 +291,9 @@ fn render_contacts(
                                 }
                             }
                             td {
-                                @if contact.sharing && contact.receiving { "mutual" }
-                                @else if contact.receiving { "shares with you" }
-                                @else if contact.sharing { "you share" }
+                                @if contact.mutual() { "mutual" }
+                                @else if contact.sharing { "shares with you" }
+                                @else if contact.receiving { "you share" }
                                 @else { "—" }
                             }
                             td {
@@ -327,7 +328,8 @@ fn render_contacts(
 
 pub async fn add_contact(pod: &Pod, req: &mut Request) -> Result<Response> {
     let (account, form) = posted!(pod, req);
-    let added = sharing::add_contact(pod, &account, form.text("diaspora_id")).await;
+    let aspect = Some(form.text("aspect")).filter(|a| !a.is_empty());
+    let added = sharing::add_contact(pod, &account, form.text("diaspora_id"), aspect).await;
     match or_show(added, |status, e| render_contacts(pod, req, &account, status, Some(e)))? {
         Ok(()) => see_other("/contacts?done=contact_added"),
         Err(page) => Ok(page),

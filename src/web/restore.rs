@@ -304,6 +304,13 @@ fn arrived_page(pod: &Pod, req: &Request, created: &Created, title: &str) -> Res
             p { "The move from " code { (old) } " is announced to " (created.announced_to) " pod" @if created.announced_to != 1 { "s" } "; " a href="/settings#moved-in" { "your settings" } " show how far the announcement has got." }
         }
         (key_check_note(&created.key_check, created.old_id.as_deref()))
+        @if !created.repairs.is_empty() {
+            section.repairs aria-labelledby="repairs-title" {
+                h2 #repairs-title { "What was repaired" }
+                p { "Your file had a few things diaspora* pods would not keep. They were changed like this:" }
+                ul { @for repair in &created.repairs { li { (repair) } } }
+            }
+        }
         @if !account.email_confirmed { p { "We have sent a link to " (account.email) ": open it to confirm the address, so this account can be backed up too." } }
         p { "Set a backup pass phrase in your " a href="/settings#backup" { "settings" } " to keep this account backed up on another pod." }
         p.hint { "Came back: " (WHAT_COMES_BACK) ". Not: " (WHAT_DOES_NOT) "." }

@@ -51,6 +51,36 @@ def test_import_then_export_loses_nothing_and_validates(start_pod, tmp_path):
     assert exported["lifeboat"]["diaspora_id"] == f"alice2@{pod.host}"
 
 
+def test_an_archive_with_a_broken_contact_and_bad_aspects_imports_with_the_repair_listed(start_pod, tmp_path):
+    pod = start_pod()
+    damaged = json.loads(FIXTURE.read_text())
+    damaged["user"]["contact_groups"] = [{"name": "Family"}, {"name": "FAMILY"}, {"name": "Friends of friends of friends"}]
+    damaged["user"]["contacts"][0]["contact_groups_membership"] = ["FAMILY"]
+    damaged["user"]["contacts"][1]["account_id"] = "Not a diaspora ID"
+    damaged["user"]["contacts"][2]["receiving"] = True
+    damaged["user"]["contacts"][2]["contact_groups_membership"] = []
+    path = tmp_path / "damaged.json"
+    path.write_text(json.dumps(damaged))
+    result = pod.cli("archive", "import", str(path), "--username", "repaired", "--email", "r@example.org", input="a long password\n")
+    out = result.stdout
+    assert "created repaired@" in out
+    assert "Repaired so that diaspora* pods keep it:" in out
+    assert 'contact 2 ("Not a diaspora ID") was left out: not a valid diaspora ID' in out
+    assert 'the aspect "FAMILY" is now called "FAMILY 2"' in out
+    assert 'the aspect "Friends of friends of friends" is now called "Friends of friends o"' in out
+    assert "1 contact you share with was in no aspect" in out
+    exported_path = tmp_path / "export.json"
+    pod.cli("archive", "export", "repaired", "--out", str(exported_path))
+    exported = json.loads(exported_path.read_text())
+    archive_validator().validate(exported)
+    names = [g["name"] for g in exported["user"]["contact_groups"]]
+    assert names == ["Family", "FAMILY 2", "Friends of friends o"]
+    assert len(exported["user"]["contacts"]) == 2, "the broken contact alone is left out"
+    for contact in exported["user"]["contacts"]:
+        if contact["receiving"]:
+            assert contact["contact_groups_membership"] and set(contact["contact_groups_membership"]) <= set(names), contact
+
+
 def test_gzip_import_and_refusals(start_pod, tmp_path):
     pod = start_pod()
     gz = tmp_path / "export.json.gz"

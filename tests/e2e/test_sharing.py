@@ -133,23 +133,34 @@ def test_sharing_reaches_the_other_pod_both_ways_and_a_forgery_changes_nothing(s
     wait_until(lambda: contacts(carl, c).get(anna_id) == "you share", what="anna's removal, seen on C")
 
 
-def test_the_archive_lists_who_shares_with_the_user(start_pod):
+def test_the_archive_carries_both_directions_with_diasporas_meaning(start_pod):
+    """diaspora*'s Contact: `sharing` = the person shares with the user (`following`
+    mirrors it), `receiving` = the user shares with the person (`followed` mirrors it);
+    its importer keeps the contacts with `receiving`, in their aspects."""
     a = start_pod("a")
     c = start_pod("c")
     add_user(a, "anna")
     add_user(c, "carl")
-    anna_id, carl_id = f"anna@{a.host}", f"carl@{c.host}"
+    add_user(c, "dora")
+    anna_id, carl_id, dora_id = f"anna@{a.host}", f"carl@{c.host}", f"dora@{c.host}"
     anna, carl = sign_in(a, "anna"), sign_in(c, "carl")
+    # (a) anna adds dora, into her "Work" aspect; (b) carl's contact arrives at anna.
+    post_form(anna, a, "/contacts", diaspora_id=dora_id, aspect="Work")
     post_form(carl, c, "/contacts", diaspora_id=anna_id)
     wait_until(lambda: carl_id in contacts(anna, a), what="carl among anna's contacts on A")
+    assert contacts(anna, a) == {dora_id: "you share", carl_id: "shares with you"}
 
     out = Path(tempfile.mkdtemp(prefix="lifeboat-archive-")) / "anna.json"
     a.cli("archive", "export", "anna", "--out", str(out))
     archive = json.loads(out.read_text())
-    contact = next(x for x in archive["user"]["contacts"] if x["account_id"] == carl_id)
-    assert contact["receiving"] is True
-    assert contact["sharing"] is False
-    assert contact["contact_groups_membership"] == []
+    by_id = {x["account_id"]: x for x in archive["user"]["contacts"]}
+    flags = lambda x: {k: x[k] for k in ("sharing", "following", "receiving", "followed")}
+    assert flags(by_id[dora_id]) == {"sharing": False, "following": False, "receiving": True, "followed": True}
+    assert by_id[dora_id]["contact_groups_membership"] == ["Work"], "diaspora*'s importer keeps her, in Work"
+    assert flags(by_id[carl_id]) == {"sharing": True, "following": True, "receiving": False, "followed": False}
+    assert by_id[carl_id]["contact_groups_membership"] == []
+    assert "Work" in [g["name"] for g in archive["user"]["contact_groups"]]
+    contact = by_id[carl_id]
     assert contact["person_guid"] == person(c, "carl")[0]
     assert "-----BEGIN PUBLIC KEY-----" in contact["public_key"]
     assert c.url in archive["lifeboat"]["known_pods"], "a verified message's pod is known"

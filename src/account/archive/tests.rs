@@ -199,7 +199,10 @@ fn a_diaspora_export_imports() {
         .as_deref()
         .unwrap()
         .starts_with("-----BEGIN PUBLIC KEY-----"));
-    assert!(!carol.sharing && carol.receiving && !carol.following && carol.followed);
+    assert!(
+        !carol.sharing && carol.receiving,
+        "the user shares with carol, as the export says"
+    );
     assert_eq!(carol.aspects, vec!["Family", "Friends"]);
     assert_eq!(archive.followed_tags, vec!["gardening", "bees", "lyon"]);
     assert_eq!(archive.blocks, vec!["spammer@spam.example"]);
@@ -305,6 +308,7 @@ fn an_export_validates_against_the_schema_and_round_trips_without_loss() {
     assert_eq!(
         document["lifeboat"],
         json!({
+            "version": 2,
             "guid": account.guid,
             "diaspora_id": "alice2@new-pod.example",
             "known_pods": imported.known_pods,
@@ -554,27 +558,8 @@ fn each_kind_of_invalid_archive_is_refused_with_its_message() {
             "user.contacts[1].contact_groups_membership: expected an array",
         ),
         (
-            |a| a["user"]["contacts"][1]["account_id"] = json!("Carol@pod-c.example"),
-            "user.contacts[1].account_id: not a valid diaspora ID",
-        ),
-        (
-            |a| a["user"]["contacts"][1]["account_id"] = json!("carol"),
-            "user.contacts[1].account_id: not a valid diaspora ID",
-        ),
-        (
             |a| a["user"]["contacts"][0]["person_guid"] = json!("short"),
             "user.contacts[0].person_guid: shorter than 16 characters",
-        ),
-        (
-            |a| a["user"]["contacts"][0]["person_guid"] = json!("0123456789abcdef-"),
-            "user.contacts[0].person_guid: not a valid guid",
-        ),
-        (
-            |a| {
-                a["user"]["contacts"][0]["public_key"] =
-                    json!("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----")
-            },
-            "user.contacts[0].public_key: not an RSA public key in PEM form",
         ),
         (
             |a| a["user"]["blocks"] = json!(["x"]),
@@ -583,10 +568,6 @@ fn each_kind_of_invalid_archive_is_refused_with_its_message() {
         (
             |a| a["user"]["blocks"] = json!([3]),
             "user.blocks[0]: expected a string",
-        ),
-        (
-            |a| a["user"]["contact_groups"] = json!([{"name": " "}]),
-            "user.contact_groups[0].name: must not be empty",
         ),
         (
             |a| a["user"]["contact_groups"] = json!([{}]),
@@ -752,6 +733,133 @@ fn each_kind_of_invalid_archive_is_refused_with_its_message() {
     }
 }
 
+#[test]
+fn a_contact_that_cannot_be_read_is_left_out_with_a_note_and_the_rest_imported() {
+    let cases: Vec<(fn(&mut Value), &str)> = vec![
+        (
+            |a| a["user"]["contacts"][1]["account_id"] = json!("Carol@pod-c.example"),
+            "contact 2 (\"Carol@pod-c.example\") was left out: not a valid diaspora ID",
+        ),
+        (
+            |a| a["user"]["contacts"][1]["account_id"] = json!("carol"),
+            "contact 2 (\"carol\") was left out: not a valid diaspora ID",
+        ),
+        (
+            |a| a["user"]["contacts"][1]["person_guid"] = json!("0123456789abcdef-"),
+            "contact 2 (\"carol@pod-c.example:8443\") was left out: its guid is not valid",
+        ),
+        (
+            |a| {
+                a["user"]["contacts"][1]["public_key"] =
+                    json!("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----")
+            },
+            "was left out: its public key is not an RSA public key",
+        ),
+        (
+            |a| {
+                let big = RsaPrivateKey::new(&mut rand::rngs::OsRng, 4104).unwrap();
+                a["user"]["contacts"][1]["public_key"] = json!(public_key_to_pem(&big.to_public_key()));
+            },
+            "was left out: its public key is not an RSA public key in PEM form of at most 4,096 bits",
+        ),
+        (
+            |a| a["user"]["contacts"][1]["public_key"] = json!("A".repeat(100_000)),
+            "was left out: its public key is far larger",
+        ),
+    ];
+    for (damage, expected) in cases {
+        let mut archive = fixture();
+        damage(&mut archive);
+        let imported = read(&archive).unwrap();
+        assert_eq!(imported.contacts.len(), 2, "the other contacts come in");
+        assert!(imported.contacts.iter().all(|c| !c.diaspora_id.starts_with("carol")));
+        assert!(
+            imported.repairs.iter().any(|r| r.contains(expected)),
+            "{:?} lacks {expected:?}",
+            imported.repairs
+        );
+    }
+    let clean = read(&fixture()).unwrap();
+    assert!(clean.repairs.is_empty(), "{:?}", clean.repairs);
+}
+
+#[test]
+fn aspects_diaspora_would_refuse_are_repaired_and_the_repair_listed() {
+    let mut archive = fixture();
+    archive["user"]["contact_groups"] =
+        json!([{"name": "Family"}, {"name": "family"}, {"name": "Friends and neighbours of mine"}, {"name": " "}]);
+    archive["user"]["contacts"][0]["contact_groups_membership"] = json!(["family"]);
+    archive["user"]["contacts"][1]["contact_groups_membership"] = json!(["Friends and neighbours of mine", "Choir"]);
+    archive["user"]["contacts"][2]["receiving"] = json!(true);
+    archive["user"]["contacts"][2]["contact_groups_membership"] = json!([]);
+    let imported = read(&archive).unwrap();
+    assert_eq!(
+        imported.aspects,
+        ["Family", "family 2", "Friends and neighbou", "Choir"]
+    );
+    assert_eq!(imported.contacts[0].aspects, ["family 2"]);
+    assert_eq!(imported.contacts[1].aspects, ["Friends and neighbou", "Choir"]);
+    assert_eq!(
+        imported.contacts[2].aspects,
+        ["Family"],
+        "shared with: put into the first aspect"
+    );
+    let repairs = imported.repairs.join("\n");
+    for needle in [
+        "\"family\" is now called \"family 2\"",
+        "\"Friends and neighbours of mine\" is now called \"Friends and neighbou\" (aspect names have at most 20 characters)",
+        "without a name",
+        "\"Choir\" was added",
+        "1 contact you share with was in no aspect and is put into \"Family\"",
+    ] {
+        assert!(repairs.contains(needle), "{needle:?} not in {repairs}");
+    }
+    // What is exported is what diaspora*'s importer keeps: names it accepts, each
+    // contact the user shares with in an aspect that exists.
+    let account = account_from(&imported);
+    let document: Value =
+        serde_json::from_slice(&write_archive(&account, "new-pod.example", "https://new-pod.example").unwrap())
+            .unwrap();
+    let names: Vec<&str> = document["user"]["contact_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert!(names.iter().all(|n| n.chars().count() <= 20));
+    for contact in document["user"]["contacts"].as_array().unwrap() {
+        if contact["receiving"] == json!(true) {
+            let groups = contact["contact_groups_membership"].as_array().unwrap();
+            assert!(!groups.is_empty(), "{contact}");
+            assert!(groups.iter().all(|g| names.contains(&g.as_str().unwrap())), "{contact}");
+        }
+    }
+}
+
+#[test]
+fn archives_lifeboat_wrote_before_the_flags_took_diasporas_meaning_are_read_the_old_way() {
+    let mut archive = fixture();
+    archive["lifeboat"] = json!({"guid": "f00dfeedcafe4b1d9a3c0123456789ab", "diaspora_id": "alice@old-pod.example"});
+    let fixture_contacts = read(&fixture()).unwrap().contacts.clone();
+    let old = read(&archive).unwrap();
+    for (then, now) in old.contacts.iter().zip(&fixture_contacts) {
+        assert_eq!(
+            (then.sharing, then.receiving),
+            (now.receiving, now.sharing),
+            "{}",
+            now.diaspora_id
+        );
+    }
+    archive["lifeboat"]["version"] = json!(2);
+    let current = read(&archive).unwrap();
+    assert_eq!(
+        current.contacts, fixture_contacts,
+        "version 2: diaspora*'s meaning, read as is"
+    );
+    archive["lifeboat"]["version"] = json!(3);
+    assert!(refusal(&archive).contains("lifeboat.version"));
+}
+
 fn weak_key_pem() -> String {
     let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, 1024).unwrap();
     private_key_to_pem(&key).unwrap()
@@ -818,7 +926,12 @@ fn lenient_where_diaspora_is_lenient() {
         "a second entry for the same person is dropped"
     );
     assert_eq!(imported.contacts[0].aspects, vec!["Friends"]);
-    assert_eq!(imported.aspects, vec!["Family"]);
+    assert_eq!(
+        imported.aspects,
+        vec!["Family", "Friends"],
+        "listed twice, kept once; named by a contact, added"
+    );
+    assert_eq!(imported.repairs.len(), 2, "{:?}", imported.repairs);
     assert_eq!(imported.followed_tags, vec!["bees"]);
     assert_eq!(imported.language, "en");
     // Year 1004 is how diaspora* stores a birthday without a year.
@@ -947,17 +1060,17 @@ fn thousands_of_contacts_are_read_alongside_the_schema_check_with_the_same_answe
     assert_ne!(read.contacts[10].person_name.as_deref(), Some("Second"));
     assert_eq!(read.contacts[2398].diaspora_id, "friend2399@pod5.example");
     assert!(read.known_pods.contains(&"https://pod6.example".to_string()));
-    // Problems in both halves, in order; a schema problem is reported alone, as before.
+    // Contacts left out in both halves, noted in order; a schema problem is still a
+    // refusal, reported alone.
     let mut broken = archive.clone();
     broken["user"]["contacts"][1100]["account_id"] = json!("Not An ID");
     broken["user"]["contacts"][2300]["public_key"] =
         json!("-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n");
-    let message = refusal(&broken);
-    let (first, second) = (
-        message.find("user.contacts[1100].account_id"),
-        message.find("user.contacts[2300].public_key"),
-    );
-    assert!(first.is_some() && second.is_some() && first < second, "{message}");
+    let imported = super::read_archive(broken.to_string().as_bytes(), MAX).unwrap();
+    assert_eq!(imported.contacts.len(), 2397);
+    assert_eq!(imported.repairs.len(), 2, "{:?}", imported.repairs);
+    assert!(imported.repairs[0].starts_with("contact 1101 (\"Not An ID\")"));
+    assert!(imported.repairs[1].starts_with("contact 2301 "));
     broken["user"]["contacts"][5]["sharing"] = json!("yes");
     let message = refusal(&broken);
     assert!(message.contains("user.contacts[5].sharing"), "{message}");

@@ -211,16 +211,23 @@ fn a_contact_message_opens_for_its_recipient_only_and_verifies_with_the_authors_
 #[tokio::test]
 async fn adding_and_removing_a_contact_queues_one_message_each_the_newer_replacing_the_waiting_one() {
     let rig = rig().await;
-    add_contact(&rig.pod, &rig.alice(), " @Bob@Remote.example ")
+    add_contact(&rig.pod, &rig.alice(), " @Bob@Remote.example ", None)
         .await
         .unwrap();
     let alice = rig.alice();
     let contact = &alice.contacts[0];
     assert_eq!(contact.diaspora_id, BOB);
-    assert!(contact.sharing && contact.following && !contact.receiving);
+    assert!(
+        contact.receiving && !contact.sharing,
+        "diaspora*'s meaning: the user shares with bob (receiving), bob does not share yet"
+    );
     assert_eq!(contact.person_guid.as_deref(), Some(BOB_GUID));
     assert_eq!(contact.person_name.as_deref(), Some("Bob Builder"));
-    assert!(contact.aspects.is_empty());
+    assert_eq!(
+        contact.aspects,
+        ["Friends"],
+        "into the first aspect when none is chosen"
+    );
     assert_eq!(alice.known_pods, [BOB_POD]);
     let queued = pending(&rig);
     assert_eq!(queued.len(), 1);
@@ -229,10 +236,10 @@ async fn adding_and_removing_a_contact_queues_one_message_each_the_newer_replaci
         Contact::start_sharing(ALICE, BOB)
     );
 
-    let again = add_contact(&rig.pod, &rig.alice(), BOB).await.unwrap_err();
+    let again = add_contact(&rig.pod, &rig.alice(), BOB, None).await.unwrap_err();
     assert!(matches!(again, Error::Conflict(_)), "{again:?}");
     assert!(
-        add_contact(&rig.pod, &rig.alice(), ALICE).await.is_err(),
+        add_contact(&rig.pod, &rig.alice(), ALICE, None).await.is_err(),
         "not yourself"
     );
 
@@ -258,9 +265,54 @@ async fn adding_and_removing_a_contact_queues_one_message_each_the_newer_replaci
 async fn blocked_people_cannot_be_added() {
     let rig = rig().await;
     rig.change_alice(|a| a.blocks.push(BOB.into()));
-    let err = add_contact(&rig.pod, &rig.alice(), BOB).await.unwrap_err();
+    let err = add_contact(&rig.pod, &rig.alice(), BOB, None).await.unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err:?}");
     assert!(pending(&rig).is_empty());
+}
+
+#[tokio::test]
+async fn a_contact_goes_into_the_aspect_chosen_and_needs_one() {
+    let rig = rig().await;
+    rig.change_alice(|a| a.aspects = vec!["Friends".into(), "Work".into()]);
+    let err = add_contact(&rig.pod, &rig.alice(), BOB, Some("Garden"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::BadRequest(_)), "{err:?}");
+    add_contact(&rig.pod, &rig.alice(), BOB, Some("work")).await.unwrap();
+    assert_eq!(rig.alice().contacts[0].aspects, ["Work"], "matched ignoring case");
+    remove_contact(&rig.pod, &rig.alice(), BOB).await.unwrap();
+
+    rig.change_alice(|a| a.aspects.clear());
+    let err = add_contact(&rig.pod, &rig.alice(), BOB, None).await.unwrap_err();
+    assert!(err.to_string().contains("make an aspect first"), "{err}");
+    assert!(rig.alice().contacts.is_empty());
+}
+
+#[tokio::test]
+async fn deleting_the_only_aspect_of_a_contact_stops_sharing_with_them() {
+    let rig = rig().await;
+    rig.change_alice(|a| a.aspects = vec!["Friends".into(), "Work".into()]);
+    add_contact(&rig.pod, &rig.alice(), BOB, Some("Work")).await.unwrap();
+    rig.receive("10.0.0.1", &from_bob(true)).await.unwrap();
+    delete_aspect(&rig.pod, &rig.alice(), "Friends").await.unwrap();
+    assert!(rig.alice().contacts[0].receiving, "Work is still theirs");
+    assert_eq!(pending(&rig).len(), 1, "only the start message");
+
+    delete_aspect(&rig.pod, &rig.alice(), "Work").await.unwrap();
+    let alice = rig.alice();
+    assert!(alice.aspects.is_empty());
+    let contact = &alice.contacts[0];
+    assert!(
+        !contact.receiving && contact.sharing,
+        "bob still shares, the user no longer does"
+    );
+    assert!(contact.aspects.is_empty());
+    let queued = pending(&rig);
+    assert_eq!(queued.len(), 1, "the stop replaces the waiting start");
+    assert_eq!(
+        open_as_bob(&body_of(&rig, &queued[0])),
+        Contact::stop_sharing(ALICE, BOB)
+    );
 }
 
 // ----- receiving -----
@@ -276,11 +328,8 @@ async fn a_contact_from_a_known_sender_is_recorded_then_removed() {
     assert_eq!(alice.contacts.len(), 1);
     let contact = &alice.contacts[0];
     assert_eq!(contact.diaspora_id, BOB);
-    assert!(contact.receiving && contact.followed);
-    assert!(
-        !contact.sharing && !contact.following,
-        "the user does not share back by being shared with"
-    );
+    assert!(contact.sharing, "bob shares with the user (diaspora*'s `sharing`)");
+    assert!(!contact.receiving, "the user does not share back by being shared with");
     assert!(
         contact.aspects.is_empty(),
         "in no aspect until the user puts them in one"
@@ -301,8 +350,13 @@ async fn a_contact_from_a_known_sender_is_recorded_then_removed() {
     .unwrap();
     let exported = &archive["user"]["contacts"][0];
     assert_eq!(exported["account_id"], BOB);
-    assert_eq!(exported["receiving"], true);
-    assert_eq!(exported["sharing"], false);
+    assert_eq!(exported["sharing"], true);
+    assert_eq!(
+        exported["following"], true,
+        "mirrors sharing, as diaspora*'s exporter writes it"
+    );
+    assert_eq!(exported["receiving"], false);
+    assert_eq!(exported["followed"], false);
 
     let same = rig.receive("10.0.0.1", &from_bob(true)).await.unwrap();
     assert!(matches!(same, Received::Ignored(_)), "{same:?}");
@@ -320,8 +374,7 @@ async fn a_contact_from_a_known_sender_is_recorded_then_removed() {
 #[tokio::test]
 async fn a_mutual_contact_stays_when_the_other_side_stops() {
     let rig = rig().await;
-    add_contact(&rig.pod, &rig.alice(), BOB).await.unwrap();
-    rig.change_alice(|a| a.contacts[0].aspects = vec!["Friends".into()]);
+    add_contact(&rig.pod, &rig.alice(), BOB, None).await.unwrap();
     assert_eq!(
         rig.receive("10.0.0.1", &from_bob(true)).await.unwrap(),
         Received::Updated
@@ -335,7 +388,7 @@ async fn a_mutual_contact_stays_when_the_other_side_stops() {
         Received::Updated
     );
     let contact = rig.alice().contacts[0].clone();
-    assert!(contact.sharing && !contact.receiving);
+    assert!(!contact.sharing && contact.receiving, "the user still shares with bob");
     assert_eq!(contact.aspects, ["Friends"]);
 }
 
@@ -357,9 +410,25 @@ async fn putting_a_follower_into_an_aspect_shares_back() {
         open_as_bob(&body_of(&rig, &queued[0])),
         Contact::start_sharing(ALICE, BOB)
     );
-    set_aspects(&rig.pod, &rig.alice(), BOB, vec![]).await.unwrap();
+    rig.change_alice(|a| a.aspects.push("Work".into()));
+    set_aspects(&rig.pod, &rig.alice(), BOB, vec!["Work".into()])
+        .await
+        .unwrap();
     assert_eq!(pending(&rig).len(), 1, "moving between aspects sends nothing");
-    assert!(rig.alice().contacts[0].sharing);
+    assert!(rig.alice().contacts[0].receiving);
+
+    set_aspects(&rig.pod, &rig.alice(), BOB, vec![]).await.unwrap();
+    let contact = rig.alice().contacts[0].clone();
+    assert!(
+        !contact.receiving && contact.sharing,
+        "out of every aspect: no longer shared with"
+    );
+    let queued = pending(&rig);
+    assert_eq!(queued.len(), 1, "the stop replaces the waiting start");
+    assert_eq!(
+        open_as_bob(&body_of(&rig, &queued[0])),
+        Contact::stop_sharing(ALICE, BOB)
+    );
 }
 
 #[tokio::test]
