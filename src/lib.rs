@@ -12,7 +12,8 @@
 //!   address rules every request to another pod obeys.
 //! - [`web`]: the HTTP edge: routing, pages, NodeInfo, request logging.
 //! - [`admin`]: podmin commands and the local admin socket.
-//! - [`pod`], [`server`]: the running pod and its start-up and shutdown.
+//! - [`pod`], [`server`]: the running pod and its start-up and shutdown;
+//!   [`systemd`]: readiness and watchdog notifications to systemd.
 //! - [`ratelimit`]: token buckets for per-client and per-account limits.
 //! - [`retry`]: the backoff schedule the durable queues share.
 //! - [`passphrase`]: the backup pass-phrase strength policy, and a redacting type.
@@ -37,6 +38,7 @@ pub mod retry;
 pub mod sealed;
 pub mod server;
 pub mod store;
+pub mod systemd;
 pub mod web;
 
 pub use error::{Error, Result};

@@ -74,6 +74,18 @@ pub async fn serve(config: Config) -> Result<()> {
         }
     );
 
+    {
+        let store = pod.store.clone();
+        workers.spawn(crate::systemd::keep_watchdog(stopped.clone(), move || {
+            let store = store.clone();
+            async move { store.durable().await.is_ok() }
+        }));
+    }
+    crate::systemd::notify(&format!(
+        "READY=1\nSTATUS=serving {} on {listen}",
+        pod.config.public_url()
+    ));
+
     let stop = Arc::new(stop);
     tokio::spawn(shutdown_signal(stop.clone()));
     let mut on_signal = stopped.clone();
@@ -105,6 +117,7 @@ async fn shutdown_signal(stop: Arc<watch::Sender<bool>>) {
 }
 
 async fn finish(pod: Arc<Pod>, stop: &watch::Sender<bool>, mut workers: tokio::task::JoinSet<()>) -> Result<()> {
+    crate::systemd::notify("STOPPING=1\nSTATUS=finishing requests and flushing the store");
     let _ = stop.send(true);
     let drain = async { while workers.join_next().await.is_some() {} };
     if tokio::time::timeout(std::time::Duration::from_secs(20), drain)

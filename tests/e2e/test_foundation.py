@@ -168,9 +168,45 @@ def test_front_page_renders_in_a_real_browser(start_pod, browser):
 
 def test_the_systemd_unit_verifies(tmp_path):
     unit = (Path(__file__).resolve().parents[2] / "systemd" / "lifeboat.service").read_text()
-    assert "DynamicUser=yes" in unit and "ProtectSystem=strict" in unit and "NoNewPrivileges=yes" in unit and "SystemCallFilter=" in unit
+    assert "User=lifeboat" in unit and "Type=notify" in unit and "ProtectSystem=strict" in unit and "NoNewPrivileges=yes" in unit and "SystemCallFilter=" in unit
     # verify needs the ExecStart binary to exist: point it at the one just built.
-    (tmp_path / "lifeboat.service").write_text(unit.replace("/usr/local/bin/lifeboat", str(binary())))
+    (tmp_path / "lifeboat.service").write_text(unit.replace("/usr/bin/lifeboat", str(binary())))
     result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "lifeboat.service")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr
+
+
+def test_systemd_hears_ready_watchdog_pings_and_stopping(start_pod, tmp_path):
+    """As a `Type=notify` unit: READY=1 once the pod answers, WATCHDOG=1 at half the
+    interval systemd asks for while the store commits, STOPPING=1 on SIGTERM."""
+    import socket
+    import threading
+
+    path = tmp_path / "notify.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(path))
+    server.settimeout(0.2)
+    heard = []
+    done = threading.Event()
+
+    def listen():
+        while not done.is_set():
+            try:
+                heard.append(server.recv(4096).decode())
+            except socket.timeout:
+                continue
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    try:
+        pod = start_pod(env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000"})
+        wait_until(lambda: any(m.startswith("READY=1") for m in heard), what="READY=1")
+        assert pod.get("/nodeinfo/2.1").status_code == 200
+        wait_until(lambda: sum(m == "WATCHDOG=1" for m in heard) >= 3, what="three watchdog pings")
+        assert any("STATUS=serving" in m for m in heard), heard
+        pod.stop()
+        wait_until(lambda: any(m.startswith("STOPPING=1") for m in heard), what="STOPPING=1")
+    finally:
+        done.set()
+        listener.join()
+        server.close()
