@@ -3,7 +3,11 @@
 //! with the headers and body decoded by Python's own `email` package, so these tests
 //! check what a real mail reader sees, not what our renderer meant to write.
 //!
-//! python3 with aiosmtpd is required (`pip install aiosmtpd`); without it these tests
+//! The TLS tests give it certificates from a CA made for the test by
+//! `tests/e2e/testca.py`, and the mailer that CA in `mail.smtp_ca_file`.
+//!
+//! python3 with aiosmtpd and cryptography is required (the `.venv` that
+//! `scripts/test.sh` makes from `tests/e2e/requirements.txt`); without them these tests
 //! fail with a message saying so.
 
 use std::collections::BTreeMap;
