@@ -311,6 +311,8 @@ pub async fn send(data_dir: &Path, request: &AdminRequest) -> Result<AdminReply>
         Wire::Err { status: 404, message } => Err(Error::NotFound(message)),
         Wire::Err { status: 409, message } => Err(Error::Conflict(message)),
         Wire::Err { status: 403, message } => Err(Error::Forbidden(message)),
+        // `mail test` against a failing mail server: the podmin reads its reason as is.
+        Wire::Err { status: 502, message } => Err(Error::Upstream(message)),
         Wire::Err { message, .. } => Err(Error::Internal(
             message.strip_prefix("internal error: ").unwrap_or(&message).to_string(),
         )),

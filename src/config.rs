@@ -143,6 +143,18 @@ impl OptionValue for PathBuf {
     }
 }
 
+impl OptionValue for Option<PathBuf> {
+    fn from_toml(value: &toml::Value) -> std::result::Result<Self, String> {
+        PathBuf::from_toml(value).map(Some)
+    }
+    fn from_env(text: &str) -> std::result::Result<Self, String> {
+        Ok((!text.is_empty()).then(|| PathBuf::from(text)))
+    }
+    fn to_toml(&self) -> Option<String> {
+        self.as_ref().and_then(OptionValue::to_toml)
+    }
+}
+
 /// A duration written `30s`, `15m`, `72h` or `30d`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span(pub Duration);
@@ -375,6 +387,11 @@ fn usernames(list: &Vec<String>) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// A configured CA bundle must be readable and hold only usable CA certificates.
+fn ca_bundle(path: &Option<PathBuf>) -> std::result::Result<(), String> {
+    crate::tls::ExtraRoots::from_option(path.as_deref()).map(|_| ())
+}
+
 fn at_least<const MIN: u64>(v: &u64) -> std::result::Result<(), String> {
     if *v < MIN {
         return Err(format!("must be at least {MIN}"));
@@ -405,6 +422,7 @@ options! {
         seed_pods: Vec<String> = Vec::new(), "Pod URLs known from the start (vetted as backup destinations).", pod_urls;
         allow_http: bool = false, "Permit http:// peers (tests, development).", any;
         allow_private_addresses: bool = false, "Permit loopback and private-network peers (tests on one machine).", any;
+        extra_ca_file: Option<PathBuf> = None, "PEM file of certificate authorities trusted for other pods' https, besides the Mozilla roots built into lifeboat (a private federation or a test CA; normally unset).", ca_bundle;
         request_timeout: Span = Span::secs(30), "Time limit for one outbound request.", positive_span;
         max_response_bytes: u64 = 2 * 1024 * 1024, "Largest response read from another pod.", at_least::<1024>;
         broadcast_moves: bool = true, "Send AccountMigration to every pod this pod knows that has answered NodeInfo, not only the account's own.", any;
@@ -453,6 +471,7 @@ options! {
         smtp_host: Option<String> = None, "SMTP server host; unset writes .eml files instead.", any;
         smtp_port: u32 = 587, "SMTP server port.", |v: &u32| if (1..=65535).contains(v) { Ok(()) } else { Err("must be a port number (1-65535)".into()) };
         smtp_tls: SmtpTls = SmtpTls::StartTls, "How the SMTP connection is secured: none, starttls or implicit.", any;
+        smtp_ca_file: Option<PathBuf> = None, "PEM file of certificate authorities trusted for the SMTP server's certificate, besides the system's (a relay with an internal CA; normally unset).", ca_bundle;
         smtp_username: Option<String> = None, "SMTP user name, if the server needs one.", any;
         smtp_password: Option<String> = None, "SMTP password (prefer the LIFEBOAT_MAIL_SMTP_PASSWORD variable).", any;
         from: Option<String> = None, "From address (default lifeboat@ the public host).", |v: &Option<String>| match v { Some(a) if !a.contains('@') || a.contains(['\r', '\n']) => Err(format!("{a:?} is not an email address")), _ => Ok(()) };
@@ -518,6 +537,12 @@ impl Config {
     fn check_together(&self, problems: &mut Vec<String>) {
         if self.mail.smtp_username.is_some() != self.mail.smtp_password.is_some() {
             problems.push("mail.smtp_username and mail.smtp_password: set both or neither".into());
+        }
+        if self.mail.smtp_ca_file.is_some() && self.mail.smtp_tls == SmtpTls::None {
+            problems.push(
+                "mail.smtp_ca_file: only used with mail.smtp_tls = \"starttls\" or \"implicit\" (it is \"none\")"
+                    .into(),
+            );
         }
         if let Some(url) = &self.server.public_url {
             if url.starts_with("http://") && !self.federation.allow_http && !is_loopback_url(url) {
@@ -649,6 +674,30 @@ mod tests {
         assert!(problems.iter().any(|p| p == "server.bogus: unknown option"));
         assert!(problems.iter().any(|p| p.starts_with("accounts.key_bits")));
         assert!(problems.iter().any(|p| p.starts_with("LIFEBOAT_BACKUPS_KDF_TIME_COST")));
+    }
+
+    #[test]
+    fn ca_files_are_checked_when_the_configuration_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("not.pem");
+        std::fs::write(&not_pem, "hello\n").unwrap();
+        let vars = env(&[
+            ("LIFEBOAT_FEDERATION_EXTRA_CA_FILE", "/nonexistent/ca.pem"),
+            ("LIFEBOAT_MAIL_SMTP_CA_FILE", not_pem.to_str().unwrap()),
+            ("LIFEBOAT_MAIL_SMTP_TLS", "none"),
+        ]);
+        let Err(Error::Config(problems)) = Config::load(None, &vars, &Overrides::default()) else {
+            panic!("expected a configuration error");
+        };
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("federation.extra_ca_file: cannot read /nonexistent/ca.pem"));
+        assert!(problems[1].starts_with("mail.smtp_ca_file: ") && problems[1].contains("no PEM certificate"));
+        assert!(problems[2].contains("only used with mail.smtp_tls"), "{problems:?}");
+        // Unset (an empty variable) is the default: no extra authorities.
+        let vars = env(&[("LIFEBOAT_FEDERATION_EXTRA_CA_FILE", "")]);
+        let loaded = Config::load(None, &vars, &Overrides::default()).unwrap();
+        assert_eq!(loaded.config.federation.extra_ca_file, None);
+        assert_eq!(loaded.config.mail.smtp_ca_file, None);
     }
 
     #[test]

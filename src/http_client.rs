@@ -23,6 +23,11 @@
 //! redirects itself, and every hop goes through the same scheme check, failure
 //! cache and resolver as the first request.
 //!
+//! Certificates are verified against the Mozilla roots built into lifeboat (ureq's
+//! default), plus the authorities of `federation.extra_ca_file` when it is set
+//! ([`crate::tls`]); a refused certificate is a network failure like any other, named
+//! in plain words.
+//!
 //! Every connection gets an input buffer a little larger than [`RESPONSE_HEAD_BYTES`]
 //! and a [`REQUEST_BUFFER_BYTES`] output buffer instead of ureq's 128 KiB each way:
 //! they are allocated (and zeroed) per request in flight, so with the outbox's 32
@@ -46,6 +51,7 @@ use ureq::http::{header, Uri};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
+use crate::tls::ExtraRoots;
 use crate::{Error, Result};
 
 /// The most redirects one request follows before giving up.
@@ -92,6 +98,9 @@ pub struct ClientPolicy {
     /// host included, stays forbidden — which is how the re-check of redirect
     /// destinations is tested against real sockets.
     pub exempt_addresses: Vec<SocketAddr>,
+    /// Certificate authorities trusted besides the Mozilla roots built into lifeboat
+    /// (`federation.extra_ca_file`); empty in the usual case.
+    pub extra_roots: ExtraRoots,
 }
 
 impl Default for ClientPolicy {
@@ -105,6 +114,7 @@ impl Default for ClientPolicy {
             max_response_bytes: 2 * 1024 * 1024,
             failure_cache_ttl: Duration::from_secs(60),
             exempt_addresses: Vec::new(),
+            extra_roots: ExtraRoots::none(),
         }
     }
 }
@@ -193,6 +203,11 @@ impl HttpClient {
             .input_buffer_size(RESPONSE_HEAD_BYTES + 1024)
             .max_response_header_size(RESPONSE_HEAD_BYTES)
             .output_buffer_size(REQUEST_BUFFER_BYTES)
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(policy.extra_roots.http_roots())
+                    .build(),
+            )
             .build();
         let resolver = GuardedResolver {
             allow_private: policy.allow_private_addresses,
@@ -485,7 +500,7 @@ fn classify(e: ureq::Error) -> Failed {
         U::Io(io) => Failed::Network(io_reason(&io)),
         U::ConnectionFailed => Failed::Network("connection failed".into()),
         U::Tls(reason) => Failed::Network(format!("TLS failure: {reason}")),
-        U::Rustls(err) => Failed::Network(format!("TLS failure: {err}")),
+        U::Rustls(err) => Failed::Network(format!("TLS failure: {}", crate::tls::describe_error(&err))),
         U::Pem(_) => Failed::Network("TLS failure: bad certificate data".into()),
         U::TlsRequired => Failed::Network("TLS failure: no TLS connection".into()),
         U::BodyExceedsLimit(n) => Failed::Unusable(format!("sent a response larger than {n} bytes")),
@@ -502,6 +517,10 @@ fn classify(e: ureq::Error) -> Failed {
 
 fn io_reason(e: &std::io::Error) -> String {
     use std::io::ErrorKind as K;
+    // A refused certificate comes out of the handshake as an I/O error around rustls's.
+    if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        return format!("TLS failure: {}", crate::tls::describe_error(tls));
+    }
     match e.kind() {
         K::ConnectionRefused => "connection refused".into(),
         K::ConnectionReset => "connection reset".into(),

@@ -10,6 +10,8 @@
 //! - [`migration`]: accounts arriving from another identity, and the AccountMigration.
 //! - [`http_client`]: the one hardened outbound HTTP client, pod origins, and the
 //!   address rules every request to another pod obeys.
+//! - [`tls`]: the certificate authorities trusted as a TLS client, and refused
+//!   certificates put into words.
 //! - [`web`]: the HTTP edge: routing, pages, NodeInfo, request logging.
 //! - [`admin`]: podmin commands and the local admin socket.
 //! - [`pod`], [`server`]: the running pod and its start-up and shutdown;
@@ -39,6 +41,7 @@ pub mod sealed;
 pub mod server;
 pub mod store;
 pub mod systemd;
+pub mod tls;
 pub mod web;
 
 pub use error::{Error, Result};

@@ -13,6 +13,11 @@
 //! text), nor when a mail is due to be sent (the domain enqueues it, ideally in the same
 //! transaction as the change that triggers it: [`Mailer::enqueue_in`]).
 //!
+//! TLS (`mail.smtp_tls` = `starttls` or `implicit`) verifies the server's certificate
+//! against the system's certificate authorities plus those of `mail.smtp_ca_file`
+//! ([`crate::tls`]), never less; a refused certificate stops the delivery before any
+//! message is sent, and the queue retries it.
+//!
 //! Logging: recipient, subject and outcome only. Bodies carry secret links and are never
 //! logged; SMTP credentials never appear in a message or an error.
 
@@ -34,6 +39,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{Config, MailConfig, SmtpTls};
 use crate::store::{Store, Tx};
+use crate::tls::ExtraRoots;
 use crate::{Error, Result};
 
 /// Time limit for each SMTP step (connect, greeting, each command, the data).
@@ -198,6 +204,8 @@ pub struct SmtpTransport {
     builder: SmtpClientBuilder<String>,
     tls: SmtpTls,
     server: String,
+    /// Authorities trusted besides the system's (`mail.smtp_ca_file`).
+    extra_roots: ExtraRoots,
 }
 
 impl SmtpTransport {
@@ -210,13 +218,16 @@ impl SmtpTransport {
         let port = u16::try_from(mail.smtp_port)
             .map_err(|_| Error::Config(vec!["mail.smtp_port: must be a port number (1-65535)".into()]))?;
         let server = format!("{host}:{port}");
+        let extra_roots = ExtraRoots::from_option(mail.smtp_ca_file.as_deref())
+            .map_err(|e| Error::Config(vec![format!("mail.smtp_ca_file: {e}")]))?;
         let tls = match mail.smtp_tls {
             // `deliver` uses `connect_plain` for this mode, which never touches TLS, so the
             // connector is never used; taking mail-send's non-verifying one spares a relay
             // on the same machine from needing the system's CA certificates.
             SmtpTls::None => mail_send::smtp::tls::build_tls_connector(true),
-            // Certificates are verified against the system's CA certificates.
-            SmtpTls::StartTls | SmtpTls::Implicit => mail_send::smtp::tls::build_tls_connector(false),
+            // Certificates are verified against the system's CA certificates (as
+            // mail-send's own default does) and those of `mail.smtp_ca_file`.
+            SmtpTls::StartTls | SmtpTls::Implicit => extra_roots.smtp_connector(),
         }
         .map_err(|e| Error::Config(vec![format!("mail.smtp_tls: cannot use TLS with {server}: {e}")]))?;
         // `implicit_tls(false)` makes `connect` upgrade with STARTTLS (and refuse a server
@@ -232,6 +243,7 @@ impl SmtpTransport {
             builder,
             tls: mail.smtp_tls,
             server,
+            extra_roots,
         })
     }
 
@@ -280,6 +292,19 @@ fn smtp_failure(e: &mail_send::Error) -> String {
         mail_send::Error::AuthenticationFailed(r) => {
             format!("refused the credentials: {}", reply(r.code, r.esc, &r.message))
         }
+        // rustls's words, and the setting that adds an authority when that would help.
+        mail_send::Error::Tls(tls) => {
+            let unknown = matches!(
+                **tls,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+            );
+            let hint = if unknown {
+                "; the message was not sent (mail.smtp_ca_file adds a certificate authority to trust)"
+            } else {
+                "; the message was not sent"
+            };
+            format!("TLS failure: {}{hint}", crate::tls::describe_error(tls))
+        }
         other => other.to_string(),
     }
 }
@@ -306,9 +331,15 @@ impl Transport for SmtpTransport {
 
     fn describe(&self) -> String {
         let tls = match self.tls {
-            SmtpTls::None => "no TLS",
-            SmtpTls::StartTls => "STARTTLS",
-            SmtpTls::Implicit => "implicit TLS",
+            SmtpTls::None => "no TLS".to_string(),
+            SmtpTls::StartTls => format!(
+                "STARTTLS, trusting the system's certificate authorities{}",
+                self.extra_roots.describe()
+            ),
+            SmtpTls::Implicit => format!(
+                "implicit TLS, trusting the system's certificate authorities{}",
+                self.extra_roots.describe()
+            ),
         };
         format!("SMTP server {} ({tls})", self.server)
     }

@@ -83,6 +83,14 @@ impl Pod {
         };
         let keys = KeyPool::new(store.clone(), config.accounts.key_bits);
         let kdf = crate::sealed::KdfLimiter::new(config.backups.kdf_concurrency);
+        let extra_roots = crate::tls::ExtraRoots::from_option(config.federation.extra_ca_file.as_deref())
+            .map_err(|e| crate::Error::Config(vec![format!("federation.extra_ca_file: {e}")]))?;
+        if !extra_roots.is_empty() {
+            tracing::info!(
+                "federation: trusting the built-in Mozilla roots{} for https",
+                extra_roots.describe()
+            );
+        }
         let http = HttpClient::new(ClientPolicy {
             allow_http: config.federation.allow_http,
             allow_private_addresses: config.federation.allow_private_addresses,
@@ -90,6 +98,7 @@ impl Pod {
             request_timeout: config.federation.request_timeout.get(),
             max_response_bytes: config.federation.max_response_bytes,
             failure_cache_ttl: config.federation.unreachable_for.get(),
+            extra_roots,
             ..ClientPolicy::default()
         });
         let outbox = crate::federation::outbox::Outbox::new(

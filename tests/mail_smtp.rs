@@ -3,7 +3,11 @@
 //! with the headers and body decoded by Python's own `email` package, so these tests
 //! check what a real mail reader sees, not what our renderer meant to write.
 //!
-//! python3 with aiosmtpd is required (`pip install aiosmtpd`); without it these tests
+//! The TLS tests give it certificates from a CA made for the test by
+//! `tests/e2e/testca.py`, and the mailer that CA in `mail.smtp_ca_file`.
+//!
+//! python3 with aiosmtpd and cryptography is required (the `.venv` that
+//! `scripts/test.sh` makes from `tests/e2e/requirements.txt`); without them these tests
 //! fail with a message saying so.
 
 use std::collections::BTreeMap;
@@ -19,9 +23,12 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 /// The SMTP server: accepts, refuses the first `--refuse` messages with a 451, and
-/// requires `--auth user:password` (AUTH PLAIN/LOGIN without TLS) if given.
+/// requires `--auth user:password` (AUTH PLAIN/LOGIN without TLS) if given. With
+/// `--tls starttls` it offers STARTTLS (and requires it with `--require-starttls`),
+/// with `--tls implicit` it speaks TLS from the first byte, with the certificate
+/// `--cert` and key `--key`. Each stored message says which TLS version it came over.
 const SERVER: &str = r#"
-import argparse, asyncio, email, email.policy, email.utils, json, os
+import argparse, asyncio, email, email.policy, email.utils, json, os, ssl
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 args = argparse.ArgumentParser()
@@ -29,6 +36,10 @@ args.add_argument("--port", type=int, required=True)
 args.add_argument("--dir", required=True)
 args.add_argument("--refuse", type=int, default=0)
 args.add_argument("--auth")
+args.add_argument("--tls", choices=["starttls", "implicit"])
+args.add_argument("--cert")
+args.add_argument("--key")
+args.add_argument("--require-starttls", action="store_true")
 args = args.parse_args()
 
 class Handler:
@@ -41,7 +52,9 @@ class Handler:
             self.refused += 1
             return "451 4.3.0 mailbox busy, try again later"
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        ssl_object = server.transport.get_extra_info("ssl_object")
         record = {
+            "tls": ssl_object.version() if ssl_object else None,
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "headers": [[name, str(value)] for name, value in message.items()],
@@ -67,10 +80,18 @@ async def main():
     options = {}
     if args.auth:
         options = dict(auth_required=True, auth_require_tls=False, authenticator=authenticator)
+    implicit = None
+    if args.tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.cert, args.key)
+        if args.tls == "starttls":
+            options.update(tls_context=context, require_starttls=args.require_starttls)
+        else:
+            implicit = context
     handler = Handler()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SMTP(handler, hostname="smtp.test", **options), "127.0.0.1", args.port)
+        lambda: SMTP(handler, hostname="smtp.test", **options), "127.0.0.1", args.port, ssl=implicit)
     await server.serve_forever()
 
 asyncio.run(main())
@@ -92,6 +113,8 @@ struct Received {
     body: String,
     /// The message as it came over the wire, for failure messages.
     raw: String,
+    /// The TLS version it came over (`TLSv1.3`), or none for clear text.
+    tls: Option<String>,
 }
 
 impl Received {
@@ -560,4 +583,198 @@ async fn the_tls_modes_map_to_starttls_and_implicit_tls() {
         other => panic!("expected an upstream error, got {other:?}"),
     }
     assert!(smtp.received().is_empty(), "nothing went out in clear text");
+}
+
+/// Certificates made for one test by `tests/e2e/testca.py` (Python's `cryptography`): a
+/// CA (`ca.pem`), a server certificate from it for 127.0.0.1 (`good`), one from it for
+/// another name (`misnamed`), and one from a CA nobody trusts (`stranger`).
+struct Certs {
+    dir: tempfile::TempDir,
+}
+
+impl Certs {
+    fn make() -> Certs {
+        let dir = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/testca.py");
+        let out = Command::new("python3")
+            .arg(&script)
+            .arg(dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("python3 did not start: {e}"));
+        assert!(
+            out.status.success(),
+            "testca.py failed (python3 needs the `cryptography` module of tests/e2e/requirements.txt):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Certs { dir }
+    }
+
+    fn ca(&self) -> String {
+        self.path("ca.pem")
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_string()
+    }
+
+    /// The server arguments for `mode` with the certificate `which`.
+    fn server_args(&self, mode: &str, which: &str) -> Vec<String> {
+        vec![
+            "--tls".into(),
+            mode.into(),
+            "--cert".into(),
+            self.path(&format!("{which}.pem")),
+            "--key".into(),
+            self.path(&format!("{which}.key")),
+        ]
+    }
+}
+
+async fn tls_server(port: u16, args: &[String]) -> SmtpServer {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    SmtpServer::start(port, &args).await
+}
+
+fn upstream(result: lifeboat::Result<()>) -> String {
+    match result {
+        Err(Error::Upstream(message)) => message,
+        other => panic!("expected an upstream error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn starttls_and_implicit_tls_deliver_when_the_ca_file_vouches_for_the_server() {
+    let certs = Certs::make();
+    for (mode, tls) in [("starttls", "STARTTLS"), ("implicit", "implicit TLS")] {
+        let mut args = certs.server_args(mode, "good");
+        args.push("--require-starttls".into());
+        let smtp = tls_server(free_port(), &args).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ca = certs.ca();
+        let trusting = config(
+            dir.path(),
+            smtp.port,
+            &[("LIFEBOAT_MAIL_SMTP_TLS", mode), ("LIFEBOAT_MAIL_SMTP_CA_FILE", &ca)],
+        );
+        let mailer = Mailer::new(&trusting, store.clone()).unwrap();
+        assert!(
+            mailer.describe().contains(&format!(
+                "({tls}, trusting the system's certificate authorities and 1 more from {ca})"
+            )),
+            "{}",
+            mailer.describe()
+        );
+        let before = unix_now();
+        mailer
+            .send_now(&Mail::new("alice@example.org", "Over TLS", BODY))
+            .await
+            .unwrap();
+        let got = smtp.wait_for(1).await;
+        assert_delivered(&got[0], "alice@example.org", "Over TLS", BODY, (before, unix_now()));
+        assert!(
+            got[0].tls.as_deref().is_some_and(|v| v.starts_with("TLS")),
+            "{mode}: {:?}",
+            got[0].tls
+        );
+
+        // Without the CA file the same server is not trusted: the system's roots do
+        // not hold the test CA.
+        let system_only = config(dir.path(), smtp.port, &[("LIFEBOAT_MAIL_SMTP_TLS", mode)]);
+        let message = upstream(
+            Mailer::new(&system_only, store)
+                .unwrap()
+                .send_now(&Mail::new("alice@example.org", "Hi", "text"))
+                .await,
+        );
+        assert!(
+            message.contains("TLS failure: its certificate is not from a certificate authority this pod trusts")
+                && message.contains("UnknownIssuer")
+                && message.contains("mail.smtp_ca_file adds a certificate authority"),
+            "{mode}: {message}"
+        );
+        assert_eq!(smtp.received().len(), 1, "{mode}: the refused mail did not arrive");
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_name_is_refused() {
+    let certs = Certs::make();
+    let smtp = tls_server(free_port(), &certs.server_args("implicit", "misnamed")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs.ca();
+    let config = config(
+        dir.path(),
+        smtp.port,
+        &[
+            ("LIFEBOAT_MAIL_SMTP_TLS", "implicit"),
+            ("LIFEBOAT_MAIL_SMTP_CA_FILE", &ca),
+        ],
+    );
+    let mailer = Mailer::new(&config, Store::open(dir.path()).unwrap()).unwrap();
+    let message = upstream(mailer.send_now(&Mail::new("alice@example.org", "Hi", "text")).await);
+    assert!(
+        message.contains("its certificate is for another host name") && message.contains("the message was not sent"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("mail.smtp_ca_file"),
+        "another authority would not help: {message}"
+    );
+    assert!(smtp.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_certificate_keeps_the_mail_queued_until_the_server_has_a_trusted_one() {
+    let certs = Certs::make();
+    let port = free_port();
+    // Offers STARTTLS but would take mail in clear text too: a client that fell back
+    // after refusing the certificate would be seen here.
+    let smtp = tls_server(port, &certs.server_args("starttls", "stranger")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let ca = certs.ca();
+    let config = config(
+        dir.path(),
+        port,
+        &[
+            ("LIFEBOAT_MAIL_SMTP_TLS", "starttls"),
+            ("LIFEBOAT_MAIL_SMTP_CA_FILE", &ca),
+        ],
+    );
+    let mailer = Mailer::new(&config, store.clone()).unwrap().with_backoff(quick());
+    let worker = Worker::start(&mailer);
+    mailer
+        .enqueue(Mail::new("alice@example.org", "Patience", BODY))
+        .await
+        .unwrap();
+    wait_until("two refused attempts", || {
+        store
+            .queued_mails()
+            .unwrap()
+            .first()
+            .is_some_and(|(_, q)| q.attempts >= 2)
+    })
+    .await;
+    let queued = store.queued_mails().unwrap();
+    assert_eq!(queued.len(), 1, "the mail stays queued");
+    let error = queued[0].1.last_error.as_deref().unwrap();
+    assert!(
+        error.contains("its certificate is not from a certificate authority this pod trusts"),
+        "{error}"
+    );
+    assert!(
+        smtp.received().is_empty(),
+        "nothing was sent, in clear text or otherwise"
+    );
+    drop(smtp);
+
+    // The server gets a certificate from the trusted CA: the next retry delivers it.
+    let smtp = tls_server(port, &certs.server_args("starttls", "good")).await;
+    let got = smtp.wait_for(1).await;
+    wait_until("an empty queue", || store.queued_mails().unwrap().is_empty()).await;
+    worker.stop().await;
+    assert_eq!(smtp.received().len(), 1, "exactly once");
+    assert_eq!(got[0].one("Subject"), "Patience");
+    assert!(got[0].tls.is_some(), "over TLS");
 }

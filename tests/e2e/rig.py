@@ -5,8 +5,15 @@ free loopback port, configured through LIFEBOAT_* variables exactly as an operat
 would; `SmtpSink` is an aiosmtpd server that keeps every message it receives;
 `browser()` is headless Debian Chromium driven through chromedriver (Selenium).
 Multi-pod tests start several `Pod`s.
+
+TLS as it runs in production: `Pod(tls=ca)` puts a `TlsFront` (a TLS-terminating
+proxy, as nginx or Caddy is for a real pod) before the pod, with a certificate from
+the test CA (`testca.TestCA`); the pod's public URL is then https, plain http to peers
+is off, and the pod trusts the test CA through `federation.extra_ca_file`.
+`SmtpSink(tls="starttls"|"implicit", cert=...)` is the SMTP server with TLS.
 """
 
+import asyncio
 import email
 import email.policy
 import os
@@ -19,6 +26,8 @@ import time
 from pathlib import Path
 
 import requests
+
+from testca import ServerCert, TestCA  # noqa: F401 (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "tests" / "reference"
@@ -54,25 +63,53 @@ def wait_until(predicate, timeout=20.0, interval=0.05, what="condition"):
 
 
 class SmtpSink:
-    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives.
 
-    def __init__(self):
+    `tls=None` speaks plain text; `tls="starttls"` offers STARTTLS with `cert` (and,
+    with `require_starttls`, refuses mail before it); `tls="implicit"` speaks TLS from
+    the first byte. Each kept message records whether it came over TLS. `ca` is the
+    authority the pods should trust for `cert` (`pod_env()` says so)."""
+
+    def __init__(self, tls=None, cert=None, ca=None, require_starttls=True):
         from aiosmtpd.controller import Controller
 
         self.messages = []
         self.lock = threading.Lock()
+        self.tls, self.ca = tls, ca
         sink = self
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):
                 msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+                ssl_object = server.transport.get_extra_info("ssl_object")
                 with sink.lock:
-                    sink.messages.append({"envelope_from": envelope.mail_from, "rcpt": list(envelope.rcpt_tos), "message": msg})
+                    sink.messages.append({"envelope_from": envelope.mail_from, "rcpt": list(envelope.rcpt_tos), "message": msg,
+                                          "tls": ssl_object.version() if ssl_object else None})
                 return "250 OK"
 
         self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        options = {}
+        if tls == "starttls":
+            options = dict(tls_context=cert.server_context(), require_starttls=require_starttls)
+        elif tls == "implicit":
+            options = dict(ssl_context=cert.server_context())
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **options)
         self.controller.start()
+
+    def pod_env(self):
+        """The LIFEBOAT_MAIL_* settings of a pod sending through this server."""
+        env = {
+            "LIFEBOAT_MAIL_SMTP_HOST": "127.0.0.1",
+            "LIFEBOAT_MAIL_SMTP_PORT": str(self.port),
+            "LIFEBOAT_MAIL_SMTP_TLS": self.tls or "none",
+        }
+        if self.ca is not None:
+            env["LIFEBOAT_MAIL_SMTP_CA_FILE"] = str(self.ca.pem)
+        return env
+
+    def all(self):
+        with self.lock:
+            return list(self.messages)
 
     def stop(self):
         self.controller.stop()
@@ -94,14 +131,138 @@ class SmtpSink:
         return part.get_content() if part else message.get_content()
 
 
-class Pod:
-    """One `lifeboat serve` child process on a free port and a temporary folder."""
+class _Pipe(asyncio.Protocol):
+    """One direction of a proxied connection: what arrives goes to `peer` (kept until
+    the peer is known)."""
 
-    def __init__(self, smtp=None, env=None, name="pod", data_dir=None, port=None):
+    def __init__(self):
+        self.peer, self.early, self.transport = None, [], None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def join(self, peer):
+        self.peer = peer
+        for data in self.early:
+            peer.write(data)
+        self.early.clear()
+
+    def data_received(self, data):
+        if self.peer is None:
+            self.early.append(data)
+        else:
+            self.peer.write(data)
+
+    def eof_received(self):
+        return False  # close, which closes the other side too
+
+    def connection_lost(self, exc):
+        if self.peer is not None:
+            self.peer.close()
+
+
+class _Accepted(asyncio.Protocol):
+    """A connection the front just accepted: not read from until TLS takes it over,
+    so that no byte of the client's hello is read outside TLS."""
+
+    def __init__(self, front):
+        self.front = front
+
+    def connection_made(self, transport):
+        transport.pause_reading()
+        self.front.loop.create_task(self.front._upgrade(transport, self))
+
+
+class TlsFront:
+    """A TLS-terminating proxy on a free loopback port, as nginx or Caddy is before a
+    real pod: it accepts TLS with the current certificate and passes the bytes on, in
+    plain text, to `backend_port`. Python's own TLS (OpenSSL) in one asyncio loop on a
+    thread of its own; nothing is installed for it.
+
+    `use(cert)` serves another certificate from the next connection on and closes the
+    open ones, so that no kept-alive connection outlives the change. `handshakes`
+    counts completed handshakes; `refused` keeps why the others failed (for a client
+    that refuses the certificate: the alert it sent)."""
+
+    def __init__(self, cert, backend_port):
+        self.backend_port = backend_port
+        self.context = cert.server_context()
+        self.handshakes = 0
+        self.refused = []
+        self._open = set()
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+        async def serve():
+            return await self.loop.create_server(lambda: _Accepted(self), "127.0.0.1", 0)
+
+        self.server = asyncio.run_coroutine_threadsafe(serve(), self.loop).result(10)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _upgrade(self, transport, accepted):
+        self._open.add(transport)
+        client = _Pipe()
+        try:
+            tls = await asyncio.wait_for(self.loop.start_tls(transport, client, self.context, server_side=True), 10)
+        except (OSError, asyncio.TimeoutError) as e:  # ssl.SSLError is an OSError
+            self.refused.append(f"{type(e).__name__}: {e}")
+            transport.close()
+            self._open.discard(transport)
+            return
+        self._open.discard(transport)
+        self._open.add(tls)
+        self.handshakes += 1
+        try:
+            backend_transport, backend = await self.loop.create_connection(_Pipe, "127.0.0.1", self.backend_port)
+        except OSError:
+            tls.close()
+            return
+        self._open.add(backend_transport)
+        client.join(backend_transport)
+        backend.join(tls)
+
+    def use(self, cert):
+        def swap():
+            self.context = cert.server_context()
+            for t in list(self._open):
+                t.close()
+            self._open.clear()
+
+        self.loop.call_soon_threadsafe(swap)
+        # the swap has run once a no-op scheduled after it has
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0), self.loop).result(10)
+
+    def stop(self):
+        def close():
+            self.server.close()
+            for t in list(self._open):
+                t.close()
+
+        self.loop.call_soon_threadsafe(close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+class Pod:
+    """One `lifeboat serve` child process on a free port and a temporary folder.
+
+    With `tls=` a TestCA, the pod is reached the production way: https through a
+    `TlsFront` holding a certificate from that CA for 127.0.0.1 (`self.front`), its
+    public URL and diaspora IDs on the front's port, `federation.allow_http` off, and
+    the CA trusted through `federation.extra_ca_file`. `self.url` is then the https
+    URL (requests trust it when REQUESTS_CA_BUNDLE names the CA) and `self.local_url`
+    the plain one the front forwards to."""
+
+    def __init__(self, smtp=None, env=None, name="pod", data_dir=None, port=None, tls=None):
         self.name = name
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.host = f"127.0.0.1:{self.port}"
+        self.local_url = f"http://127.0.0.1:{self.port}"
+        self.front = None
+        if tls is not None:
+            self.front = TlsFront(tls.issue(), self.port)
+            self.url = f"https://127.0.0.1:{self.front.port}"
+        else:
+            self.url = self.local_url
+        self.host = self.url.split("://", 1)[1]
         self._tmp = None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix=f"lifeboat-{name}-")
@@ -113,7 +274,7 @@ class Pod:
                 "LIFEBOAT_SERVER_LISTEN": f"127.0.0.1:{self.port}",
                 "LIFEBOAT_SERVER_PUBLIC_URL": self.url,
                 "LIFEBOAT_SERVER_DATA_DIR": str(self.data_dir),
-                "LIFEBOAT_FEDERATION_ALLOW_HTTP": "true",
+                "LIFEBOAT_FEDERATION_ALLOW_HTTP": "false" if tls is not None else "true",
                 "LIFEBOAT_FEDERATION_ALLOW_PRIVATE_ADDRESSES": "true",
                 "LIFEBOAT_ACCOUNTS_KEY_BITS": "2048",
                 "LIFEBOAT_BACKUPS_KDF_MEMORY_KIB": "19456",
@@ -122,14 +283,10 @@ class Pod:
             }
         )
         if smtp is not None:
-            self.env.update(
-                {
-                    "LIFEBOAT_MAIL_SMTP_HOST": "127.0.0.1",
-                    "LIFEBOAT_MAIL_SMTP_PORT": str(smtp.port),
-                    "LIFEBOAT_MAIL_SMTP_TLS": "none",
-                    "LIFEBOAT_MAIL_FROM": f"lifeboat@{name}.test",
-                }
-            )
+            self.env.update(smtp.pod_env())
+            self.env["LIFEBOAT_MAIL_FROM"] = f"lifeboat@{name}.test"
+        if tls is not None:
+            self.env["LIFEBOAT_FEDERATION_EXTRA_CA_FILE"] = str(tls.pem)
         self.env.update(env or {})
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         self.process = None
@@ -145,7 +302,7 @@ class Pod:
         if self.process.poll() is not None:
             raise AssertionError(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
         try:
-            return requests.get(self.url + "/healthz", timeout=1).status_code == 200
+            return requests.get(self.local_url + "/healthz", timeout=1).status_code == 200
         except requests.RequestException:
             return False
 
@@ -171,6 +328,8 @@ class Pod:
             self.stop()
         except AssertionError:
             pass
+        if self.front:
+            self.front.stop()
         if self._tmp:
             self._tmp.cleanup()
 
