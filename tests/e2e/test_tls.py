@@ -104,12 +104,12 @@ def test_a_peer_whose_certificate_is_not_trusted_gets_nothing_and_the_delivery_i
     assert any("UnknownIssuer" in line and a.host in line for line in refused_deliveries(c, untrusted))
     assert len(a.front.refused) >= 2 and a.front.handshakes == handshakes, "C broke off every handshake"
     # (A is read through its admin socket: the test itself cannot reach it over https now)
-    assert test_migration.contacts_of(a, "anna", tmp_path)[carl_id]["receiving"] is True, "nothing reached A"
+    assert test_migration.contacts_of(a, "anna", tmp_path)[carl_id]["sharing"] is True, "nothing reached A: carl still shares with anna there"
 
     # A certificate from the trusted CA but for another name is refused as well.
     a.front.use(ca.issue(["elsewhere.test"]))
     wait_until(lambda: refused_deliveries(c, "its certificate is for another host name"), what="a refusal for the wrong name")
-    assert test_migration.contacts_of(a, "anna", tmp_path)[carl_id]["receiving"] is True, "still nothing reached A"
+    assert test_migration.contacts_of(a, "anna", tmp_path)[carl_id]["sharing"] is True, "still nothing reached A"
 
     # With a good certificate again, the retried delivery arrives, once.
     a.front.use(ca.issue())
