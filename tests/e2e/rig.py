@@ -97,7 +97,7 @@ class SmtpSink:
 class Pod:
     """One `lifeboat serve` child process on a free port and a temporary folder."""
 
-    def __init__(self, smtp=None, env=None, name="pod", data_dir=None, port=None):
+    def __init__(self, smtp=None, env=None, name="pod", data_dir=None, port=None, log_path=None):
         self.name = name
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -131,7 +131,7 @@ class Pod:
                 }
             )
         self.env.update(env or {})
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self.log_path = Path(log_path) if log_path else self.data_dir.parent / f"{self.data_dir.name}.log"
         self.process = None
 
     def start(self, wait=True):
