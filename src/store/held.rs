@@ -283,6 +283,8 @@ impl HeldLog {
     pub fn remove(&self, segment: u64) -> Result<()> {
         let path = self.path(segment);
         std::fs::remove_file(&path).map_err(|e| Error::internal(format!("cannot remove {}: {e}", path.display())))?;
+        // Else a power cut brings the segment back, with the backups erased from it.
+        sync_folder(&self.inner.dir)?;
         self.state().freed_around.remove(&segment);
         Ok(())
     }
@@ -316,6 +318,10 @@ impl HeldLog {
             }
             at = at.max(range.1);
         }
+        // Synced, so the freed bytes do not come back with a power cut (a hole is
+        // metadata; the zeroes written where holes are not supported are data).
+        file.sync_data()
+            .map_err(|e| Error::internal(format!("cannot sync {}: {e}", path.display())))?;
         self.state().freed_around.insert(segment, fingerprint);
         Ok(freed)
     }
@@ -327,7 +333,11 @@ impl HeldLog {
         std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
-            .and_then(|file| free_range(&file, location.offset, location.len))
+            .and_then(|file| {
+                free_range(&file, location.offset, location.len)?;
+                // Erased for good only once synced: a power cut would bring it back.
+                file.sync_data()
+            })
             .map_err(|e| Error::internal(format!("cannot erase a held backup in {}: {e}", path.display())))
     }
 

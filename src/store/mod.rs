@@ -30,6 +30,7 @@ pub mod held;
 pub mod mail;
 pub mod people;
 pub mod restore;
+mod sled_files;
 
 /// The schema this binary writes. Bump it when a layout changes; start-up refuses a
 /// store whose schema is newer than this and upgrades an older one.
@@ -200,6 +201,7 @@ struct Inner {
     trees: Vec<sled::Tree>,
     dir: PathBuf,
     held: held::HeldLog,
+    sled_files: Arc<sled_files::SledFiles>,
     committer: std::sync::mpsc::Sender<CommitJob>,
     /// Work to do after the next successful sync ([`Store::after_durable`]).
     after_durable: Arc<Mutex<Vec<AfterDurable>>>,
@@ -230,8 +232,7 @@ impl Store {
 
     /// [`Store::open`] with a cache of at most `cache_bytes`.
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> std::result::Result<Store, OpenFailure> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::internal(format!("cannot create data folder {}: {e}", dir.display())))?;
+        create_folder_durably(dir)?;
         let lock_path = dir.join("lifeboat.lock");
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -272,13 +273,17 @@ impl Store {
             .collect::<sled::Result<Vec<_>>>()
             .map_err(Error::from)?;
         let held = held::HeldLog::open(&dir.join(backups::HELD_DIR), db.clone())?;
+        let sled_files = Arc::new(sled_files::SledFiles::open(&dir.join("db"))?);
+        // The lock file, `db/` and `held/`, which opening may have created.
+        held::sync_folder(dir)?;
         let (committer, jobs) = std::sync::mpsc::channel();
         let after_durable = Arc::new(Mutex::new(Vec::new()));
         {
-            let (db, trees, after_durable) = (db.clone(), trees.clone(), after_durable.clone());
+            let (db, trees, after_durable, files) =
+                (db.clone(), trees.clone(), after_durable.clone(), sled_files.clone());
             std::thread::Builder::new()
                 .name("store-commit".into())
-                .spawn(move || group_commit(db, trees, jobs, after_durable))
+                .spawn(move || group_commit(db, files, trees, jobs, after_durable))
                 .map_err(|e| Error::internal(format!("cannot start the committer thread: {e}")))?;
         }
         let store = Store {
@@ -287,6 +292,7 @@ impl Store {
                 trees,
                 dir: dir.to_path_buf(),
                 held,
+                sled_files,
                 committer,
                 after_durable,
                 _lock: lock,
@@ -402,7 +408,7 @@ impl Store {
     /// Makes every write done so far durable, blocking (CLI and shutdown).
     pub fn flush(&self) -> Result<()> {
         self.inner.db.flush()?;
-        Ok(())
+        self.inner.sled_files.sync()
     }
 
     /// Reads every value of every tree and reports what does not decode.
@@ -509,6 +515,22 @@ pub fn abort<T>(e: Error) -> std::result::Result<T, ConflictableTransactionError
     Err(ConflictableTransactionError::Abort(e))
 }
 
+/// Creates the data folder, and each missing folder above it, so that its entry
+/// survives a power cut: each one's parent is synced once it exists.
+fn create_folder_durably(dir: &Path) -> Result<()> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::internal(format!("cannot create data folder {}: {e}", dir.display())))?;
+    for made in missing.iter().rev() {
+        let parent = made.parent().filter(|p| !p.as_os_str().is_empty());
+        held::sync_folder(parent.unwrap_or(Path::new(".")))?;
+    }
+    Ok(())
+}
+
 /// Refuses a newer schema; returns the store's schema (this binary's for a new store).
 fn check_schema(db: &sled::Db) -> Result<u32> {
     let meta = db.open_tree(Tree::Meta.name())?;
@@ -568,6 +590,7 @@ struct UnitAborted(usize, Error);
 /// before a flush started runs once it succeeded. Ends when the store is dropped.
 fn group_commit(
     db: sled::Db,
+    files: Arc<sled_files::SledFiles>,
     trees: Vec<sled::Tree>,
     jobs: std::sync::mpsc::Receiver<CommitJob>,
     after_durable: Arc<Mutex<Vec<AfterDurable>>>,
@@ -605,8 +628,8 @@ fn group_commit(
         }
         // 3. One flush for everything so far.
         let queued = std::mem::take(&mut *after_durable.lock().unwrap_or_else(|e| e.into_inner()));
-        let flushed = match db.flush() {
-            Ok(_) => {
+        let flushed = match db.flush().map_err(Error::from).and_then(|_| files.sync()) {
+            Ok(()) => {
                 for work in queued {
                     work();
                 }

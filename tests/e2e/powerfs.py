@@ -22,9 +22,10 @@ The durability rule is what POSIX and ext4 promise, and nothing more:
   Modes, owners and times are not modelled (they survive as they are).
 
 Run as a program (`python powerfs.py MOUNTPOINT`) it mounts and then reads commands
-on standard input, answering each on standard output: `cut` (unmount, drop the
-pending layer, mount again; answers `ready`), `stats` (a JSON line of counters),
-`quit`. `PowerFs` runs it as a child process for the tests.
+on standard input, answering each on standard output: `arm N` (the power goes at
+the N-th change from now, see `PowerCutFs.arm`; answers `armed`), `cut` (the power
+goes, if it has not yet; unmount, drop the pending layer, mount again; answers
+`ready`), `stats` (a JSON line of counters), `quit`. `PowerFs` runs it as a child process for the tests.
 """
 
 import errno
@@ -131,7 +132,11 @@ class PowerCutFs:
         self.root = Node(stat.S_IFDIR | 0o755)
         self.handles = {}
         self.next_fh = 1
-        self.stats = {"fsyncs": 0, "dir_fsyncs": 0, "cuts": 0, "dropped_bytes": 0, "dropped_names": 0}
+        self.armed = None  # changes left before the power goes (see arm)
+        self.frozen_at = None  # the change the power went at
+        self.dead = False  # the power went; nothing changes until the cut
+        self.thaw = threading.Event()
+        self.stats = {"fsyncs": 0, "dir_fsyncs": 0, "cuts": 0, "dropped_bytes": 0, "dropped_names": 0, "last_cut": {}}
 
     # Lookups.
     def _walk(self, path):
@@ -162,29 +167,67 @@ class PowerCutFs:
         self.handles[fh] = node
         return fh
 
+    # The moment of the cut.
+    def arm(self, ops):
+        """The power goes just before the `ops`-th change from now (a write, a sync, a
+        name made or removed): that change and every later one never happen, and the
+        programs using the filesystem hang in it until the cut."""
+        with self.lock:
+            self.armed, self.frozen_at = ops, None
+
+    def _gate(self, op, path):
+        with self.lock:
+            if self.dead:
+                raise oserror(errno.EIO)
+            if self.armed is not None:
+                self.armed -= 1
+                if self.armed <= 0:
+                    self.armed, self.frozen_at = None, f"{op} {path}"
+                    self.thaw.clear()
+            frozen = self.frozen_at is not None
+        if frozen:
+            self.thaw.wait()
+            raise oserror(errno.EIO)
+
+    def lose_power(self):
+        """From now on nothing changes any more; a frozen change fails."""
+        with self.lock:
+            self.dead = True
+            self.armed = None
+        self.thaw.set()
+
     # The power cut.
     def power_cut(self):
         """Keeps only what was made durable (see the module doc)."""
         with self.lock:
             seen = set()
+            last = self.stats["last_cut"] = {}
 
-            def revert(node):
+            def revert(node, path):
                 if node.ino in seen:
                     return
                 seen.add(node.ino)
                 if node.is_file():
-                    self.stats["dropped_bytes"] += node.pending_bytes()
+                    dropped = node.pending_bytes()
+                    if dropped:
+                        last[path] = dropped
+                    self.stats["dropped_bytes"] += dropped
                     node.data = bytearray(node.durable)
                     node.dirty, node.shortest = [], len(node.durable)
                 elif node.is_dir():
-                    self.stats["dropped_names"] += len(set(node.entries.items()) ^ set(node.durable_entries.items()))
+                    changed = set(node.entries.items()) ^ set(node.durable_entries.items())
+                    if changed:
+                        last[path + "/"] = sorted({name for name, _ in changed})
+                    self.stats["dropped_names"] += len(changed)
                     node.entries = dict(node.durable_entries)
-                    for child in node.entries.values():
-                        revert(child)
+                    for name, child in node.entries.items():
+                        revert(child, f"{path}/{name}")
 
-            revert(self.root)
+            revert(self.root, "")
             self.handles.clear()
             self.stats["cuts"] += 1
+            self.stats["frozen_at"] = self.frozen_at
+            self.dead, self.frozen_at = False, None
 
     # Operations.
     def init(self, path):
@@ -239,6 +282,7 @@ class PowerCutFs:
             return 0
 
     def fsyncdir(self, path, datasync, fh):
+        self._gate("fsyncdir", path)
         with self.lock:
             node = self._node(path, fh)
             node.durable_entries = dict(node.entries)
@@ -255,16 +299,19 @@ class PowerCutFs:
         return node
 
     def mkdir(self, path, mode):
+        self._gate("mkdir", path)
         with self.lock:
             self._make(path, stat.S_IFDIR | (mode & 0o7777))
             return 0
 
     def mknod(self, path, mode, dev):
+        self._gate("mknod", path)
         with self.lock:
             self._make(path, mode)
             return 0
 
     def create(self, path, mode, fi=None):
+        self._gate("create", path)
         with self.lock:
             node = self._make(path, stat.S_IFREG | (mode & 0o7777))
             return self._open(node)
@@ -292,12 +339,14 @@ class PowerCutFs:
             return bytes(node.data[offset : offset + size])
 
     def write(self, path, data, offset, fh):
+        self._gate("write", path)
         with self.lock:
             node = self._node(path, fh)
             node.write(data, offset)
             return len(data)
 
     def truncate(self, path, length, fh=None):
+        self._gate("truncate", path)
         with self.lock:
             node = self._node(path, fh)
             if not node.is_file():
@@ -306,6 +355,7 @@ class PowerCutFs:
             return 0
 
     def fsync(self, path, datasync, fh):
+        self._gate("fsync", path)
         with self.lock:
             node = self._node(path, fh)
             if node.is_file():
@@ -314,6 +364,7 @@ class PowerCutFs:
             return 0
 
     def unlink(self, path):
+        self._gate("unlink", path)
         with self.lock:
             parent, name = self._parent(path)
             node = parent.entries.get(name)
@@ -326,6 +377,7 @@ class PowerCutFs:
             return 0
 
     def rmdir(self, path):
+        self._gate("rmdir", path)
         with self.lock:
             parent, name = self._parent(path)
             node = parent.entries.get(name)
@@ -340,6 +392,7 @@ class PowerCutFs:
             return 0
 
     def rename(self, old, new):
+        self._gate("rename", old)
         with self.lock:
             src, src_name = self._parent(old)
             dst, dst_name = self._parent(new)
@@ -409,6 +462,11 @@ def serve(mountpoint):
         setattr(Ops, name, staticmethod(getattr(fs, name)))
 
     def unmount():
+        # The programs killed at the cut may take a moment to let go of the mount.
+        for _ in range(200):
+            if subprocess.run(["fusermount3", "-u", mountpoint], capture_output=True).returncode == 0:
+                return
+            time.sleep(0.05)
         subprocess.run(["fusermount3", "-u", mountpoint], check=True)
 
     def commands():
@@ -416,10 +474,14 @@ def serve(mountpoint):
             command = line.strip()
             if command == "stats":
                 with fs.lock:
-                    print(json.dumps(fs.stats), flush=True)
+                    print(json.dumps(dict(fs.stats, frozen=fs.frozen_at)), flush=True)
+            elif command.startswith("arm "):
+                fs.arm(int(command.split()[1]))
+                print("armed", flush=True)
             elif command in ("cut", "quit"):
                 mounted.wait()
                 state[command] = True
+                fs.lose_power()
                 unmount()
                 if command == "quit":
                     return
@@ -468,9 +530,15 @@ class PowerFs:
         self.process.stdin.write(command + "\n")
         self.process.stdin.flush()
 
+    def arm(self, ops):
+        """See `PowerCutFs.arm`."""
+        self._send(f"arm {ops}")
+        self._expect("armed")
+
     def cut(self):
-        """The power goes and comes back: only what was made durable is left. Every
-        process using the mount must have ended first."""
+        """The power goes (if it has not at an armed change) and comes back: only what
+        was made durable is left. Kill the processes using the mount first: they are
+        let go of here, and the mount is back once they have ended."""
         self._send("cut")
         self._expect("ready")
 
