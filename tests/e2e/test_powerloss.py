@@ -28,9 +28,8 @@ from pathlib import Path
 import pytest
 import requests
 
-import rig
 from powerfs import PowerFs
-from rig import Pod, wait_until
+from rig import Pod, binary, wait_until
 from test_backup_holder import ON, confirmed_slot, key, push, seal, status
 from test_sharing import contacts
 
@@ -39,10 +38,11 @@ pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /
 QUICK = {
     "LIFEBOAT_BACKUPS_PUSHES_PER_MINUTE": "100000",
     "LIFEBOAT_FEDERATION_DELIVERY_RETRY_FIRST": "1s",
+    "LIFEBOAT_FEDERATION_UNREACHABLE_FOR": "1s",
     "LIFEBOAT_SERVER_TRUSTED_PROXIES": "127.0.0.1",
 }
-A_USERS = [f"anna{i}" for i in range(4)]
-B_USERS = [f"ben{i}" for i in range(10)]
+A_USERS = [f"anna{i}" for i in range(6)]
+B_USERS = [f"ben{i}" for i in range(25)]
 
 
 def password(name):
@@ -63,7 +63,6 @@ class Ledger:
         self.a_to_b = set()  # (anna, ben): added on A, acknowledged by A
         self.b_to_a = set()  # (ben, anna): added on B, acknowledged by B
         self.failures = []  # unexpected answers while the pod was up
-        self.sign_ins = 0
         self.counts = {"pushes": 0, "accounts": 0, "a_to_b": 0, "b_to_a": 0}
 
     def fail(self, what):
@@ -97,7 +96,7 @@ def user_adder(ledger, pod, names):
                 return
             ledger.accounts_in_flight.add(name)
             child = subprocess.Popen(
-                [str(rig.binary()), "user", "add", name, "--email", f"{name}@example.org"],
+                [str(binary()), "user", "add", name, "--email", f"{name}@example.org"],
                 env=pod.env,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -117,9 +116,13 @@ def user_adder(ledger, pod, names):
 
 
 def contact_adder(ledger, session, pod, pairs, target_host, acked):
-    for me, them in pairs:
-        if ledger.stop.is_set():
-            return
+    """Adds the next pair's contact every few tenths of a second, so that some are
+    acknowledged just before the cut (sled syncs its log by itself every half second)."""
+    while not ledger.stop.is_set():
+        with ledger.lock:
+            if not pairs:
+                return
+            me, them = pairs.pop()
         try:
             r = session[me].post(
                 pod.url + "/contacts",
@@ -136,7 +139,20 @@ def contact_adder(ledger, session, pod, pairs, target_host, acked):
         with ledger.lock:
             acked.add((me, them))
             ledger.counts["a_to_b" if pod.name == "a" else "b_to_a"] += 1
-        time.sleep(0.1)
+        ledger.stop.wait(0.3)
+
+
+def worker(ledger, target, *args):
+    """A load thread whose crash fails the test (instead of passing as a warning)."""
+
+    def run():
+        try:
+            target(ledger, *args)
+        except Exception as e:  # noqa: BLE001 - reported, and the test fails on it
+            with ledger.lock:
+                ledger.failures.append(f"{target.__name__}: {e!r}")
+
+    return threading.Thread(target=run)
 
 
 def kill(ledger, pod):
@@ -149,8 +165,26 @@ def kill(ledger, pod):
             child.kill()
 
 
+_clients = iter(range(1, 1 << 16))
+
+
+def sign_in(pod, name):
+    """A sign-in from an address of its own (told by the trusted proxy header, so
+    sign-ins are not rate-limited as if they all came from one client); the status
+    and the session."""
+    n = next(_clients)
+    client = {"X-Forwarded-For": f"198.18.{n // 250}.{n % 250 + 1}"}
+    s = requests.Session()
+    s.headers.update(client)
+    s.get(pod.url + "/users/sign_in")
+    r = s.post(pod.url + "/users/sign_in", data={"csrf": s.cookies["lb_csrf"], "login": name, "password": password(name)}, allow_redirects=False)
+    return r.status_code, s
+
+
 def sessions_for(pod, names):
-    return {name: rig.sign_in(pod, name, password(name)) for name in names}
+    signed_in = {name: sign_in(pod, name) for name in names}
+    assert all(code == 303 for code, _ in signed_in.values()), signed_in
+    return {name: s for name, (_, s) in signed_in.items()}
 
 
 def verify(ledger, a, b, b_sessions, new_accounts):
@@ -165,14 +199,8 @@ def verify(ledger, a, b, b_sessions, new_accounts):
     listed = a.cli("user", "list").stdout
     in_flight = {n for n in ledger.accounts_in_flight if re.search(rf"^{n}\b", listed, re.M)}
     for name in new_accounts + sorted(in_flight):
-        # Each sign-in from an address of its own (told by the trusted proxy header):
-        # sign-ins are rate-limited per client.
-        ledger.sign_ins += 1
-        client = {"X-Forwarded-For": f"198.18.{ledger.sign_ins // 250}.{ledger.sign_ins % 250 + 1}"}
-        s = requests.Session()
-        s.get(a.url + "/users/sign_in", headers=client)
-        r = s.post(a.url + "/users/sign_in", data={"csrf": s.cookies["lb_csrf"], "login": name, "password": password(name)}, headers=client, allow_redirects=False)
-        assert r.status_code == 303, f"{name} cannot sign in after the cut: {r.status_code}"
+        code, _ = sign_in(a, name)
+        assert code == 303, f"{name} cannot sign in after the cut: {code}"
         ledger.accounts[name] = True
     missing = [n for n in ledger.accounts if not re.search(rf"^{n}\b", listed, re.M)]
     assert not missing, f"acknowledged accounts gone: {missing}"
@@ -186,14 +214,14 @@ def verify(ledger, a, b, b_sessions, new_accounts):
         expected = {f"{anna}@{a.host}" for anna, b2 in ledger.a_to_b if b2 == ben}
         wait_until(
             lambda: expected <= {i for i, s in contacts(b_sessions[ben], b).items() if s in ("shares with you", "mutual")},
-            timeout=60,
+            timeout=30,
             what=f"A's deliveries to {ben}",
         )
     for anna in {anna for _, anna in ledger.b_to_a}:
         expected = {f"{ben}@{b.host}" for ben, a2 in ledger.b_to_a if a2 == anna}
         wait_until(
             lambda: expected <= {i for i, s in contacts(ledger.sessions[anna], a).items() if s in ("shares with you", "mutual")},
-            timeout=60,
+            timeout=30,
             what=f"B's deliveries to {anna}",
         )
 
@@ -204,7 +232,7 @@ def run(cuts, smtp, tmp_path):
     rng = random.Random(seed)
     fs = PowerFs(tmp_path / "power")
     a = Pod(smtp=smtp, env={**ON, **QUICK}, name="a", data_dir=fs.mountpoint / "a", log_path=tmp_path / "a.log")
-    b = Pod(smtp=smtp, env=QUICK, name="b")
+    b = Pod(smtp=smtp, env=QUICK, name="b", log_path=tmp_path / "b.log")
     try:
         a.start()
         b.start()
@@ -233,10 +261,10 @@ def run(cuts, smtp, tmp_path):
         for round_ in range(cuts):
             ledger.stop.clear()
             names = [f"user{round_}x{n}" for n in range(20)]
-            workers = [threading.Thread(target=pusher, args=(ledger, a, email, 200 if slot["confirmed"] else 202)) for email, slot in ledger.slots.items()]
-            workers.append(threading.Thread(target=user_adder, args=(ledger, a, names)))
-            workers.append(threading.Thread(target=contact_adder, args=(ledger, ledger.sessions, a, a_to_b[2 * round_ : 2 * round_ + 2], b.host, ledger.a_to_b)))
-            workers.append(threading.Thread(target=contact_adder, args=(ledger, b_sessions, b, b_to_a[2 * round_ : 2 * round_ + 2], a.host, ledger.b_to_a)))
+            workers = [worker(ledger, pusher, a, email, 200 if slot["confirmed"] else 202) for email, slot in ledger.slots.items()]
+            workers.append(worker(ledger, user_adder, a, names))
+            workers.append(worker(ledger, contact_adder, ledger.sessions, a, a_to_b, b.host, ledger.a_to_b))
+            workers.append(worker(ledger, contact_adder, b_sessions, b, b_to_a, a.host, ledger.b_to_a))
             before = dict(ledger.counts)
             [w.start() for w in workers]
             # The power goes at a random change the pod makes to its files (pending
