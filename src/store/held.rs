@@ -64,6 +64,8 @@ struct LogInner {
     dir: PathBuf,
     /// Where segment ids come from (ids increase over the life of the store).
     ids: sled::Db,
+    /// The free space a backup must leave on the disk.
+    room: super::Room,
     state: Mutex<State>,
     /// One tidy pass at a time.
     tidying: Mutex<()>,
@@ -135,7 +137,7 @@ pub struct QuietSegment {
 
 impl HeldLog {
     /// Opens the folder (creating it, owner-only). Writing starts in a new segment.
-    pub fn open(dir: &Path, ids: sled::Db) -> Result<HeldLog> {
+    pub fn open(dir: &Path, ids: sled::Db, room: super::Room) -> Result<HeldLog> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -146,6 +148,7 @@ impl HeldLog {
             inner: Arc::new(LogInner {
                 dir: dir.to_path_buf(),
                 ids,
+                room,
                 state: Mutex::new(State::default()),
                 tidying: Mutex::new(()),
                 retired: Arc::new(tokio::sync::Notify::new()),
@@ -170,6 +173,7 @@ impl HeldLog {
     /// Blocking: call it off the async runtime.
     pub fn stage(&self, bytes: &[u8]) -> Result<Staged> {
         let len = bytes.len() as u64;
+        self.inner.room.check(len)?;
         let staged = {
             let mut state = self.state();
             let full = state
@@ -199,6 +203,9 @@ impl HeldLog {
             }
         };
         staged.file.write_all_at(bytes, staged.location.offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::StorageFull {
+                return Error::disk_full();
+            }
             Error::internal(format!(
                 "cannot write to {}: {e}",
                 self.path(staged.location.segment).display()
@@ -418,7 +425,11 @@ mod tests {
     fn log() -> (tempfile::TempDir, HeldLog) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let log = HeldLog::open(&dir.path().join("held"), db).unwrap();
+        let room = super::super::Room {
+            dir: dir.path().to_path_buf(),
+            min_free: 0,
+        };
+        let log = HeldLog::open(&dir.path().join("held"), db, room).unwrap();
         (dir, log)
     }
 
