@@ -9,6 +9,9 @@
 //! every start). [`SledFiles::sync`] runs after every flush, before anything is
 //! acknowledged: `fdatasync` of the log, `fsync` of each new blob and of their folder.
 //! [`SledFiles::open`] makes the folders and files that opening the store made durable.
+//! After each flush, 4–8 MiB of disk are kept reserved past the log's end, so that a
+//! disk filled by another program does not fail sled's next writes (sled fails for
+//! good after one such failure; see [`super::Room`] for lifeboat's own writes).
 //! The power-loss test (`tests/e2e/test_powerloss.py`) fails without either.
 //!
 //! Left to sled: a blob is synced here after the flush that points at it, so a cut in
@@ -32,18 +35,32 @@ pub struct SledFiles {
     log: File,
     /// The blobs synced so far, by name.
     blobs: Mutex<HashSet<OsString>>,
+    /// How far the log's blocks are reserved ahead of its end ([`LOG_AHEAD`]).
+    reserved_to: Mutex<u64>,
 }
+
+/// Disk space reserved past the end of sled's log, so that its next writes land in
+/// blocks it already has. sled fails for good after one write fails for want of
+/// space, and [`super::Room`] only stops lifeboat's own writes: another program may
+/// take the last free byte while sled still has writes on their way.
+const LOG_AHEAD: u64 = 8 << 20;
 
 impl SledFiles {
     /// Opens the log of the store sled has just opened in `dir` and makes what is in
     /// the folder now durable: the log, `conf`, every blob, and the folder's entries.
     pub fn open(dir: &Path) -> Result<SledFiles> {
         let log_path = dir.join("db");
-        let log = File::open(&log_path).map_err(|e| io_error("open", &log_path, e))?;
+        // Writable only for the space reserved past its end; nothing is written here.
+        let log = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(|e| io_error("open", &log_path, e))?;
         let files = SledFiles {
             dir: dir.to_path_buf(),
             log,
             blobs: Mutex::new(HashSet::new()),
+            reserved_to: Mutex::new(0),
         };
         let conf = dir.join("conf");
         match File::open(&conf) {
@@ -62,6 +79,7 @@ impl SledFiles {
         self.log
             .sync_data()
             .map_err(|e| io_error("sync", &self.dir.join("db"), e))?;
+        self.reserve_ahead();
         let blobs = self.dir.join("blobs");
         let mut synced = self.blobs.lock().unwrap_or_else(|e| e.into_inner());
         let mut present = HashSet::with_capacity(synced.len());
@@ -90,6 +108,32 @@ impl SledFiles {
         }
         *synced = present;
         Ok(())
+    }
+}
+
+impl SledFiles {
+    /// Keeps between half of [`LOG_AHEAD`] and all of it reserved past the log's end
+    /// (again after sled shortened the log). A reservation that fails (the disk is
+    /// full) is tried again after the next flush.
+    fn reserve_ahead(&self) {
+        use std::os::fd::AsRawFd;
+        let Ok(len) = self.log.metadata().map(|m| m.len()) else {
+            return;
+        };
+        let mut reserved_to = self.reserved_to.lock().unwrap_or_else(|e| e.into_inner());
+        if len + LOG_AHEAD / 2 <= *reserved_to && *reserved_to <= len + LOG_AHEAD {
+            return;
+        }
+        let (Ok(start), Ok(count)) = (libc::off_t::try_from(len), libc::off_t::try_from(LOG_AHEAD)) else {
+            return;
+        };
+        // SAFETY: a plain system call on a descriptor this struct owns.
+        let done = unsafe { libc::fallocate(self.log.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, start, count) };
+        if done == 0 {
+            *reserved_to = len + LOG_AHEAD;
+        } else {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "cannot reserve space past the store's log");
+        }
     }
 }
 
