@@ -2,7 +2,7 @@
 # Runs lifeboat's whole test suite: Rust unit and integration tests, then the
 # end-to-end tests (real lifeboat processes, a real SMTP server, headless Chromium,
 # libsodium through PyNaCl). Installs what the tests need on a fresh Debian machine:
-# Chromium and chromedriver from apt, Python modules into ./.venv.
+# Chromium, chromedriver and fuse3 from apt, Python modules into ./.venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,7 @@ need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+command -v fusermount3 >/dev/null || need_apt+=(fuse3)  # powerfs, the power-loss tests' filesystem
 if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then need_apt+=(python3-venv); fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]} (apt)"

@@ -415,6 +415,7 @@ options! {
         trusted_proxies: Vec<String> = Vec::new(), "Proxy addresses whose X-Forwarded-For is believed (the rightmost untrusted address is the client).", proxies;
         max_body_bytes: u64 = 1024 * 1024, "Largest request body accepted by pages and federation endpoints (backup pushes have their own limit).", at_least::<1024>;
         store_cache_mib: u64 = 64, "Most memory (MiB) the store keeps as its cache; more makes large pods' pages faster, less keeps a small pod small.", at_least::<8>;
+        min_free_mib: u64 = 64, "Free space (MiB) kept on the data folder's disk: below it, whatever would write answers 507 (disk full) and stores nothing, until space returns.", at_least::<1>;
         log: String = "info".into(), "Log filter (tracing syntax: error, warn, info, debug, or per module).", |s: &String| tracing_subscriber::EnvFilter::try_new(s).map(|_| ()).map_err(|e| e.to_string());
     }
     /// Talking to other pods.
@@ -633,6 +634,10 @@ mod tests {
         assert_eq!(
             loaded.config.server.store_cache_mib << 20,
             crate::store::DEFAULT_CACHE_BYTES
+        );
+        assert_eq!(
+            loaded.config.server.min_free_mib << 20,
+            crate::store::DEFAULT_MIN_FREE_BYTES
         );
     }
 

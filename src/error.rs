@@ -43,7 +43,7 @@ pub enum Error {
     /// Too many requests from this client or for this target.
     #[error("{0}")]
     RateLimited(String),
-    /// The pod is out of room for what was asked (backup quota).
+    /// The pod is out of room for what was asked (backup quota, a full disk).
     #[error("{0}")]
     InsufficientStorage(String),
     /// A remote pod could not be reached or answered something unusable.
@@ -83,6 +83,11 @@ impl Error {
         }
     }
 
+    /// The data folder's disk is full: nothing was stored (507).
+    pub fn disk_full() -> Self {
+        Error::InsufficientStorage("this pod's disk is full: nothing was stored; try again later".into())
+    }
+
     /// Shorthand for [`Error::BadRequest`].
     pub fn bad(msg: impl Into<String>) -> Self {
         Error::BadRequest(msg.into())
@@ -96,7 +101,10 @@ impl Error {
 
 impl From<sled::Error> for Error {
     fn from(e: sled::Error) -> Self {
-        Error::Internal(format!("storage: {e}"))
+        match e {
+            sled::Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => Error::disk_full(),
+            e => Error::Internal(format!("storage: {e}")),
+        }
     }
 }
 
@@ -111,6 +119,9 @@ impl From<sled::transaction::TransactionError<Error>> for Error {
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            return Error::disk_full();
+        }
         Error::Internal(format!("i/o: {e}"))
     }
 }

@@ -360,9 +360,15 @@ impl EmlTransport {
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        let existed = dir.is_dir();
         builder
             .create(&dir)
             .map_err(|e| Error::internal(format!("cannot create the mail outbox {}: {e}", dir.display())))?;
+        if !existed {
+            // Its entry in the data folder, so that mail written into it survives a power cut.
+            let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+            crate::store::held::sync_folder(parent.unwrap_or(Path::new(".")))?;
+        }
         Ok(EmlTransport { dir })
     }
 

@@ -290,7 +290,11 @@ async fn run(cli: Cli, env: BTreeMap<String, String>) -> Result<()> {
 /// the data folder, else on the store opened here.
 async fn podmin(config: Config, request: AdminRequest) -> Result<AdminReply> {
     let dir = config.server.data_dir.clone();
-    match Store::open_with_cache(&dir, config.server.store_cache_mib << 20) {
+    match Store::open_with(
+        &dir,
+        config.server.store_cache_mib << 20,
+        config.server.min_free_mib << 20,
+    ) {
         Ok(store) => {
             let pod = Pod::new(config, store)?;
             let reply = admin::execute(&pod, request).await;

@@ -14,7 +14,11 @@ use crate::{admin, web, Error, Result};
 /// Runs the pod until a shutdown signal.
 pub async fn serve(config: Config) -> Result<()> {
     let dir = config.server.data_dir.clone();
-    let store = match Store::open_with_cache(&dir, config.server.store_cache_mib << 20) {
+    let store = match Store::open_with(
+        &dir,
+        config.server.store_cache_mib << 20,
+        config.server.min_free_mib << 20,
+    ) {
         Ok(store) => store,
         Err(OpenFailure::Busy(msg)) => {
             return Err(Error::Conflict(format!(

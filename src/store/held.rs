@@ -64,6 +64,8 @@ struct LogInner {
     dir: PathBuf,
     /// Where segment ids come from (ids increase over the life of the store).
     ids: sled::Db,
+    /// The free space a backup must leave on the disk.
+    room: super::Room,
     state: Mutex<State>,
     /// One tidy pass at a time.
     tidying: Mutex<()>,
@@ -135,7 +137,7 @@ pub struct QuietSegment {
 
 impl HeldLog {
     /// Opens the folder (creating it, owner-only). Writing starts in a new segment.
-    pub fn open(dir: &Path, ids: sled::Db) -> Result<HeldLog> {
+    pub fn open(dir: &Path, ids: sled::Db, room: super::Room) -> Result<HeldLog> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -146,6 +148,7 @@ impl HeldLog {
             inner: Arc::new(LogInner {
                 dir: dir.to_path_buf(),
                 ids,
+                room,
                 state: Mutex::new(State::default()),
                 tidying: Mutex::new(()),
                 retired: Arc::new(tokio::sync::Notify::new()),
@@ -170,6 +173,7 @@ impl HeldLog {
     /// Blocking: call it off the async runtime.
     pub fn stage(&self, bytes: &[u8]) -> Result<Staged> {
         let len = bytes.len() as u64;
+        self.inner.room.check(len)?;
         let staged = {
             let mut state = self.state();
             let full = state
@@ -199,6 +203,9 @@ impl HeldLog {
             }
         };
         staged.file.write_all_at(bytes, staged.location.offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::StorageFull {
+                return Error::disk_full();
+            }
             Error::internal(format!(
                 "cannot write to {}: {e}",
                 self.path(staged.location.segment).display()
@@ -283,6 +290,8 @@ impl HeldLog {
     pub fn remove(&self, segment: u64) -> Result<()> {
         let path = self.path(segment);
         std::fs::remove_file(&path).map_err(|e| Error::internal(format!("cannot remove {}: {e}", path.display())))?;
+        // Else a power cut brings the segment back, with the backups erased from it.
+        sync_folder(&self.inner.dir)?;
         self.state().freed_around.remove(&segment);
         Ok(())
     }
@@ -316,6 +325,10 @@ impl HeldLog {
             }
             at = at.max(range.1);
         }
+        // Synced, so the freed bytes do not come back with a power cut (a hole is
+        // metadata; the zeroes written where holes are not supported are data).
+        file.sync_data()
+            .map_err(|e| Error::internal(format!("cannot sync {}: {e}", path.display())))?;
         self.state().freed_around.insert(segment, fingerprint);
         Ok(freed)
     }
@@ -327,7 +340,11 @@ impl HeldLog {
         std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
-            .and_then(|file| free_range(&file, location.offset, location.len))
+            .and_then(|file| {
+                free_range(&file, location.offset, location.len)?;
+                // Erased for good only once synced: a power cut would bring it back.
+                file.sync_data()
+            })
             .map_err(|e| Error::internal(format!("cannot erase a held backup in {}: {e}", path.display())))
     }
 
@@ -408,7 +425,11 @@ mod tests {
     fn log() -> (tempfile::TempDir, HeldLog) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let log = HeldLog::open(&dir.path().join("held"), db).unwrap();
+        let room = super::super::Room {
+            dir: dir.path().to_path_buf(),
+            min_free: 0,
+        };
+        let log = HeldLog::open(&dir.path().join("held"), db, room).unwrap();
         (dir, log)
     }
 

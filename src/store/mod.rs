@@ -30,6 +30,7 @@ pub mod held;
 pub mod mail;
 pub mod people;
 pub mod restore;
+mod sled_files;
 
 /// The schema this binary writes. Bump it when a layout changes; start-up refuses a
 /// store whose schema is newer than this and upgrades an older one.
@@ -41,6 +42,10 @@ pub const SCHEMA_VERSION: u32 = 5;
 
 /// The store's cache when no size is configured (`server.store_cache_mib`'s default).
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+
+/// The free space kept on the data folder's disk when none is configured
+/// (`server.min_free_mib`'s default).
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 << 20;
 
 /// The first byte of every stored value: the encoding of what follows.
 const VALUE_VERSION: u8 = 1;
@@ -201,6 +206,8 @@ struct Inner {
     trees: Vec<sled::Tree>,
     dir: PathBuf,
     held: held::HeldLog,
+    room: Room,
+    sled_files: Arc<sled_files::SledFiles>,
     committer: std::sync::mpsc::Sender<CommitJob>,
     /// Work to do after the next successful sync ([`Store::after_durable`]).
     after_durable: Arc<Mutex<Vec<AfterDurable>>>,
@@ -231,8 +238,13 @@ impl Store {
 
     /// [`Store::open`] with a cache of at most `cache_bytes`.
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> std::result::Result<Store, OpenFailure> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::internal(format!("cannot create data folder {}: {e}", dir.display())))?;
+        Store::open_with(dir, cache_bytes, DEFAULT_MIN_FREE_BYTES)
+    }
+
+    /// [`Store::open`] with a cache of at most `cache_bytes`, keeping `min_free_bytes`
+    /// free on the data folder's disk (see [`Room`]).
+    pub fn open_with(dir: &Path, cache_bytes: u64, min_free_bytes: u64) -> std::result::Result<Store, OpenFailure> {
+        create_folder_durably(dir)?;
         let lock_path = dir.join("lifeboat.lock");
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -272,14 +284,22 @@ impl Store {
             .map(|t| db.open_tree(t.name()))
             .collect::<sled::Result<Vec<_>>>()
             .map_err(Error::from)?;
-        let held = held::HeldLog::open(&dir.join(backups::HELD_DIR), db.clone())?;
+        let room = Room {
+            dir: dir.to_path_buf(),
+            min_free: min_free_bytes,
+        };
+        let held = held::HeldLog::open(&dir.join(backups::HELD_DIR), db.clone(), room.clone())?;
+        let sled_files = Arc::new(sled_files::SledFiles::open(&dir.join("db"))?);
+        // The lock file, `db/` and `held/`, which opening may have created.
+        held::sync_folder(dir)?;
         let (committer, jobs) = std::sync::mpsc::channel();
         let after_durable = Arc::new(Mutex::new(Vec::new()));
         {
-            let (db, trees, after_durable) = (db.clone(), trees.clone(), after_durable.clone());
+            let (db, trees, after_durable, files) =
+                (db.clone(), trees.clone(), after_durable.clone(), sled_files.clone());
             std::thread::Builder::new()
                 .name("store-commit".into())
-                .spawn(move || group_commit(db, trees, jobs, after_durable))
+                .spawn(move || group_commit(db, files, trees, jobs, after_durable))
                 .map_err(|e| Error::internal(format!("cannot start the committer thread: {e}")))?;
         }
         let store = Store {
@@ -288,6 +308,8 @@ impl Store {
                 trees,
                 dir: dir.to_path_buf(),
                 held,
+                room,
+                sled_files,
                 committer,
                 after_durable,
                 _lock: lock,
@@ -339,6 +361,7 @@ impl Store {
         work: impl Fn(&Tx) -> std::result::Result<R, ConflictableTransactionError<Error>>,
     ) -> Result<R> {
         use sled::Transactional;
+        self.inner.room.check(0)?;
         let result = self.inner.trees.as_slice().transaction(|trees| work(&Tx { trees }));
         Ok(result?)
     }
@@ -371,6 +394,7 @@ impl Store {
         file: Option<Arc<File>>,
         unit: impl Fn(&Tx) -> std::result::Result<R, ConflictableTransactionError<Error>> + Send + 'static,
     ) -> Result<R> {
+        self.inner.room.check(0)?;
         let (done, answer) = oneshot::channel();
         self.send_job(CommitJob {
             file,
@@ -406,7 +430,7 @@ impl Store {
     /// Makes every write done so far durable, blocking (CLI and shutdown).
     pub fn flush(&self) -> Result<()> {
         self.inner.db.flush()?;
-        Ok(())
+        self.inner.sled_files.sync()
     }
 
     /// Reads every value of every tree and reports what does not decode.
@@ -513,6 +537,68 @@ pub fn abort<T>(e: Error) -> std::result::Result<T, ConflictableTransactionError
     Err(ConflictableTransactionError::Abort(e))
 }
 
+/// The free space kept on the data folder's disk. sled, once one of its writes fails
+/// for want of space, refuses every later one until the process restarts; so the
+/// store refuses work that would write (an [`Error::InsufficientStorage`], 507) while
+/// less than `min_free` is free, before anything is written, and the pod takes
+/// writes again as soon as space returns. The margin covers what is already on its
+/// way to disk (a batch of commits, sled's own upkeep).
+#[derive(Clone, Debug)]
+pub struct Room {
+    dir: PathBuf,
+    min_free: u64,
+}
+
+impl Room {
+    /// Refuses when writing `more` bytes would leave less than the margin free. A
+    /// filesystem that cannot tell its free space is not refused.
+    pub fn check(&self, more: u64) -> Result<()> {
+        match free_bytes(&self.dir) {
+            Some(free) if free < self.min_free.saturating_add(more) => {
+                tracing::warn!(
+                    free,
+                    min_free = self.min_free,
+                    more,
+                    "the data folder's disk is full; writes refused"
+                );
+                Err(Error::disk_full())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The bytes an unprivileged process can still write on `dir`'s filesystem.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid C string and `stats` is written by the call before it is read.
+    let stats = unsafe {
+        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stats.assume_init()
+    };
+    Some((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
+}
+
+/// Creates the data folder, and each missing folder above it, so that its entry
+/// survives a power cut: each one's parent is synced once it exists.
+fn create_folder_durably(dir: &Path) -> Result<()> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::internal(format!("cannot create data folder {}: {e}", dir.display())))?;
+    for made in missing.iter().rev() {
+        let parent = made.parent().filter(|p| !p.as_os_str().is_empty());
+        held::sync_folder(parent.unwrap_or(Path::new(".")))?;
+    }
+    Ok(())
+}
+
 /// Refuses a newer schema; returns the store's schema (this binary's for a new store).
 fn check_schema(db: &sled::Db) -> Result<u32> {
     let meta = db.open_tree(Tree::Meta.name())?;
@@ -572,6 +658,7 @@ struct UnitAborted(usize, Error);
 /// before a flush started runs once it succeeded. Ends when the store is dropped.
 fn group_commit(
     db: sled::Db,
+    files: Arc<sled_files::SledFiles>,
     trees: Vec<sled::Tree>,
     jobs: std::sync::mpsc::Receiver<CommitJob>,
     after_durable: Arc<Mutex<Vec<AfterDurable>>>,
@@ -609,8 +696,8 @@ fn group_commit(
         }
         // 3. One flush for everything so far.
         let queued = std::mem::take(&mut *after_durable.lock().unwrap_or_else(|e| e.into_inner()));
-        let flushed = match db.flush() {
-            Ok(_) => {
+        let flushed = match db.flush().map_err(Error::from).and_then(|_| files.sync()) {
+            Ok(()) => {
                 for work in queued {
                     work();
                 }
@@ -619,7 +706,7 @@ fn group_commit(
             Err(e) => {
                 // Not durable: the work waits for the next flush.
                 after_durable.lock().unwrap_or_else(|e| e.into_inner()).extend(queued);
-                Err(e.to_string())
+                Err((matches!(e, Error::InsufficientStorage(_)), e.to_string()))
             }
         };
         tracing::trace!(
@@ -630,7 +717,8 @@ fn group_commit(
         for (job, outcome) in batch.into_iter().zip(outcomes) {
             let outcome = match (outcome, &flushed) {
                 (Some(Err(e)), _) => Err(e),
-                (_, Err(e)) => Err(Error::internal(format!("flush: {e}"))),
+                (_, Err((true, _))) => Err(Error::disk_full()),
+                (_, Err((false, e))) => Err(Error::internal(format!("flush: {e}"))),
                 (Some(Ok(value)), Ok(())) => Ok(value),
                 (None, Ok(())) => Ok(Box::new(()) as UnitValue),
             };

@@ -252,7 +252,7 @@ class Pod:
     URL (requests trust it when REQUESTS_CA_BUNDLE names the CA) and `self.local_url`
     the plain one the front forwards to."""
 
-    def __init__(self, smtp=None, env=None, name="pod", data_dir=None, port=None, tls=None):
+    def __init__(self, smtp=None, env=None, name="pod", data_dir=None, port=None, tls=None, log_path=None):
         self.name = name
         self.port = port or free_port()
         self.local_url = f"http://127.0.0.1:{self.port}"
@@ -288,7 +288,7 @@ class Pod:
         if tls is not None:
             self.env["LIFEBOAT_FEDERATION_EXTRA_CA_FILE"] = str(tls.pem)
         self.env.update(env or {})
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self.log_path = Path(log_path) if log_path else self.data_dir.parent / f"{self.data_dir.name}.log"
         self.process = None
 
     def start(self, wait=True):
