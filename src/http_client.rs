@@ -1,5 +1,5 @@
 //! lifeboat's one outbound HTTP client, and the rules every request to another pod
-//! obeys (DESIGN §8 "Outbound HTTP", §4 pod origins).
+//! obeys (docs/formats.md, "Outbound requests" and "Pod origins").
 //!
 //! This module owns:
 //! - [`HttpClient`], the only way lifeboat talks HTTP to the outside world. It is

@@ -1,5 +1,6 @@
 //! lifeboat keeps diaspora* accounts alive when their pod dies, and lets them move
-//! between pods. See `DESIGN.md` in the project's shared folder for the formats.
+//! between pods. The formats and rules it follows are in `docs/` (start at
+//! `docs/README.md`).
 //!
 //! Modules, one per domain; each says at its top what it owns:
 //! - [`error`]: the crate-wide error type and its policy.

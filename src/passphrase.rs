@@ -1,8 +1,9 @@
 //! Backup pass phrases: the strength policy and a type that keeps them out of logs.
 //!
-//! Owns the rule of DESIGN §4: a backup holder can guess pass phrases offline against
-//! the `.lfbk` it holds, so the home pod refuses weak ones, with a reason the user can
-//! act on (at least [`MIN_CHARS`] characters and a zxcvbn score of at least 3).
+//! Owns the rule of docs/formats.md, "Pass phrases": a backup holder can guess pass
+//! phrases offline against the `.lfbk` it holds, so the home pod refuses weak ones,
+//! with a reason the user can act on (at least [`MIN_CHARS`] characters and a zxcvbn
+//! score of at least 3).
 //! It does not own key derivation or the file format: see [`crate::sealed`].
 
 use std::fmt;

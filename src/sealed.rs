@@ -1,6 +1,7 @@
-//! The sealed backup file, `.lfbk` (DESIGN §2): its header type, sealing and opening,
-//! the key a home pod keeps instead of the pass phrase, a limiter for the costly key
-//! derivation, and the offline `backups decrypt` command's work.
+//! The sealed backup file, `.lfbk` (docs/formats.md, "The sealed backup file (.lfbk)"):
+//! its header type, sealing and opening, the key a home pod keeps instead of the pass
+//! phrase, a limiter for the costly key derivation, and the offline `backups decrypt`
+//! command's work.
 //!
 //! Layout, all integers little-endian:
 //!
@@ -104,7 +105,7 @@ pub struct KdfBounds {
 
 impl KdfBounds {
     /// What any `.lfbk` reader accepts: from Argon2's own minimum (8 KiB, 1 pass, as
-    /// libsodium) up to the caps of DESIGN §2 (1 GiB, 10 passes).
+    /// libsodium) up to the caps of docs/formats.md, "Cost limits" (1 GiB, 10 passes).
     pub const FORMAT: KdfBounds = KdfBounds {
         min: KdfParams {
             memory_kib: 8,
@@ -116,8 +117,9 @@ impl KdfBounds {
         },
     };
 
-    /// What a backup holder accepts in a push (DESIGN §3): m 19,456–262,144 KiB,
-    /// t 2–10, so that a pusher cannot make a restore cost a gigabyte.
+    /// What a backup holder accepts in a push (docs/holder-api.md, "Check order"): m
+    /// 19,456–262,144 KiB, t 2–10, so that a pusher cannot make a restore cost a
+    /// gigabyte.
     pub const HOLDER: KdfBounds = KdfBounds {
         min: KdfParams {
             memory_kib: 19_456,
@@ -333,9 +335,9 @@ impl PartialEq for SealingKey {
     }
 }
 
-/// What the home pod keeps instead of the pass phrase (DESIGN §2): salt, costs and the
-/// derived key, so later backups are sealed without the user. `Debug` hides the key,
-/// and the key is wiped from memory on drop.
+/// What the home pod keeps instead of the pass phrase (docs/formats.md, "The key a home
+/// pod keeps"): salt, costs and the derived key, so later backups are sealed without
+/// the user. `Debug` hides the key, and the key is wiped from memory on drop.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct SealingKey {
     salt: [u8; SALT_LEN],
@@ -458,7 +460,8 @@ pub fn open_within(file: &[u8], passphrase: &str, bounds: &KdfBounds) -> Result<
 }
 
 /// Parses a pushed `.lfbk` and checks its costs against [`KdfBounds::HOLDER`], as a
-/// backup holder must before it stores the file (DESIGN §3). Derives nothing.
+/// backup holder must before it stores the file (docs/holder-api.md, "Check order").
+/// Derives nothing.
 pub fn check_header_for_holder(file: &[u8]) -> Result<Header, OpenError> {
     check_header(file, &KdfBounds::HOLDER)
 }
@@ -483,7 +486,7 @@ fn open_checked(header: &Header, file: &[u8], passphrase: &str) -> Result<Vec<u8
 }
 
 /// Bounds how many key derivations run at once, and runs them off the async runtime:
-/// each one takes up to a gigabyte and seconds of CPU (DESIGN §5).
+/// each one takes up to a gigabyte and seconds of CPU (docs/formats.md, "Cost limits").
 #[derive(Debug, Clone)]
 pub struct KdfLimiter {
     permits: Arc<Semaphore>,

@@ -1,7 +1,8 @@
-//! The restore and move-in domain (DESIGN §5) on a real store, in-process: a backup is
-//! pushed to the holder signed by its account's key and confirmed through its mailed
-//! link, exactly as over HTTP; then the restore flow runs step by step. (The pages, a
-//! real browser, real SMTP and several real pods are in `tests/e2e/test_restore.py`.)
+//! The restore and move-in domain (docs/restore.md) on a real store, in-process: a
+//! backup is pushed to the holder signed by its account's key and confirmed through its
+//! mailed link, exactly as over HTTP; then the restore flow runs step by step. (The
+//! pages, a real browser, real SMTP and several real pods are in
+//! `tests/e2e/test_restore.py`.)
 
 use std::sync::{Arc, OnceLock};
 

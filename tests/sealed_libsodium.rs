@@ -16,7 +16,8 @@ const FAST: KdfParams = KdfParams {
 };
 const PASS: &str = "violet tractor drifts under 9 quiet lanterns";
 
-/// Opens a `.lfbk` with libsodium only, exactly as DESIGN §2 says a user can.
+/// Opens a `.lfbk` with libsodium only, exactly as docs/formats.md, "Key derivation and
+/// cipher", says a user can.
 const PY_OPEN: &str = r#"
 import struct, sys
 from nacl import bindings as b

@@ -1,4 +1,5 @@
-//! The diaspora* archive: an account's portable form (DESIGN §1).
+//! The diaspora* archive: an account's portable form (docs/formats.md, "The account
+//! archive").
 //!
 //! Owns reading an archive that a user brings ([`read_archive`]: plain JSON, gzip, or
 //! what lifeboat itself writes), every check it must pass before lifeboat holds it, and
@@ -17,8 +18,9 @@
 //!    applies too, so nothing accepted here could later stop a move to a diaspora* pod;
 //! 4. what lifeboat and diaspora*'s validators need beyond the schema: the private key
 //!    parses (and has 2,048 to 4,096 bits), the profile keeps diaspora*'s limits
-//!    (DESIGN §6), contacts and blocks are diaspora IDs, guids are guids, public keys
-//!    parse, the `lifeboat` key is well formed.
+//!    (docs/formats.md, "What diaspora*'s validators refuse"), contacts and blocks are
+//!    diaspora IDs, guids are guids, public keys parse, the `lifeboat` key is well
+//!    formed.
 //!
 //! Sections lifeboat does not use are kept verbatim (in order) and written back
 //! unchanged; the contacts' public keys stay the user's data and never become keys this
@@ -51,7 +53,8 @@ use crate::{Error, Result};
 
 /// The archive version lifeboat reads and writes (diaspora*'s current one).
 pub const ARCHIVE_VERSION: &str = "2.0";
-/// The most pods `known_pods` holds; past it the oldest are dropped (DESIGN §1).
+/// The most pods `known_pods` holds; past it the oldest are dropped (docs/formats.md,
+/// "known_pods").
 pub const KNOWN_PODS_CAP: usize = 2_000;
 pub use super::profile::{sniff_image, AVATAR_MAX_BYTES};
 /// The version of the archive's `lifeboat` key this binary writes. 2: the contact
@@ -108,7 +111,8 @@ pub struct ImportedArchive {
     pub old_diaspora_id: Option<String>,
     /// `lifeboat.guid`, when the archive came from lifeboat.
     pub old_guid: Option<String>,
-    /// Origins of the pods that know the account (DESIGN §1), oldest first.
+    /// Origins of the pods that know the account (docs/formats.md, "known_pods"),
+    /// oldest first.
     pub known_pods: Vec<String>,
     /// `lifeboat.avatar`, checked by its bytes.
     pub avatar: Option<Avatar>,
@@ -118,7 +122,8 @@ pub struct ImportedArchive {
 }
 
 /// The old private key is wiped from memory when an archive is dropped (a restore
-/// keeps an opened archive only until the account exists; DESIGN §5.4).
+/// keeps an opened archive only until the account exists; docs/restore.md, "Where the
+/// opened archive waits").
 impl Drop for ImportedArchive {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.private_key_pem);
@@ -179,9 +184,9 @@ pub fn avatar_url(base_url: &str, guid: &str) -> String {
 /// again does not change the archive (and trigger a backup push).
 ///
 /// Only for pods learnt from the account's own data or from a *signature-verified*
-/// message concerning the account — never a host that an unauthenticated request
-/// merely named (DESIGN §1): that would let anyone grow the archive, or turn a move
-/// into a flood of deliveries to hosts of their choosing.
+/// message concerning the account — never a host that an unauthenticated request merely
+/// named (docs/formats.md, "known_pods"): that would let anyone grow the archive, or
+/// turn a move into a flood of deliveries to hosts of their choosing.
 pub fn add_known_pod(list: &mut Vec<String>, origin: &str) -> bool {
     let Ok(origin) = origin_of(origin) else {
         return false;

@@ -43,9 +43,9 @@ pub fn check_password(password: &str) -> Result<()> {
     Ok(())
 }
 
-/// Normalises an email address as DESIGN §3 fixes it: ASCII whitespace trimmed, ASCII
-/// lower-cased, the domain in IDNA A-label form; exactly one `@`; no whitespace,
-/// control character or `:`.
+/// Normalises an email address as docs/holder-api.md, "Field rules", fixes it: ASCII
+/// whitespace trimmed, ASCII lower-cased, the domain in IDNA A-label form; exactly one
+/// `@`; no whitespace, control character or `:`.
 pub fn normalize_email(input: &str) -> Result<String> {
     let trimmed = input.trim_matches(|c: char| c.is_ascii_whitespace());
     let bad = |why: &str| Error::bad(format!("{why}: not a usable email address"));

@@ -1,5 +1,6 @@
-//! The account as lifeboat stores it. Its portable part is exactly a diaspora*
-//! archive (DESIGN §1): [`crate::account::archive`] converts between the two.
+//! The account as lifeboat stores it. Its portable part is exactly a diaspora* archive
+//! (docs/formats.md, "The account archive"): [`crate::account::archive`] converts
+//! between the two.
 
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +35,8 @@ pub struct Account {
     /// object with the unknown keys of `user` under "user" and the unknown top-level
     /// keys (e.g. `others_data`) under "top". Written back unchanged on export.
     pub verbatim_json: String,
-    /// Origins (`https://host[:port]`) of pods that know this account (DESIGN §1).
+    /// Origins (`https://host[:port]`) of pods that know this account (docs/formats.md,
+    /// "known_pods").
     pub known_pods: Vec<String>,
     /// An avatar uploaded to lifeboat.
     pub avatar: Option<Avatar>,
@@ -51,7 +53,8 @@ pub struct Account {
     pub backups_opted_out: bool,
 }
 
-/// The diaspora* profile fields (DESIGN §6 limits apply when they are entered).
+/// The diaspora* profile fields (the limits of docs/formats.md, "What diaspora*'s
+/// validators refuse", apply when they are entered).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ProfileData {
     pub first_name: Option<String>,

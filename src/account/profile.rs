@@ -1,6 +1,6 @@
 //! The profile, aspects, contacts, followed tags and blocks of an account: what a user
-//! may put there (diaspora*'s validators, DESIGN §6) and the profile entity other pods
-//! see.
+//! may put there (docs/formats.md, "What diaspora*'s validators refuse") and the profile
+//! entity other pods see.
 
 use super::{Account, ProfileData};
 use crate::federation::entities::{self, Profile};

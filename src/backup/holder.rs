@@ -1,7 +1,7 @@
-//! The holder side of backups (DESIGN §3): what a backup pod does with pushes from
-//! other pods — one slot per (email, key fingerprint), the order of checks, confirmation
-//! by the address's owner, quotas, signed deletes that leave tombstones, status
-//! answers — and what the podmin sees of it.
+//! The holder side of backups (docs/holder-api.md): what a backup pod does with pushes
+//! from other pods — one slot per (email, key fingerprint), the order of checks,
+//! confirmation by the address's owner, quotas, signed deletes that leave tombstones,
+//! status answers — and what the podmin sees of it.
 //!
 //! The domain declares the storage it needs as [`SlotStore`] (a unit of work over
 //! slots, their backups, per-address records, totals, confirmation tokens and the mail
@@ -419,9 +419,9 @@ impl<S: SlotStore> Holder<S> {
             && totals.unconfirmed_bytes < self.policy.unconfirmed_quota_bytes)
     }
 
-    /// Handles one push body, in §3's order of checks: 403, 413/507, 400, 401, then
-    /// the slot's state (202, 200, 409, 410). "Stored" and "deleted" are answered only
-    /// once durable.
+    /// Handles one push body, in the order of docs/holder-api.md, "Check order": 403,
+    /// 413/507, 400, 401, then the slot's state (202, 200, 409, 410). "Stored" and
+    /// "deleted" are answered only once durable.
     pub async fn push(&self, body: &[u8]) -> Result<PushOutcome> {
         let now = crate::now_unix();
         // Just enough parsing to name the slot (check 1) and size the backup (check 2).
@@ -636,8 +636,8 @@ impl<S: SlotStore> Holder<S> {
     }
 
     /// The slots of `email` that a restore may open: holding a backup, not restored,
-    /// not rejected as "not mine". Confirmed slots first (DESIGN §5.3), then the most
-    /// recently pushed first.
+    /// not rejected as "not mine". Confirmed slots first, then the most recently
+    /// pushed first (docs/restore.md, "3. The pass phrase").
     pub fn restorable(&self, email: &str) -> Result<Vec<(SlotKey, Slot)>> {
         let mut slots: Vec<(SlotKey, Slot)> = self
             .store
@@ -714,10 +714,10 @@ impl<S: SlotStore> Holder<S> {
     }
 }
 
-/// Marks a slot restored inside the restore's unit of work (DESIGN §5.4): it must
-/// still hold the backup whose SHA-256 is `expected_sha256` (the one the pass phrase
-/// opened) and not be restored yet. Its link to a pending confirmation goes; its pushes
-/// answer 410 from now on.
+/// Marks a slot restored inside the restore's unit of work (docs/restore.md, "4.
+/// Creating the account: one unit of work"): it must still hold the backup whose
+/// SHA-256 is `expected_sha256` (the one the pass phrase opened) and not be restored
+/// yet. Its link to a pending confirmation goes; its pushes answer 410 from now on.
 pub fn mark_restored_in<T: SlotTx>(tx: &T, key: &SlotKey, expected_sha256: &[u8; 32], now: u64) -> TxResult<()> {
     let slot = match tx.slot(key)? {
         Some(slot) if slot.restored_at.is_none() && !slot.rejected => slot,

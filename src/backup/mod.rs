@@ -1,4 +1,4 @@
-//! Backups between pods (DESIGN §3).
+//! Backups between pods (docs/holder-api.md, docs/restore.md).
 //!
 //! - [`push`]: the push and status formats — the account key and its fingerprint, the
 //!   strict envelope rules, the signed texts.

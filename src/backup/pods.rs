@@ -1,10 +1,12 @@
-//! The directory of backup pods a home pod knows (DESIGN §4): which pods there are,
-//! which of them are *vetted*, and which are *available*.
+//! The directory of backup pods a home pod knows (docs/holder-api.md, "Choosing a
+//! backup pod"): which pods there are, which of them are *vetted*, and which are
+//! *available*.
 //!
 //! - Known pods: `federation.seed_pods` and `backups.approved_pods` from the
 //!   configuration (the **vetted** ones), and pods seen through signature-verified
-//!   federation: every local account's `known_pods` (DESIGN §1 admits only verified
-//!   hosts there) and whatever the federation code records with [`note_seen_in`].
+//!   federation: every local account's `known_pods` (which admits only verified hosts:
+//!   docs/formats.md, "known_pods") and whatever the federation code records with
+//!   [`note_seen_in`].
 //! - Availability is read from each pod's NodeInfo (`metadata.acceptsBackups`,
 //!   `metadata.backupMaxBytes`), refreshed every `backups.pod_check_interval` and cached
 //!   in the tree `backup_pods` (origin -> [`PodInfo`]), so it survives restarts. A pod

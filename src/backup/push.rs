@@ -1,11 +1,12 @@
-//! The backup push API's formats (DESIGN §3), as types: the account key and its
+//! The backup push API's formats (docs/holder-api.md), as types: the account key and its
 //! fingerprint, the push envelope (`POST /api/lifeboat/v1/backups`) and the status
 //! request (`POST /api/lifeboat/v1/backups/status`), each parsed strictly with a precise
 //! message for every way it can be wrong, and the exact texts their signatures cover.
 //!
-//! Parsing happens in two steps so the holder can keep §3's order of checks: first
-//! [`RawPush::parse`] (just JSON), which is enough to name the slot and to size the
-//! backup; then [`RawPush::validate`], every remaining rule of the format.
+//! Parsing happens in two steps so the holder can keep the order of checks of
+//! docs/holder-api.md, "Check order": first [`RawPush::parse`] (just JSON), which is
+//! enough to name the slot and to size the backup; then [`RawPush::validate`], every
+//! remaining rule of the format.
 //!
 //! Not owned here: what a push does to a slot ([`super::holder`]).
 
@@ -58,11 +59,11 @@ impl std::fmt::Debug for Fingerprint {
     }
 }
 
-/// An account's public key as §3 accepts it: RSA 2048–4096 bits, e = 65537, sent as
-/// an SPKI PEM (`-----BEGIN PUBLIC KEY-----`).
+/// An account's public key as docs/holder-api.md, "Keys and fingerprints", accepts it:
+/// RSA 2048–4096 bits, e = 65537, sent as an SPKI PEM (`-----BEGIN PUBLIC KEY-----`).
 ///
 /// Parsing is stricter than [`crate::federation::signature::public_key_from_pem`]
-/// (SPKI only, as §3 shows, and a precise message for every refused size); the
+/// (SPKI only, as the holder API says, and a precise message for every refused size); the
 /// fingerprint and the signature check are the federation module's shared helpers.
 #[derive(Clone, Debug)]
 pub struct AccountKey {
@@ -135,9 +136,10 @@ impl AccountKey {
     }
 }
 
-/// Checks that `email` arrived normalised as §3 says: no surrounding or inner
-/// whitespace, no control character or `:`, exactly one `@` with something on both
-/// sides, no ASCII capital, the domain already in IDNA A-label form.
+/// Checks that `email` arrived normalised as docs/holder-api.md, "Field rules", says:
+/// no surrounding or inner whitespace, no control character or `:`, exactly one `@`
+/// with something on both sides, no ASCII capital, the domain already in IDNA A-label
+/// form.
 pub fn check_email(email: &str) -> Result<()> {
     let bad = |why: &str| Error::bad(format!("email {why}"));
     if email.is_empty() {
@@ -309,9 +311,10 @@ impl RawPush {
         }
     }
 
-    /// Checks every remaining rule of §3 and decodes the backup. `key` is
-    /// [`RawPush::key`]'s result, so the key is parsed once. The `.lfbk` header and its
-    /// KDF costs are the holder's to check (they are not the envelope's format).
+    /// Checks every remaining rule of docs/holder-api.md, "Field rules", and decodes
+    /// the backup. `key` is [`RawPush::key`]'s result, so the key is parsed once. The
+    /// `.lfbk` header and its KDF costs are the holder's to check (they are not the
+    /// envelope's format).
     pub fn validate(&self, key: Result<AccountKey>, now_unix: i64) -> Result<Push> {
         match self.fields.get("version") {
             Some(v) if v.as_u64() == Some(VERSION) => {}

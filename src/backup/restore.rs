@@ -1,4 +1,4 @@
-//! Restore and move in (DESIGN §5): a backup held here, or a `.lfbk` file a user
+//! Restore and move in (docs/restore.md): a backup held here, or a `.lfbk` file a user
 //! brings, becomes a live account `username@this-pod`.
 //!
 //! **Restore** (the home pod is gone):
@@ -41,11 +41,11 @@
 //! key only.
 //!
 //! **Applying the move to this pod's own data** happens only through its receiving path
-//! ([`crate::migration::apply_locally`], every check of DESIGN §6), once the account is
-//! durable, and only when this pod knows the old identity with the archive's key —
-//! stored, or (for a move-in) just discovered at its pod and stored. Otherwise nothing
-//! is re-pointed here (the receiving path would refuse anyway: the old pod is gone or
-//! the key differs), and the pages say so ([`KeyCheck`]).
+//! ([`crate::migration::apply_locally`], every check of docs/migration.md), once the
+//! account is durable, and only when this pod knows the old identity with the archive's
+//! key — stored, or (for a move-in) just discovered at its pod and stored. Otherwise
+//! nothing is re-pointed here (the receiving path would refuse anyway: the old pod is
+//! gone or the key differs), and the pages say so ([`KeyCheck`]).
 //!
 //! **Move in** ([`move_in`], the old pod still alive): the file and pass phrase give the
 //! archive; its key must be the key this pod stores for the old identity, else the one
@@ -106,8 +106,8 @@ const OPENED_MAX_BYTES: usize = 256 * 1024 * 1024;
 /// The window of the per-address mail limit.
 const MAIL_WINDOW_SECS: u64 = 86400;
 
-/// What comes back with a restore or a move, and what does not (DESIGN §5), in the
-/// words pages and mails use.
+/// What comes back with a restore or a move, and what does not (docs/restore.md, "What
+/// comes back, and what does not"), in the words pages and mails use.
 pub const WHAT_COMES_BACK: &str = "your profile and picture, your aspects, your contacts (in their aspects), \
      your followed tags and your blocks; your posts and comments are carried along in the archive \
      (kept, and written into every later backup and export) but not shown here";

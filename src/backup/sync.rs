@@ -1,6 +1,7 @@
-//! The home pod's automatic encrypted backups (DESIGN §3, §4): for every local account
-//! whose email is confirmed and whose backup pass phrase is set, a backup pod is chosen
-//! and the account's archive, sealed with the pass-phrase key, is kept current there.
+//! The home pod's automatic encrypted backups (docs/holder-api.md, "The home pod's
+//! side"): for every local account whose email is confirmed and whose backup pass
+//! phrase is set, a backup pod is chosen and the account's archive, sealed with the
+//! pass-phrase key, is kept current there.
 //!
 //! How the work flows:
 //! - **Changes.** Every write of an account (`AccountTx::put_account`, whatever code
@@ -27,12 +28,13 @@
 //!   held sequence is caught up at once. Failures retry with capped exponential backoff
 //!   ([`Backoff`]); `403` moves the account to another vetted pod; `507` is retried;
 //!   `410` tells the user the account was restored elsewhere.
-//! - **Deletes** (§3.6) owed to a pod left behind (opt-out, a change of pod or of email,
-//!   closing the account) go through the same schedule. They are signed while the
-//!   account still has its key: every push also signs, before it is sent, the delete
-//!   that would follow it (the *farewell*), so even a closed account whose key is gone
-//!   can still delete its backups. A delete for a pod the account moved away from is
-//!   sent only once the new pod has acknowledged a backup, so the user never has none.
+//! - **Deletes** (docs/holder-api.md, "Tombstones") owed to a pod left behind (opt-out,
+//!   a change of pod or of email, closing the account) go through the same schedule.
+//!   They are signed while the account still has its key: every push also signs, before
+//!   it is sent, the delete that would follow it (the *farewell*), so even a closed
+//!   account whose key is gone can still delete its backups. A delete for a pod the
+//!   account moved away from is sent only once the new pod has acknowledged a backup,
+//!   so the user never has none.
 //!
 //! Not here: the pod directory and NodeInfo reads ([`super::pods`]); the formats
 //! ([`super::push`], [`crate::sealed`], [`crate::account::archive`]); the HTTP edge
@@ -102,7 +104,8 @@ pub struct Acked {
     pub confirmed: bool,
 }
 
-/// A signed `backup: null` push (§3.6), ready to send. Signed while the key is there.
+/// A signed `backup: null` push (docs/holder-api.md, "Tombstones"), ready to send.
+/// Signed while the key is there.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedDelete {
     /// The address the slot is held under.
@@ -437,7 +440,7 @@ pub fn content_digest(archive: &[u8], key: &crate::sealed::SealingKey) -> [u8; 3
     hash.finalize().into()
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ`, as §3 wants `created_at`.
+/// `YYYY-MM-DDTHH:MM:SSZ`, as docs/holder-api.md, "Field rules", wants `created_at`.
 fn created_at(unix: u64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix as i64)
         .ok()
@@ -972,7 +975,7 @@ fn settle(
         };
     }
     // The address changed: the old address's slot is deleted once the new one holds a
-    // backup (the same pod; §3 keys slots by address).
+    // backup (the same pod; docs/holder-api.md, "One slot per (email, fingerprint)").
     if let Some(current) = state.pod.clone() {
         if state.email != account.email {
             leave(state, current.clone(), false, now);
@@ -1284,8 +1287,9 @@ fn restored(pod: &Pod, state: &mut SyncState, account: &Account, origin: &str, n
     });
 }
 
-/// The weekly status check (§3): re-push when the holder's copy is not what we last
-/// pushed. Returns whether to go round again (to push).
+/// The weekly status check (docs/holder-api.md, "Status checks"): re-push when the
+/// holder's copy is not what we last pushed. Returns whether to go round again (to
+/// push).
 async fn status_check(
     pod: &Arc<Pod>,
     timing: &Timing,

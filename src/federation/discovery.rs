@@ -1,7 +1,7 @@
-//! The discovery documents diaspora* uses to find a person (DESIGN §6, "Discovery"):
-//! the WebFinger JRD answered at `/.well-known/webfinger` and the hCard HTML at
-//! `/hcard/users/GUID` — rendering ours and parsing other pods', tolerantly, the way
-//! diaspora*'s own parser reads them.
+//! The discovery documents diaspora* uses to find a person (docs/formats.md,
+//! "Discovery"): the WebFinger JRD answered at `/.well-known/webfinger` and the hCard
+//! HTML at `/hcard/users/GUID` — rendering ours and parsing other pods', tolerantly,
+//! the way diaspora*'s own parser reads them.
 
 use rsa::RsaPublicKey;
 use serde_json::{json, Value};

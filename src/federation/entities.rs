@@ -1,7 +1,8 @@
 //! diaspora*'s federation entities that lifeboat writes or reads — `profile`,
 //! `account_migration`, `contact`, `account_deletion` — as typed values with their XML
-//! form (DESIGN §6), recognition of any received entity by its root element, and the
-//! checks diaspora*'s validators apply, so lifeboat never emits what they refuse.
+//! form (docs/formats.md, "diaspora* entities"), recognition of any received entity by
+//! its root element, and the checks diaspora*'s validators apply, so lifeboat never
+//! emits what they refuse.
 
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde::{Deserialize, Serialize};
@@ -381,8 +382,8 @@ fn optional_bool(element: &XmlElement, name: &str) -> Result<Option<bool>> {
     }
 }
 
-/// Checks a profile against diaspora*'s validators (DESIGN §6); each problem is one
-/// line in the error.
+/// Checks a profile against diaspora*'s validators (docs/formats.md, "What diaspora*'s
+/// validators refuse"); each problem is one line in the error.
 pub fn validate_profile(profile: &Profile) -> std::result::Result<(), Vec<String>> {
     let mut problems = Vec::new();
     if !valid_diaspora_id(&profile.author) {

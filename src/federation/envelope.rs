@@ -1,6 +1,6 @@
-//! diaspora*'s Magic Envelope (DESIGN §6): the public envelope that carries a signed
-//! entity, and the encrypted wrapper that carries an envelope to one recipient
-//! (`/receive/users/GUID`).
+//! diaspora*'s Magic Envelope: the public envelope that carries a signed entity, and the
+//! encrypted wrapper that carries an envelope to one recipient (`/receive/users/GUID`).
+//! See docs/formats.md, "The Magic Envelope" and "The encrypted private message".
 
 use aes::Aes256;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};

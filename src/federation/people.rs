@@ -1,5 +1,5 @@
-//! Remote people: finding one over WebFinger + hCard (DESIGN §6 "Discovery"), and the
-//! store of people this pod knows, with their public keys.
+//! Remote people: finding one over WebFinger + hCard (docs/formats.md, "Discovery"),
+//! and the store of people this pod knows, with their public keys.
 //!
 //! Owns:
 //! - [`fetch_person`], the discovery client: WebFinger at the person's host (https
@@ -8,10 +8,11 @@
 //!   [`Error::Upstream`] for every way a remote answer can be unusable;
 //! - [`discover`], which answers from the store while a person is fresh and fetches
 //!   otherwise;
-//! - the rule that **a stored public key is never replaced by rediscovery** (DESIGN
-//!   §6): a refreshed profile keeps the stored key (and guid); a different fetched key
-//!   is logged and ignored. Only [`replace_identity`], called after a verified
-//!   migration, writes a key over another;
+//! - the rule that **a stored public key is never replaced by rediscovery**
+//!   (docs/formats.md, "People this pod knows"): a refreshed profile keeps the stored
+//!   key (and guid); a different fetched key is logged and ignored. Only
+//!   [`replace_identity`], called after a verified migration, writes a key over
+//!   another;
 //! - [`PeopleStore`], the storage this needs (implemented on the store in
 //!   `store::people`).
 //!
@@ -115,10 +116,11 @@ pub fn get_person<S: PeopleStore + ?Sized>(store: &S, diaspora_id: &str) -> Resu
     store.person(diaspora_id)
 }
 
-/// Stores a discovered person. When the person is already known, the stored public
-/// key, guid and `moved_to` stay (DESIGN §6: only a verified migration replaces a key)
-/// and only the profile, pod and fetch time are refreshed; a fetched key or guid that
-/// differs is logged as a warning and ignored. Returns what is stored now.
+/// Stores a discovered person. When the person is already known, the stored public key,
+/// guid and `moved_to` stay (docs/formats.md, "People this pod knows": only a verified
+/// migration replaces a key) and only the profile, pod and fetch time are refreshed; a
+/// fetched key or guid that differs is logged as a warning and ignored. Returns what is
+/// stored now.
 pub fn store_person<S: PeopleStore + ?Sized>(store: &S, fetched: Person) -> Result<Person> {
     let id = fetched.diaspora_id.clone();
     let written = store.change_people(&[&id], &|current| {
@@ -222,13 +224,13 @@ pub async fn discover<S: PeopleStore + Sync + ?Sized>(
     }
 }
 
-/// Finds a person over the network (blocking: callers use `spawn_blocking`):
-/// WebFinger `https://HOST/.well-known/webfinger?resource=acct:ID`, whose `subject`
-/// must name the same account, then the hCard it links to. With `allow_http`, a
-/// WebFinger request that fails at the transport level over https (no HTTP answer at
-/// all) is tried again over `http://` (DESIGN §4). An invalid ID is an
-/// [`Error::BadRequest`]; everything that goes wrong remotely is an
-/// [`Error::Upstream`] reading "could not discover ID: why".
+/// Finds a person over the network (blocking: callers use `spawn_blocking`): WebFinger
+/// `https://HOST/.well-known/webfinger?resource=acct:ID`, whose `subject` must name the
+/// same account, then the hCard it links to. With `allow_http`, a WebFinger request
+/// that fails at the transport level over https (no HTTP answer at all) is tried again
+/// over `http://` (docs/formats.md, "Outbound requests"). An invalid ID is an
+/// [`Error::BadRequest`]; everything that goes wrong remotely is an [`Error::Upstream`]
+/// reading "could not discover ID: why".
 pub fn fetch_person(http: &HttpClient, diaspora_id: &str, allow_http: bool) -> Result<Person> {
     let id = diaspora_id.trim();
     if !valid_diaspora_id(id) {

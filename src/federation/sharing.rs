@@ -1,5 +1,6 @@
-//! Sharing both ways with diaspora*'s `contact` messages (DESIGN §6 "Sharing"), so
-//! that a move reaches everyone who follows an account, not only those it follows.
+//! Sharing both ways with diaspora*'s `contact` messages (docs/formats.md, "The
+//! encrypted private message"), so that a move reaches everyone who follows an account,
+//! not only those it follows.
 //!
 //! Owns:
 //! - **sending**: when a local user starts sharing with a remote person (adds them, or
@@ -586,7 +587,8 @@ fn record_sharing(account: &mut Account, sender: &Person, shares: bool) -> Recei
             }
         }
     };
-    // The pod knows this account: a signature-verified message says so (DESIGN §1).
+    // The pod knows this account: a signature-verified message says so
+    // (docs/formats.md, "known_pods").
     add_known_pod(&mut account.known_pods, &sender.pod_origin);
     outcome
 }

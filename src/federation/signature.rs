@@ -1,7 +1,7 @@
 //! RSA signatures and keys as diaspora* uses them: PKCS#1 v1.5 signatures over SHA-256,
 //! keys in PEM (private keys PKCS#1, public keys SPKI, with the other encodings
 //! diaspora* has used accepted on input), key fingerprints (SHA-256 of the SPKI DER)
-//! and the key-strength rule of DESIGN §3.
+//! and the key-strength rule of docs/holder-api.md, "Keys and fingerprints".
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;

@@ -1,5 +1,5 @@
 //! Receiving diaspora*'s public messages (`POST /receive/public`), of which lifeboat
-//! acts on one: the AccountMigration (DESIGN §6).
+//! acts on one: the AccountMigration (docs/migration.md).
 //!
 //! Order: parse the envelope (any DOCTYPE refused), read the entity; anything but an
 //! AccountMigration is accepted and ignored. Then: `key_id`, `author` and

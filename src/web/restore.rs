@@ -1,4 +1,4 @@
-//! The restore and move-in pages (DESIGN §5): `/restore_backup` (the address form),
+//! The restore and move-in pages (docs/restore.md): `/restore_backup` (the address form),
 //! `/restore_backup/confirm` (GET shows the emailed link's pass-phrase form and changes
 //! nothing; POST tries the pass phrase), `/restore_backup/create` (the account form),
 //! `/restore_backup/download` (the held `.lfbk` instead), `/move_in` ("Moving from

@@ -1,9 +1,9 @@
-"""The holder side of backups (DESIGN §3) over real HTTP against a running lifeboat:
-every status of `POST /api/lifeboat/v1/backups` and `/status`, the confirmation mail
-at a real SMTP server and its page (a GET changes nothing), replays, rollbacks,
-deletes with tombstones, a second key for the same address, racing pushes, quotas,
-NodeInfo, backups turned off, the podmin commands, and a store that holds nothing
-readable without the pass phrase. (410 for a restored slot is shown over HTTP by
+"""The holder side of backups (docs/holder-api.md) over real HTTP against a running
+lifeboat: every status of `POST /api/lifeboat/v1/backups` and `/status`, the
+confirmation mail at a real SMTP server and its page (a GET changes nothing), replays,
+rollbacks, deletes with tombstones, a second key for the same address, racing pushes,
+quotas, NodeInfo, backups turned off, the podmin commands, and a store that holds
+nothing readable without the pass phrase. (410 for a restored slot is shown over HTTP by
 `tests/backup_holder_http.rs`, which can mark a slot restored in-process.)"""
 
 import base64
@@ -49,7 +49,7 @@ _derived = {}
 
 
 def seal(plaintext, passphrase=PASS, m=19456, t=2):
-    """A .lfbk made with libsodium alone (DESIGN §2)."""
+    """A .lfbk made with libsodium alone (docs/formats.md, "Key derivation and cipher")."""
     if (passphrase, m, t) not in _derived:
         salt = os.urandom(16)
         _derived[(passphrase, m, t)] = (salt, nacl.crypto_pwhash_alg(32, passphrase, salt, t, m * 1024, nacl.crypto_pwhash_ALG_ARGON2ID13))
@@ -289,7 +289,8 @@ def test_too_large_is_413_while_reading_and_a_full_quota_507(start_pod, smtp):
     assert pod.get("/nodeinfo/2.1").json()["metadata"]["acceptsBackups"] is True
     r = push(pod, key(1), "hank@example.org", 1, ok)
     assert r.status_code == 507, r.text
-    # 507 comes before 400 and 401 (DESIGN §3's order), even for a bad signature.
+    # 507 comes before 400 and 401 (docs/holder-api.md, "Check order"), even for a bad
+    # signature.
     assert push(pod, key(1), "hank@example.org", 1, ok, signature=sign(key(2), "x")).status_code == 507
     # Filling the rest exactly closes NodeInfo.
     rest = 100000 - len(ok) - 76

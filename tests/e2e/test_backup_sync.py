@@ -1,5 +1,6 @@
-"""The home pod's automatic encrypted backups (issue 7, DESIGN §3–§4), with real lifeboat
-processes on loopback: a home pod A and backup pods B and C, a real SMTP server.
+"""The home pod's automatic encrypted backups (issue 7, docs/holder-api.md, "The home
+pod's side"), with real lifeboat processes on loopback: a home pod A and backup pods B
+and C, a real SMTP server.
 
 Periods are shortened through the environment (debounce 1 s, daily pass 2 s, NodeInfo
 read every second, retries after 1–2 s). What B holds is read as B's podmin sees it
@@ -122,7 +123,7 @@ def held_bytes(holder, email, sha256):
 
 
 def unseal(lfbk, passphrase=PASSPHRASE):
-    """Opens a .lfbk with libsodium alone (DESIGN §2)."""
+    """Opens a .lfbk with libsodium alone (docs/formats.md, "Key derivation and cipher")."""
     m, t = int.from_bytes(lfbk[8:12], "little"), int.from_bytes(lfbk[12:16], "little")
     key = nacl.crypto_pwhash_alg(32, passphrase.encode(), lfbk[20:36], t, m * 1024, nacl.crypto_pwhash_ALG_ARGON2ID13)
     return json.loads(nacl.crypto_secretbox_open_easy(lfbk[60:], lfbk[36:60], key))
@@ -282,8 +283,8 @@ def test_the_user_chooses_another_pod_in_the_settings_even_one_not_vetted(start_
     b = start_pod("b", env=ON)
     c = start_pod("c", env=ON)
     a = home_pod(start_pod, seeds=[b])
-    # An account moves in with an archive whose known pods (DESIGN §1: only verified
-    # ones) name C: A learns of C through federation, and does not vet it.
+    # An account moves in with an archive whose known pods (docs/formats.md, "known_pods":
+    # only verified ones) name C: A learns of C through federation, and does not vet it.
     archive = json.loads(FIXTURE.read_text())
     archive["lifeboat"] = {"known_pods": [c.url]}
     path = tmp_path / "moving-in.json"

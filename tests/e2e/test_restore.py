@@ -1,5 +1,5 @@
-"""Restore and move in (DESIGN §5), in a real headless Chromium against real lifeboat
-processes, with every mail caught by a real SMTP server.
+"""Restore and move in (docs/restore.md), in a real headless Chromium against real
+lifeboat processes, with every mail caught by a real SMTP server.
 
 A backup reaches pod B the honest way: an account is made on pod A and given data
 through A's pages, its sealed backup is downloaded from A's settings, and it is pushed
@@ -119,7 +119,8 @@ def now_text():
 
 
 def push_backup(b, private_key_pem, email, lfbk, sequence=1):
-    """A push to B exactly as a home pod makes it (DESIGN §3), signed with the account's key."""
+    """A push to B exactly as a home pod makes it (docs/holder-api.md, "A push"), signed with
+    the account's key."""
     key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     created_at = now_text()
@@ -408,7 +409,7 @@ def download_move_file(a, username, password=PASSWORD):
 
 
 def seal(plaintext, passphrase=PASSPHRASE.encode(), m=19456, t=2):
-    """A .lfbk made with libsodium alone (DESIGN §2)."""
+    """A .lfbk made with libsodium alone (docs/formats.md, "Key derivation and cipher")."""
     salt, nonce = os.urandom(16), os.urandom(24)
     key = nacl.crypto_pwhash_alg(32, passphrase, salt, t, m * 1024, nacl.crypto_pwhash_ALG_ARGON2ID13)
     return b"LFBK" + bytes([1, 1, 0, 0]) + struct.pack("<III", m, t, 1) + salt + nonce + nacl.crypto_secretbox_easy(plaintext, nonce, key)

@@ -343,7 +343,7 @@ async fn a_contact_from_a_known_sender_is_recorded_then_removed() {
     assert_eq!(alice.known_pods, [BOB_POD], "a verified message's pod is known");
     assert!(pending(&rig).is_empty(), "receiving sends nothing");
 
-    // The archive carries them (DESIGN §1), so backups and moves do.
+    // The archive carries them (docs/formats.md, "Contacts"), so backups and moves do.
     let archive: serde_json::Value = serde_json::from_slice(
         &crate::account::archive::write_archive(&alice, "lifeboat.example", "https://lifeboat.example").unwrap(),
     )
