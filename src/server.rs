@@ -52,6 +52,7 @@ pub async fn serve(config: Config) -> Result<()> {
         });
     }
     workers.spawn(crate::backup::sync::run(pod.clone(), stopped.clone()));
+    workers.spawn(crate::federation::people_queue::run(pod.clone(), stopped.clone()));
     {
         let pod = pod.clone();
         let stopped = stopped.clone();

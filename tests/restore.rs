@@ -516,6 +516,7 @@ async fn a_move_in_whose_key_does_not_match_the_stored_one_is_refused() {
             pod_origin: format!("https://{OLD_HOST}"),
             fetched_unix: 0,
             moved_to: None,
+            closed_unix: None,
         },
     )
     .unwrap();

@@ -853,6 +853,7 @@ async fn create_from(
     })?;
     pod.store.durable().await?;
     pod.outbox.wake();
+    pod.discovery.wake();
     if key_check.applies_here() {
         crate::migration::apply_locally(pod, &prepared).await;
     }
@@ -990,6 +991,7 @@ pub async fn move_in(pod: &Pod, request: MoveIn) -> Result<Created> {
     }
     pod.outbox.wake();
     pod.mailer.wake();
+    pod.discovery.wake();
     if key_check.applies_here() {
         crate::migration::apply_locally(pod, &prepared).await;
     }

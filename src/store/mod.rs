@@ -29,6 +29,7 @@ pub mod backups;
 pub mod held;
 pub mod mail;
 pub mod people;
+pub mod people_queue;
 pub mod restore;
 
 /// The schema this binary writes. Bump it when a layout changes; start-up refuses a
@@ -37,7 +38,8 @@ pub mod restore;
 /// 3: held backups moved out of `backup_data` into files (see [`backups`]).
 /// 4: held backups moved from a file each into segments (see [`held`]).
 /// 5: contact flags take diaspora*'s meaning (see [`accounts::upgrade_to_schema5`]).
-pub const SCHEMA_VERSION: u32 = 5;
+/// 6: known people can be marked closed (see [`people::upgrade_to_schema6`]).
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The store's cache when no size is configured (`server.store_cache_mib`'s default).
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
@@ -64,7 +66,8 @@ macro_rules! trees {
 }
 
 trees! {
-    /// `meta`: ASCII key -> raw bytes. `schema_version` -> u32 big-endian.
+    /// `meta`: ASCII key -> raw bytes. `schema_version` -> u32 big-endian;
+    /// `discovery_queued` -> u64 big-endian, how many people `discovery_queue` holds.
     Meta = "meta",
     /// `mail_queue`: u64 big-endian id (sled-generated, so in creation order) -> [`mail::QueuedMail`].
     MailQueue = "mail_queue",
@@ -96,6 +99,17 @@ trees! {
     /// (remote people found by discovery; a stored key is replaced only by a verified
     /// migration).
     People = "people",
+    /// `discovery_queue`: host (the part of the diaspora ID after `@`, UTF-8) 0x00
+    /// diaspora ID -> [`crate::federation::people_queue::QueuedPerson`]: people to
+    /// discover in the background (contacts an archive brought), grouped by their pod.
+    DiscoveryQueue = "discovery_queue",
+    /// `discovery_hosts`: host -> [`crate::federation::people_queue::HostState`] (when
+    /// its next person is asked for, how long it has been failing). One per host with
+    /// people queued.
+    DiscoveryHosts = "discovery_hosts",
+    /// `discovery_due`: next attempt (Unix seconds, u64 BE) ++ host -> empty; the
+    /// schedule of the discovery worker, one entry per host.
+    DiscoveryDue = "discovery_due",
     /// `moves_out`: username -> [`crate::migration::OutgoingMove`], the signed move of an arrived account.
     MovesOut = "moves_out",
     /// `moves_in`: old diaspora ID -> [`crate::migration::receive::ReceivedMove`], every verified move applied here.
@@ -307,6 +321,9 @@ impl Store {
         if schema < 5 {
             accounts::upgrade_to_schema5(&store)?;
         }
+        if schema < 6 {
+            people::upgrade_to_schema6(&store)?;
+        }
         backups::tidy_held_when_retired(&store);
         Ok(store)
     }
@@ -456,6 +473,7 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
             .map(|_| ())
             .map_err(|_| Error::internal("a reference count is not 8 bytes")),
         Tree::People => decode::<crate::federation::people::Person>(value).map(|_| ()),
+        Tree::DiscoveryQueue | Tree::DiscoveryHosts | Tree::DiscoveryDue => people_queue::check_value(tree, key, value),
         Tree::MovesOut => decode::<crate::migration::OutgoingMove>(value).map(|_| ()),
         Tree::MovesIn => decode::<crate::migration::receive::ReceivedMove>(value).map(|_| ()),
         Tree::PendingClosures => decode::<crate::migration::receive::PendingClosure>(value).map(|_| ()),
