@@ -25,6 +25,12 @@ pub fn reference(path: &str) -> String {
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
 }
 
+/// The text of a file under `tests/fixtures/`.
+pub fn fixture(path: &str) -> String {
+    let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+}
+
 /// The 1024-bit key pair of the signature vectors.
 pub fn vector_key_pair() -> (RsaPrivateKey, RsaPublicKey) {
     let private_key = private_key_from_pem(&reference("signature-vectors/author_private_key.pem")).unwrap();
