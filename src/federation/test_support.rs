@@ -133,6 +133,8 @@ pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// How long the pod waits before answering.
+    pub delay: Duration,
 }
 
 pub fn reply(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
@@ -140,6 +142,7 @@ pub fn reply(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) 
         status,
         content_type,
         body: body.into(),
+        delay: Duration::ZERO,
     }
 }
 
@@ -265,6 +268,7 @@ fn serve(mut stream: TcpStream, routes: &Mutex<HashMap<String, Reply>>, seen: &M
         .cloned()
         .unwrap_or_else(|| reply(404, "text/plain", "not found"));
     drop(routes);
+    thread::sleep(answer.delay);
     let head = format!(
         "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         answer.status,
