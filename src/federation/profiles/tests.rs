@@ -584,3 +584,39 @@ async fn a_closed_accounts_avatar_is_served_30_days_then_purged() {
         Err(Error::NotFound(_))
     ));
 }
+
+// ----- the outputs diaspora_federation judged (tests/reference/lifeboat-output) -----
+
+#[test]
+fn the_outputs_diaspora_federation_accepted_still_open_here() {
+    use crate::federation::signature::{private_key_from_pem, public_key_from_pem};
+    use crate::federation::test_support::reference;
+    let keys: serde_json::Value = serde_json::from_str(&reference("lifeboat-output/keys.json")).unwrap();
+    let (author, pem) = keys.as_object().unwrap().iter().next().unwrap();
+    let alice_key = public_key_from_pem(pem.as_str().unwrap()).unwrap();
+    let bob_key = private_key_from_pem(&reference("lifeboat-output/bob.private.pem")).unwrap();
+    let opened = |xml: &str, expected: &str| {
+        let envelope = MagicEnvelope::parse(xml).unwrap();
+        envelope.verify(&alice_key).unwrap();
+        let answer: serde_json::Value =
+            serde_json::from_str(&reference(&format!("lifeboat-output/{expected}.probe.json"))).unwrap();
+        assert_eq!(answer["ok"], true, "{expected}: {answer}");
+        assert_eq!(answer["sender"], author.as_str());
+        parse_entity(envelope.payload_str().unwrap()).unwrap()
+    };
+    let private = envelope::decrypt(&reference("lifeboat-output/profile.private.json"), &bob_key, MAX).unwrap();
+    assert!(matches!(opened(&private, "profile.private"), Entity::Profile(p) if p.public == Some(false)));
+    assert!(matches!(
+        opened(&reference("lifeboat-output/profile.public.xml"), "profile.public"),
+        Entity::Profile(p) if p.public == Some(true)
+    ));
+    assert!(matches!(
+        opened(&reference("lifeboat-output/account_deletion.public.xml"), "account_deletion.public"),
+        Entity::AccountDeletion(d) if d.author == *author
+    ));
+    let links: serde_json::Value = serde_json::from_str(&reference("lifeboat-output/webfinger.probe.json")).unwrap();
+    assert!(links["salmon_url"].as_str().unwrap().contains("/receive/users/"));
+    assert!(links["profile_url"].as_str().unwrap().ends_with("/u/alice"));
+    let person: serde_json::Value = serde_json::from_str(&reference("lifeboat-output/person.probe.json")).unwrap();
+    assert_eq!(person["ok"], true);
+}
