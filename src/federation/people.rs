@@ -5,15 +5,19 @@
 //! - [`fetch_person`], the discovery client: WebFinger at the person's host (https
 //!   first; `http://` only under `allow_http`, and only when https failed at the
 //!   transport level), the `subject` check, the hCard, and a clear
-//!   [`Error::Upstream`] for every way a remote answer can be unusable;
+//!   [`Error::Upstream`] for every way a remote answer can be unusable
+//!   ([`try_fetch_person`] also tells a pod that did not answer from a final answer);
 //! - [`discover`], which answers from the store while a person is fresh and fetches
 //!   otherwise;
 //! - the rule that **a stored public key is never replaced by rediscovery** (DESIGN
 //!   §6): a refreshed profile keeps the stored key (and guid); a different fetched key
 //!   is logged and ignored. Only [`replace_identity`], called after a verified
 //!   migration, writes a key over another;
-//! - [`PeopleStore`], the storage this needs (implemented on the store in
-//!   `store::people`).
+//! - the marks that end a person here: `moved_to` (a verified migration) and
+//!   `closed_unix` (a verified `account_deletion`, see [`super::profiles`]); both stay
+//!   through rediscovery, and [`discover`] answers such a person from the store;
+//! - [`PeopleStore`] and [`PeopleTx`], the storage this needs (implemented on the
+//!   store in `store::people`).
 //!
 //! Not owned: verifying migrations (the migration code calls [`replace_identity`]
 //! once it has), HTTP itself ([`crate::http_client`]), the formats

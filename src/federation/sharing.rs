@@ -6,9 +6,10 @@
 //!   puts someone who shares with them into an aspect) or stops (removes them), a
 //!   `contact` entity signed by the user in a Magic Envelope, encrypted for the person
 //!   ([`envelope::encrypt_for`]), is queued in the durable outbox for
-//!   `POD/receive/users/GUID`, in the same unit of work as the change to the account.
-//!   A newer message to the same person replaces one still waiting, so an old one
-//!   retried late can never undo it;
+//!   `POD/receive/users/GUID`, in the same unit of work as the change to the account,
+//!   and, on starting, the user's `profile` with it, as diaspora*'s `share_with` does
+//!   ([`super::profiles::profile_delivery`]). A newer message to the same person
+//!   replaces one still waiting, so an old one retried late can never undo it;
 //! - **receiving** ([`receive_private`], `POST /receive/users/GUID`): rate limits per
 //!   client and per account (decrypting attacker-chosen data with the `rsa` crate is
 //!   a timing oracle), decryption with the user's key, verification of the inner
@@ -17,8 +18,8 @@
 //!   `sharing` while they share (in no aspect), removed when neither side shares.
 //!   The sender's pod joins the account's `known_pods` (a verified message).
 //!
-//! Every other private entity is accepted and ignored: lifeboat is not a stream
-//! server. Whatever fails to decrypt or verify changes nothing; the reason is logged
+//! A private `profile` or `account_deletion` goes to [`super::profiles::apply`]; every
+//! other private entity is accepted and ignored: lifeboat is not a stream server. Whatever fails to decrypt or verify changes nothing; the reason is logged
 //! at `warn` and never told to the sender, who gets the same `202` either way.
 //!
 //! The flags mean what diaspora*'s `Contact` model means: `receiving` is "the user

@@ -6,7 +6,10 @@
 //! `moved_from`, and — when the archive names its old identity — the AccountMigration
 //! signed once (entity by the new key, envelope by the old key) and queued in the outbox
 //! for every pod that should hear of it. The old private key is used for that one
-//! signature and never stored: only the signed envelope is kept, for re-delivery.
+//! signature and never stored: only the signed envelope is kept, for re-delivery. The
+//! archive's contacts are queued in the same unit of work for discovery in the
+//! background ([`crate::federation::people_queue`]), so their keys are known here
+//! before their pods may be gone.
 //!
 //! Tree `moves_out`: username -> [`OutgoingMove`].
 

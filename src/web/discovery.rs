@@ -1,8 +1,9 @@
 //! Discovery of local people, exactly as diaspora* reads it: WebFinger
 //! (`/.well-known/webfinger`), the hCard (`/hcard/users/GUID`), the person's page
 //! (`/people/GUID`, `/u/USERNAME`) and the uploaded avatar (`/avatars/GUID`). Unknown
-//! and closed accounts answer 404, except the person page of a moved account, which
-//! says where it went.
+//! and closed accounts answer 404 (so does a WebFinger resource that names no
+//! `user@host`), except the person page of a moved account, which says where it went,
+//! and a closed account's avatar for 30 days after closing.
 
 use maud::html;
 use warp::http::{header, HeaderValue, StatusCode};
