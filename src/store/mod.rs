@@ -215,10 +215,26 @@ struct Inner {
     trees: Vec<sled::Tree>,
     dir: PathBuf,
     held: held::HeldLog,
-    committer: std::sync::mpsc::Sender<CommitJob>,
+    /// `None` only while the store is dropped.
+    committer: Option<std::sync::mpsc::Sender<CommitJob>>,
+    committer_thread: Option<std::thread::JoinHandle<()>>,
     /// Work to do after the next successful sync ([`Store::after_durable`]).
     after_durable: Arc<Mutex<Vec<AfterDurable>>>,
     _lock: File,
+}
+
+impl Drop for Inner {
+    /// Stops the committer and waits for it, so that once the last handle is dropped
+    /// the folder can be opened again at once (the thread holds the database too).
+    fn drop(&mut self) {
+        drop(self.committer.take());
+        if let Some(thread) = self.committer_thread.take() {
+            // The last handle may go on the committer itself (work run after a sync).
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
 }
 
 /// What holds the data folder when it cannot be opened.
@@ -289,20 +305,21 @@ impl Store {
         let held = held::HeldLog::open(&dir.join(backups::HELD_DIR), db.clone())?;
         let (committer, jobs) = std::sync::mpsc::channel();
         let after_durable = Arc::new(Mutex::new(Vec::new()));
-        {
+        let committer_thread = {
             let (db, trees, after_durable) = (db.clone(), trees.clone(), after_durable.clone());
             std::thread::Builder::new()
                 .name("store-commit".into())
                 .spawn(move || group_commit(db, trees, jobs, after_durable))
-                .map_err(|e| Error::internal(format!("cannot start the committer thread: {e}")))?;
-        }
+                .map_err(|e| Error::internal(format!("cannot start the committer thread: {e}")))?
+        };
         let store = Store {
             inner: Arc::new(Inner {
                 db,
                 trees,
                 dir: dir.to_path_buf(),
                 held,
-                committer,
+                committer: Some(committer),
+                committer_thread: Some(committer_thread),
                 after_durable,
                 _lock: lock,
             }),
@@ -406,7 +423,10 @@ impl Store {
     }
 
     fn send_job(&self, job: CommitJob) -> Result<()> {
-        self.inner.committer.send(job).map_err(|_| committer_stopped())
+        match &self.inner.committer {
+            Some(committer) => committer.send(job).map_err(|_| committer_stopped()),
+            None => Err(committer_stopped()),
+        }
     }
 
     /// Runs `work` (blocking) once every write done so far is durable, such as freeing
