@@ -50,6 +50,10 @@ pub enum AdminRequest {
     BackupsList,
     /// Counts and bytes of the held backups.
     BackupsStats,
+    /// List the remote people this pod knows.
+    PeopleList,
+    /// The archive contacts waiting to be discovered, by pod.
+    PeopleQueue,
 }
 
 impl AdminRequest {
@@ -64,6 +68,8 @@ impl AdminRequest {
             AdminRequest::ArchiveExport { .. } => "archive export",
             AdminRequest::BackupsList => "backups list",
             AdminRequest::BackupsStats => "backups stats",
+            AdminRequest::PeopleList => "people list",
+            AdminRequest::PeopleQueue => "people queue",
         }
     }
 }
@@ -188,6 +194,14 @@ pub async fn execute(pod: &Arc<Pod>, request: AdminRequest) -> Result<AdminReply
                 file: Some(bytes),
             })
         }
+        AdminRequest::PeopleList => Ok(AdminReply {
+            output: format_people(&crate::federation::people::PeopleStore::people(&pod.store)?),
+            file: None,
+        }),
+        AdminRequest::PeopleQueue => Ok(AdminReply {
+            output: format_queue(&crate::federation::people_queue::overview(&pod.store)?),
+            file: None,
+        }),
         AdminRequest::UserList => {
             use crate::account::AccountStore;
             let host = pod.config.public_host();
@@ -218,6 +232,51 @@ pub async fn execute(pod: &Arc<Pod>, request: AdminRequest) -> Result<AdminReply
             Ok(AdminReply { output, file: None })
         }
     }
+}
+
+/// `lifeboat people list`: one line per known person.
+fn format_people(people: &[crate::federation::people::Person]) -> String {
+    use crate::backup::sync::utc;
+    let mut out = String::new();
+    for person in people {
+        let key = crate::federation::signature::public_key_from_pem(&person.public_key_pem)
+            .map(|key| crate::federation::signature::short_fingerprint(&key))
+            .unwrap_or_else(|_| "unreadable".into());
+        let state = match (&person.moved_to, person.closed_unix) {
+            (Some(to), _) => format!("moved to {to}"),
+            (None, Some(at)) => format!("closed {}", utc(at)),
+            (None, None) => "active".into(),
+        };
+        out.push_str(&format!(
+            "{}	key {key}	{}	fetched {}	{state}
+",
+            person.diaspora_id,
+            person.pod_origin,
+            utc(person.fetched_unix)
+        ));
+    }
+    out.push_str(&format!("{} known people\n", people.len()));
+    out
+}
+
+/// `lifeboat people queue`: one line per pod with people waiting.
+fn format_queue(hosts: &[(String, crate::federation::people_queue::HostState, usize)]) -> String {
+    use crate::backup::sync::utc;
+    let waiting: usize = hosts.iter().map(|(_, _, n)| n).sum();
+    let mut out = format!("{waiting} people waiting to be discovered, on {} pods\n", hosts.len());
+    for (host, state, n) in hosts {
+        out.push_str(&format!("{host}	{n} waiting	next {}", utc(state.next_unix)));
+        if let Some(since) = state.failing_since {
+            out.push_str(&format!(
+                "	failing since {} ({} attempts): {}",
+                utc(since),
+                state.failures,
+                state.last_error.as_deref().unwrap_or("")
+            ));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// The socket's path in a data folder.

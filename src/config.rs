@@ -434,6 +434,10 @@ options! {
         delivery_retry_for: Span = Span::secs(30 * 86400), "How long a failing delivery is retried before it is marked failed.", positive_span;
         receive_private_per_client_per_minute: u32 = 60, "Private messages (POST /receive/users/GUID) accepted per client address per minute; decrypting them is costly and must not be an oracle.", |v: &u32| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
         receive_private_per_account_per_minute: u32 = 30, "Private messages accepted per local account per minute, from all clients together.", |v: &u32| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
+        discovery_queue_max: u64 = 100_000, "Most people waiting to be discovered in the background (the contacts imported, restored and moved-in archives bring); past it, more are not queued.", at_least::<1>;
+        discoveries_per_minute: u32 = 120, "People discovered in the background per minute at most, over all pods (each is a WebFinger and an hCard request).", |v: &u32| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
+        discoveries_per_host_per_minute: u32 = 30, "People of one pod discovered in the background per minute at most.", |v: &u32| if (1..=60).contains(v) { Ok(()) } else { Err("must be between 1 and 60".into()) };
+        discovery_retry_for: Span = Span::secs(7 * 86400), "How long a pod that does not answer is retried (backing off up to 6 hours) before the people waiting for it are given up.", positive_span;
     }
     /// Holding backups for others, and sealing our own.
     backups: BackupsConfig {

@@ -65,6 +65,19 @@ enum Command {
     /// Sealed backups (.lfbk files).
     #[command(subcommand)]
     Backups(BackupsCommand),
+    /// Remote people this pod knows.
+    #[command(subcommand)]
+    People(PeopleCommand),
+}
+
+#[derive(Subcommand)]
+enum PeopleCommand {
+    /// List the remote people this pod knows: diaspora ID, key fingerprint, pod, when
+    /// last fetched, and whether they moved or closed their account.
+    List,
+    /// The archive contacts still waiting to be discovered, by pod: how many, when the
+    /// pod is asked next, and why it failed last.
+    Queue,
 }
 
 #[derive(Subcommand)]
@@ -283,6 +296,8 @@ async fn run(cli: Cli, env: BTreeMap<String, String>) -> Result<()> {
         Command::Backups(BackupsCommand::List) => print_reply(podmin(config, AdminRequest::BackupsList).await?),
         Command::Backups(BackupsCommand::Stats) => print_reply(podmin(config, AdminRequest::BackupsStats).await?),
         Command::Mail(MailCommand::Test { to }) => print_reply(podmin(config, AdminRequest::MailTest { to }).await?),
+        Command::People(PeopleCommand::List) => print_reply(podmin(config, AdminRequest::PeopleList).await?),
+        Command::People(PeopleCommand::Queue) => print_reply(podmin(config, AdminRequest::PeopleQueue).await?),
     }
 }
 

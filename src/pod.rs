@@ -31,6 +31,8 @@ pub struct Pod {
     pub opened: crate::backup::restore::OpenedBackups,
     /// Wakes the worker that keeps our accounts' encrypted backups current.
     pub backup_sync: crate::backup::sync::BackupSync,
+    /// Wakes the worker that discovers archive contacts in the background.
+    pub discovery: crate::federation::people_queue::DiscoveryQueue,
     pub trusted_proxies: Vec<IpAddr>,
     pub limits: Limits,
 }
@@ -125,6 +127,7 @@ impl Pod {
             keys,
             opened: Default::default(),
             backup_sync: crate::backup::sync::BackupSync::new(),
+            discovery: Default::default(),
             trusted_proxies,
             limits,
         }))

@@ -44,9 +44,17 @@ pub async fn serve(config: Config) -> Result<()> {
         let pod = pod.clone();
         let mut stopped = stopped.clone();
         workers.spawn(async move {
+            // Closed accounts' avatars are looked at hourly (a pass reads every account).
+            let mut next_avatar_purge = std::time::Instant::now();
             loop {
                 if let Err(e) = crate::migration::receive::close_due(&pod).await {
                     tracing::error!("closing moved accounts: {e}");
+                }
+                if std::time::Instant::now() >= next_avatar_purge {
+                    next_avatar_purge += std::time::Duration::from_secs(3600);
+                    if let Err(e) = crate::account::purge_closed_avatars(&pod, crate::account::now_unix()).await {
+                        tracing::error!("deleting closed accounts' avatars: {e}");
+                    }
                 }
                 tokio::select! {
                     _ = stopped.changed() => return,
@@ -56,6 +64,7 @@ pub async fn serve(config: Config) -> Result<()> {
         });
     }
     workers.spawn(crate::backup::sync::run(pod.clone(), stopped.clone()));
+    workers.spawn(crate::federation::people_queue::run(pod.clone(), stopped.clone()));
     {
         let pod = pod.clone();
         let stopped = stopped.clone();

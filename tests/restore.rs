@@ -203,6 +203,16 @@ impl Rig {
     }
 }
 
+/// Everyone waiting in the discovery queue, by pod.
+fn queued(pod: &Pod) -> Vec<String> {
+    use lifeboat::federation::people_queue::QueueStore;
+    let mut out = Vec::new();
+    for (host, _) in pod.store.hosts().unwrap() {
+        out.extend(pod.store.queued_on(&host).unwrap());
+    }
+    out
+}
+
 fn pass(text: &str) -> Passphrase {
     Passphrase::new(text.to_string())
 }
@@ -289,6 +299,8 @@ async fn a_backup_becomes_an_account_with_all_its_data_in_one_unit_of_work() {
     assert_eq!(from.public_key_pem, public_key_to_pem(&old_key().to_public_key()));
     assert_ne!(account.public_key_pem, from.public_key_pem, "a fresh key pair");
     assert_ne!(account.guid, "0123456789abcdef0123456789abcdef", "a fresh guid");
+    // The contacts are queued for discovery in the background, by pod.
+    assert_eq!(queued(&r.pod), ["bob@pod-b.example", "carol@pod-c.example"]);
 
     // The move is signed once and queued for the old pod, the contacts' pods and known pods.
     let outgoing = lifeboat::migration::outgoing(&r.pod, "alice2").unwrap().unwrap();
@@ -517,6 +529,7 @@ async fn a_move_in_whose_key_does_not_match_the_stored_one_is_refused() {
             pod_origin: format!("https://{OLD_HOST}"),
             fetched_unix: 0,
             moved_to: None,
+            closed_unix: None,
         },
     )
     .unwrap();
@@ -575,6 +588,7 @@ async fn a_move_in_while_the_old_pod_is_down_is_accepted_and_noted() {
         .any(|m| m.to == "new@example.org" && m.subject.contains("Confirm")));
     let deliveries = r.pod.outbox.topic(&lifeboat::migration::topic("mover")).unwrap();
     assert!(deliveries.iter().any(|d| d.origin == format!("https://{OLD_HOST}")));
+    assert_eq!(queued(&r.pod), ["bob@pod-b.example", "carol@pod-c.example"]);
     assert!(
         deliveries.iter().all(|d| d.origin != "http://127.0.0.1:9"),
         "nothing is re-pointed here"

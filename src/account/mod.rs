@@ -425,20 +425,56 @@ pub async fn change_email(pod: &Pod, username: &str, password: &str, new_email: 
 
 /// Closes an account at its owner's request: sign-in ends, discovery answers 404, the
 /// private key, contacts and profile are deleted, and the username is never reused.
+/// diaspora*'s `account_deletion`, signed with the account's key before the key is
+/// wiped, is queued for its contacts' pods in the unit of work that wipes it, and
+/// local users lose it from their contacts there too.
 pub async fn delete_account(pod: &Pod, username: &str, password: &str) -> Result<()> {
     let account = open_account(&pod.store, username)?;
     check_current_password(&account, password).await?;
-    update(pod, username, |account| {
-        wipe(account, None);
+    let deliveries = crate::federation::profiles::deletion_deliveries(pod, &account).await?;
+    let own_id = account.diaspora_id(&pod.config.public_host());
+    let local_contacts: Vec<String> = AccountStore::accounts(&pod.store)?
+        .into_iter()
+        .filter(|a| a.username != username && a.closed.is_none())
+        .filter(|a| a.contacts.iter().any(|c| c.diaspora_id == own_id))
+        .map(|a| a.username)
+        .collect();
+    pod.store.transaction(|tx| {
+        update_in(tx, username, |account| {
+            wipe(account, None);
+            Ok(())
+        })?;
+        for (id, delivery) in &deliveries {
+            pod.outbox.enqueue_in(tx, *id, delivery)?;
+        }
+        for other in &local_contacts {
+            let Some(previous) = AccountTx::account(tx, other)? else {
+                continue;
+            };
+            if previous.closed.is_some() {
+                continue;
+            }
+            let mut changed = previous.clone();
+            changed.contacts.retain(|c| c.diaspora_id != own_id);
+            tx.put_account(Some(&previous), &changed)?;
+        }
         Ok(())
-    })
-    .await?;
-    tracing::info!(%username, "account deleted by its owner");
+    })?;
+    pod.store.durable().await?;
+    pod.backup_sync.wake();
+    pod.outbox.wake();
+    tracing::info!(%username, told = deliveries.len(), "account deleted by its owner");
     Ok(())
 }
 
+/// How long a closed account's uploaded avatar is still served, so that the
+/// `image_url`s other pods and exported archives hold keep working while the network
+/// learns of the closing.
+pub const AVATAR_KEPT_SECS: u64 = 30 * 86400;
+
 /// Removes everything personal from a closed account; keeps the username and guid
-/// (so neither is reused) and where it went.
+/// (so neither is reused), where it went, and the uploaded avatar, which
+/// [`purge_closed_avatars`] deletes [`AVATAR_KEPT_SECS`] later.
 pub fn wipe(account: &mut Account, moved_to: Option<String>) {
     account.closed = Some(Closed {
         at_unix: now_unix(),
@@ -453,7 +489,38 @@ pub fn wipe(account: &mut Account, moved_to: Option<String>) {
     account.blocks.clear();
     account.verbatim_json = "{}".into();
     account.known_pods.clear();
-    account.avatar = None;
+}
+
+/// Deletes the avatars of accounts closed [`AVATAR_KEPT_SECS`] or more before `now`
+/// (run periodically). Returns how many went.
+pub async fn purge_closed_avatars(pod: &Pod, now: u64) -> Result<usize> {
+    let due: Vec<String> = AccountStore::accounts(&pod.store)?
+        .into_iter()
+        .filter(|a| a.avatar.is_some() && a.closed.as_ref().is_some_and(|c| !c.keeps_avatar(now)))
+        .map(|a| a.username)
+        .collect();
+    if due.is_empty() {
+        return Ok(0);
+    }
+    pod.store.transaction(|tx| {
+        for username in &due {
+            let Some(previous) = AccountTx::account(tx, username)? else {
+                continue;
+            };
+            if previous.closed.as_ref().is_some_and(|c| !c.keeps_avatar(now)) && previous.avatar.is_some() {
+                let mut purged = previous.clone();
+                purged.avatar = None;
+                tx.put_account(Some(&previous), &purged)?;
+            }
+        }
+        Ok(())
+    })?;
+    pod.store.durable().await?;
+    tracing::info!(
+        accounts = due.len(),
+        "deleted the avatars of accounts closed 30 days ago"
+    );
+    Ok(due.len())
 }
 
 /// The account of a username if it exists and is open.

@@ -131,6 +131,14 @@ pub struct Closed {
     pub moved_to: Option<String>,
 }
 
+impl Closed {
+    /// Whether the account's uploaded avatar is still kept (and served) at `now`:
+    /// for [`crate::account::AVATAR_KEPT_SECS`] after closing.
+    pub fn keeps_avatar(&self, now_unix: u64) -> bool {
+        now_unix < self.at_unix.saturating_add(crate::account::AVATAR_KEPT_SECS)
+    }
+}
+
 impl Account {
     /// `username@host`.
     pub fn diaspora_id(&self, host: &str) -> String {

@@ -23,7 +23,9 @@
 //!    transaction, so two tabs cannot both succeed), the slot is marked restored, the
 //!    account is created with a fresh key pair and guid and the archive's data, and the
 //!    AccountMigration, signed once with the old key, is queued in the outbox
-//!    ([`crate::migration::prepare`] and [`crate::migration::write_in`]). A failure at
+//!    ([`crate::migration::prepare`] and [`crate::migration::write_in`]); the
+//!    archive's contacts are queued for discovery in the background
+//!    ([`crate::federation::people_queue`]). A failure at
 //!    any step leaves no account and the backup restorable.
 //!
 //! **Where the opened archive waits between steps 3 and 4**: in memory only
@@ -853,6 +855,7 @@ async fn create_from(
     })?;
     pod.store.durable().await?;
     pod.outbox.wake();
+    pod.discovery.wake();
     if key_check.applies_here() {
         crate::migration::apply_locally(pod, &prepared).await;
     }
@@ -990,6 +993,7 @@ pub async fn move_in(pod: &Pod, request: MoveIn) -> Result<Created> {
     }
     pod.outbox.wake();
     pod.mailer.wake();
+    pod.discovery.wake();
     if key_check.applies_here() {
         crate::migration::apply_locally(pod, &prepared).await;
     }

@@ -18,6 +18,8 @@ pub const REL_HCARD: &str = "http://microformats.org/profile/hcard";
 pub const REL_SEED_LOCATION: &str = "http://joindiaspora.com/seed_location";
 /// Link relation of the person's profile page.
 pub const REL_PROFILE_PAGE: &str = "http://webfinger.net/rel/profile-page";
+/// Link relation of the URL private messages to the person are POSTed to.
+pub const REL_SALMON: &str = "salmon";
 /// The `Content-Type` of a WebFinger answer.
 pub const JRD_CONTENT_TYPE: &str = "application/jrd+json";
 
@@ -32,6 +34,11 @@ pub fn person_url(base_url: &str, guid: &str) -> String {
     format!("{}/people/{guid}", trim_base(base_url))
 }
 
+/// `BASE/receive/users/GUID`, where private messages to the person are POSTed.
+pub fn receive_url(base_url: &str, guid: &str) -> String {
+    format!("{}/receive/users/{guid}", trim_base(base_url))
+}
+
 /// `BASE/u/USERNAME`, the person's profile page (as diaspora* names it).
 pub fn profile_page_url(base_url: &str, username: &str) -> String {
     format!("{}/u/{username}", trim_base(base_url))
@@ -42,7 +49,8 @@ fn trim_base(base_url: &str) -> &str {
 }
 
 /// The WebFinger JRD for a local person: `subject` `acct:user@host`, the person URL as
-/// alias, and the hCard, seed location and profile page links.
+/// alias, and the hCard, seed location, profile page and salmon links, in the order
+/// diaspora_federation's `WebFinger#to_json` writes them.
 pub fn render_jrd(diaspora_id: &str, base_url: &str, guid: &str) -> Value {
     let username = diaspora_id.split('@').next().unwrap_or(diaspora_id);
     json!({
@@ -52,6 +60,7 @@ pub fn render_jrd(diaspora_id: &str, base_url: &str, guid: &str) -> Value {
             {"rel": REL_HCARD, "type": "text/html", "href": hcard_url(base_url, guid)},
             {"rel": REL_SEED_LOCATION, "type": "text/html", "href": format!("{}/", trim_base(base_url))},
             {"rel": REL_PROFILE_PAGE, "type": "text/html", "href": profile_page_url(base_url, username)},
+            {"rel": REL_SALMON, "href": receive_url(base_url, guid)},
         ],
     })
 }
@@ -380,6 +389,8 @@ mod tests {
                      "href": "https://pod.example:8443/"},
                     {"rel": "http://webfinger.net/rel/profile-page", "type": "text/html",
                      "href": "https://pod.example:8443/u/alice"},
+                    {"rel": "salmon",
+                     "href": "https://pod.example:8443/receive/users/0123456789abcdef0123456789abcdef"},
                 ],
             })
         );

@@ -11,6 +11,9 @@
 //! - [`discovery`]: WebFinger JRD and hCard, rendered and parsed;
 //! - [`people`]: the discovery client (WebFinger + hCard over the network) and the
 //!   store of known people and their keys;
+//! - [`people_queue`]: the durable queue that discovers archive contacts in the
+//!   background;
+//! - [`profiles`]: `profile` and `account_deletion`, sent and received;
 //! - [`outbox`]: the durable queue of deliveries to other pods;
 //! - [`sharing`]: `contact` messages sent when a user starts or stops sharing, and
 //!   received at `/receive/users/GUID`.
@@ -25,6 +28,8 @@ mod html;
 pub mod lookup;
 pub mod outbox;
 pub mod people;
+pub mod people_queue;
+pub mod profiles;
 pub mod sharing;
 pub mod signature;
 #[cfg(test)]

@@ -5,16 +5,19 @@
 //! - [`fetch_person`], the discovery client: WebFinger at the person's host (https
 //!   first; `http://` only under `allow_http`, and only when https failed at the
 //!   transport level), the `subject` check, the hCard, and a clear
-//!   [`Error::Upstream`] for every way a remote answer can be unusable;
+//!   [`Error::Upstream`] for every way a remote answer can be unusable
+//!   ([`try_fetch_person`] also tells a pod that did not answer from a final answer);
 //! - [`discover`], which answers from the store while a person is fresh and fetches
 //!   otherwise;
-//! - the rule that **a stored public key is never replaced by rediscovery**
-//!   (docs/formats.md, "People this pod knows"): a refreshed profile keeps the stored
-//!   key (and guid); a different fetched key is logged and ignored. Only
-//!   [`replace_identity`], called after a verified migration, writes a key over
-//!   another;
-//! - [`PeopleStore`], the storage this needs (implemented on the store in
-//!   `store::people`).
+//! - the rule that **a stored public key is never replaced by rediscovery** (docs/formats.md,
+//!   "People this pod knows"): a refreshed profile keeps the stored key (and guid); a different fetched key
+//!   is logged and ignored. Only [`replace_identity`], called after a verified
+//!   migration, writes a key over another;
+//! - the marks that end a person here: `moved_to` (a verified migration) and
+//!   `closed_unix` (a verified `account_deletion`, see [`super::profiles`]); both stay
+//!   through rediscovery, and [`discover`] answers such a person from the store;
+//! - [`PeopleStore`] and [`PeopleTx`], the storage this needs (implemented on the
+//!   store in `store::people`).
 //!
 //! Not owned: verifying migrations (the migration code calls [`replace_identity`]
 //! once it has), HTTP itself ([`crate::http_client`]), the formats
@@ -52,11 +55,12 @@ pub struct Person {
     pub first_name: String,
     /// `.family_name`; empty when absent.
     pub last_name: String,
-    /// Absolute URL of the large (300×300) avatar.
+    /// Absolute URL of the large (300×300) avatar; empty when their last `profile`
+    /// named none.
     pub photo_url: String,
-    /// Absolute URL of the medium (100×100) avatar.
+    /// Absolute URL of the medium (100×100) avatar (as above).
     pub photo_medium_url: String,
-    /// Absolute URL of the small (50×50) avatar.
+    /// Absolute URL of the small (50×50) avatar (as above).
     pub photo_small_url: String,
     /// Whether the person may be found by name.
     pub searchable: bool,
@@ -66,6 +70,9 @@ pub struct Person {
     pub fetched_unix: u64,
     /// Set when a verified migration moved this identity: the new diaspora ID.
     pub moved_to: Option<String>,
+    /// Set when the person's verified `account_deletion` arrived (seconds since the
+    /// Unix epoch): the account is gone, and nobody adds it again.
+    pub closed_unix: Option<u64>,
 }
 
 impl Person {
@@ -88,6 +95,19 @@ impl Person {
             joined.to_string()
         }
     }
+}
+
+/// The result type inside a unit of work.
+pub type TxResult<T> = crate::account::TxResult<T>;
+
+/// The people store inside a unit of work that also writes other things (an account's
+/// contacts, a queue), so that both change together or not at all.
+pub trait PeopleTx {
+    /// The person stored under `diaspora_id`.
+    fn person(&self, diaspora_id: &str) -> TxResult<Option<Person>>;
+    /// Writes `person` under its own diaspora ID. Callers keep the rule that a stored
+    /// key is replaced only by a verified migration.
+    fn put_person(&self, person: &Person) -> TxResult<()>;
 }
 
 /// What [`PeopleStore::change_people`] runs: the stored people in, what to write out.
@@ -116,11 +136,11 @@ pub fn get_person<S: PeopleStore + ?Sized>(store: &S, diaspora_id: &str) -> Resu
     store.person(diaspora_id)
 }
 
-/// Stores a discovered person. When the person is already known, the stored public key,
-/// guid and `moved_to` stay (docs/formats.md, "People this pod knows": only a verified
-/// migration replaces a key) and only the profile, pod and fetch time are refreshed; a
-/// fetched key or guid that differs is logged as a warning and ignored. Returns what is
-/// stored now.
+/// Stores a discovered person. When the person is already known, the stored public
+/// key, guid, `moved_to` and `closed_unix` stay (docs/formats.md, "People this pod knows": only a verified
+/// migration replaces a key)
+/// and only the profile, pod and fetch time are refreshed; a fetched key or guid that
+/// differs is logged as a warning and ignored. Returns what is stored now.
 pub fn store_person<S: PeopleStore + ?Sized>(store: &S, fetched: Person) -> Result<Person> {
     let id = fetched.diaspora_id.clone();
     let written = store.change_people(&[&id], &|current| {
@@ -130,6 +150,7 @@ pub fn store_person<S: PeopleStore + ?Sized>(store: &S, fetched: Person) -> Resu
                 guid: known.guid.clone(),
                 public_key_pem: known.public_key_pem.clone(),
                 moved_to: known.moved_to.clone(),
+                closed_unix: known.closed_unix,
                 ..fetched.clone()
             },
         };
@@ -188,7 +209,8 @@ pub fn replace_identity<S: PeopleStore + ?Sized>(store: &S, old_id: &str, new: P
     Ok(())
 }
 
-/// The person `diaspora_id` names: the stored one while fresh (or once moved), else
+/// The person `diaspora_id` names: the stored one while fresh (or once moved or
+/// closed), else
 /// fetched again ([`fetch_person`], run off the async runtime) and stored through
 /// [`store_person`], so a stored key is never replaced. When fetching fails and the
 /// person is known, the stored person is returned (their pod may be gone; what it
@@ -205,7 +227,7 @@ pub async fn discover<S: PeopleStore + Sync + ?Sized>(
     let id = diaspora_id.trim();
     let stored = if valid_diaspora_id(id) { store.person(id)? } else { None };
     if let Some(known) = &stored {
-        if known.moved_to.is_some() || known.is_fresh(now_unix()) {
+        if known.moved_to.is_some() || known.closed_unix.is_some() || known.is_fresh(now_unix()) {
             return Ok(known.clone());
         }
     }
@@ -232,14 +254,56 @@ pub async fn discover<S: PeopleStore + Sync + ?Sized>(
 /// [`Error::BadRequest`]; everything that goes wrong remotely is an [`Error::Upstream`]
 /// reading "could not discover ID: why".
 pub fn fetch_person(http: &HttpClient, diaspora_id: &str, allow_http: bool) -> Result<Person> {
+    try_fetch_person(http, diaspora_id, allow_http).map_err(|failure| failure.error)
+}
+
+/// Why [`try_fetch_person`] found nobody.
+#[derive(Debug)]
+pub struct Unfetched {
+    /// The error [`fetch_person`] returns.
+    pub error: Error,
+    /// The person's pod did not answer usably at all (no connection, a timeout, an HTTP
+    /// 5xx, 408 or 429): asking again later may work, and asking about anyone else
+    /// there now would not. False when the pod answered and the answer was final (no
+    /// such account, an unusable document, an invalid ID).
+    pub pod_failed: bool,
+}
+
+/// [`fetch_person`], telling a pod that failed from a final answer (for the
+/// background queue, which retries the one and drops the other).
+pub fn try_fetch_person(
+    http: &HttpClient,
+    diaspora_id: &str,
+    allow_http: bool,
+) -> std::result::Result<Person, Unfetched> {
     let id = diaspora_id.trim();
     if !valid_diaspora_id(id) {
-        return Err(Error::bad(format!(
-            "could not discover {}: not a valid diaspora ID (user@host)",
-            shown(id)
-        )));
+        return Err(Unfetched {
+            error: Error::bad(format!(
+                "could not discover {}: not a valid diaspora ID (user@host)",
+                shown(id)
+            )),
+            pod_failed: false,
+        });
     }
-    let fail = |reason: String| Error::Upstream(format!("could not discover {id}: {reason}"));
+    let message = |reason: String| Error::Upstream(format!("could not discover {id}: {reason}"));
+    let fail = |reason: String| Unfetched {
+        error: message(reason),
+        pod_failed: false,
+    };
+    let pod_failed = |reason: String| Unfetched {
+        error: message(reason),
+        pod_failed: true,
+    };
+    let status_failure = |response: &Response, origin: &str, what: &str| {
+        check_status(response, origin, what).map_err(|reason| {
+            if retry_later(response.status) {
+                pod_failed(reason)
+            } else {
+                fail(reason)
+            }
+        })
+    };
     let host = id.split_once('@').map(|(_, host)| host).unwrap_or_default();
     let resource = format!("acct:{id}").replace('[', "%5B").replace(']', "%5D");
     let path = format!("/.well-known/webfinger?resource={resource}");
@@ -250,17 +314,17 @@ pub fn fetch_person(http: &HttpClient, diaspora_id: &str, allow_http: bool) -> R
         Err(https_error) if allow_http => match http.get(&format!("http://{host}{path}"), JRD_ACCEPT) {
             Ok(response) => (response, "http"),
             Err(http_error) => {
-                return Err(fail(format!(
+                return Err(pod_failed(format!(
                     "{}; and over http: {}",
                     message_of(&https_error),
                     message_of(&http_error)
                 )))
             }
         },
-        Err(https_error) => return Err(fail(message_of(&https_error))),
+        Err(https_error) => return Err(pod_failed(message_of(&https_error))),
     };
     let pod_origin = origin_of(&format!("{scheme}://{host}")).map_err(|e| fail(message_of(&e)))?;
-    check_status(&webfinger, &pod_origin, "WebFinger").map_err(fail)?;
+    status_failure(&webfinger, &pod_origin, "WebFinger")?;
     let jrd = parse_jrd(&webfinger.body).map_err(|e| fail(message_of(&e)))?;
     if !jrd
         .diaspora_id()
@@ -274,9 +338,9 @@ pub fn fetch_person(http: &HttpClient, diaspora_id: &str, allow_http: bool) -> R
 
     let hcard = http
         .get(&jrd.hcard_url, HCARD_ACCEPT)
-        .map_err(|e| fail(message_of(&e)))?;
+        .map_err(|e| pod_failed(message_of(&e)))?;
     let hcard_origin = origin_of(&hcard.final_url).unwrap_or_else(|_| pod_origin.clone());
-    check_status(&hcard, &hcard_origin, "the hCard request").map_err(fail)?;
+    status_failure(&hcard, &hcard_origin, "the hCard request")?;
     let html = String::from_utf8_lossy(&hcard.body);
     let card = parse_hcard(&html, &hcard.final_url).map_err(|e| fail(message_of(&e)))?;
     Ok(Person {
@@ -293,7 +357,13 @@ pub fn fetch_person(http: &HttpClient, diaspora_id: &str, allow_http: bool) -> R
         pod_origin,
         fetched_unix: now_unix(),
         moved_to: None,
+        closed_unix: None,
     })
+}
+
+/// Statuses after which the same request may well succeed later.
+fn retry_later(status: u16) -> bool {
+    matches!(status, 408 | 429) || status >= 500
 }
 
 fn check_status(response: &Response, origin: &str, what: &str) -> std::result::Result<(), String> {

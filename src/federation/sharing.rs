@@ -7,9 +7,10 @@
 //!   puts someone who shares with them into an aspect) or stops (removes them), a
 //!   `contact` entity signed by the user in a Magic Envelope, encrypted for the person
 //!   ([`envelope::encrypt_for`]), is queued in the durable outbox for
-//!   `POD/receive/users/GUID`, in the same unit of work as the change to the account.
-//!   A newer message to the same person replaces one still waiting, so an old one
-//!   retried late can never undo it;
+//!   `POD/receive/users/GUID`, in the same unit of work as the change to the account,
+//!   and, on starting, the user's `profile` with it, as diaspora*'s `share_with` does
+//!   ([`super::profiles::profile_delivery`]). A newer message to the same person
+//!   replaces one still waiting, so an old one retried late can never undo it;
 //! - **receiving** ([`receive_private`], `POST /receive/users/GUID`): rate limits per
 //!   client and per account (decrypting attacker-chosen data with the `rsa` crate is
 //!   a timing oracle), decryption with the user's key, verification of the inner
@@ -18,8 +19,8 @@
 //!   `sharing` while they share (in no aspect), removed when neither side shares.
 //!   The sender's pod joins the account's `known_pods` (a verified message).
 //!
-//! Every other private entity is accepted and ignored: lifeboat is not a stream
-//! server. Whatever fails to decrypt or verify changes nothing; the reason is logged
+//! A private `profile` or `account_deletion` goes to [`super::profiles::apply`]; every
+//! other private entity is accepted and ignored: lifeboat is not a stream server. Whatever fails to decrypt or verify changes nothing; the reason is logged
 //! at `warn` and never told to the sender, who gets the same `202` either way.
 //!
 //! The flags mean what diaspora*'s `Contact` model means: `receiving` is "the user
@@ -39,6 +40,7 @@ use super::envelope::{self, MagicEnvelope};
 use super::lookup::FoundPerson;
 use super::outbox::NewDelivery;
 use super::people::{self, Person};
+use super::profiles;
 use super::signature::{private_key_from_pem, public_key_from_pem};
 use crate::account::archive::add_known_pod;
 use crate::account::{self, profile, Account, AccountStore, ContactData};
@@ -104,6 +106,26 @@ pub fn contact_delivery(
     })
 }
 
+/// What a local account sends a person it starts sharing with, off the async
+/// runtime: the `contact` (sharing), then the account's `profile`, as diaspora*'s
+/// `share_with` sends them ([`profiles::profile_delivery`]).
+pub async fn seal_start(pod: &Pod, account: &Account, person: &Person) -> Result<Vec<NewDelivery>> {
+    let username = account.username.clone();
+    let author_id = account.diaspora_id(&pod.config.public_host());
+    let entity = profile::entity(account, &pod.config.public_host(), &pod.config.public_url());
+    let private_key_pem = account.private_key_pem.clone();
+    let person = person.clone();
+    tokio::task::spawn_blocking(move || {
+        let key = private_key_from_pem(&private_key_pem)?;
+        Ok(vec![
+            contact_delivery(&username, &author_id, &key, &person, true)?,
+            profiles::profile_delivery(&username, &entity, &key, &person)?,
+        ])
+    })
+    .await
+    .map_err(|e| Error::internal(format!("sealing a contact message: {e}")))?
+}
+
 /// [`contact_delivery`] for a local account, off the async runtime.
 pub async fn seal_contact(pod: &Pod, account: &Account, person: &Person, sharing: bool) -> Result<NewDelivery> {
     let username = account.username.clone();
@@ -119,29 +141,33 @@ pub async fn seal_contact(pod: &Pod, account: &Account, person: &Person, sharing
 }
 
 /// Writes `change` to `username`'s account and, when it answers true, queues
-/// `delivery` in the same unit of work (replacing the person's messages still
-/// waiting); then makes it durable and wakes the outbox. Returns whether it queued.
+/// `deliveries` in the same unit of work (each replacing the messages of its topic
+/// still waiting); then makes it durable and wakes the outbox. Returns whether it
+/// queued.
 async fn change_and_send(
     pod: &Pod,
     username: &str,
-    delivery: Option<&NewDelivery>,
+    deliveries: &[NewDelivery],
     change: impl Fn(&mut Account) -> Result<bool>,
 ) -> Result<bool> {
-    let earlier = match delivery {
-        Some(d) => pod.outbox.topic_ids(&d.topic)?,
-        None => Vec::new(),
-    };
-    let id = pod.store.generate_id()?;
+    let mut earlier = Vec::new();
+    for delivery in deliveries {
+        earlier.extend(pod.outbox.topic_ids(&delivery.topic)?);
+    }
+    let ids = deliveries
+        .iter()
+        .map(|_| pod.store.generate_id())
+        .collect::<Result<Vec<_>>>()?;
     let (_, sent) = pod.store.transaction(|tx| {
         let (account, send) = account::update_in(tx, username, &change)?;
-        match delivery {
-            Some(delivery) if send => {
-                pod.outbox.cancel_pending_in(tx, &earlier)?;
-                pod.outbox.enqueue_in(tx, id, delivery)?;
-                Ok((account, true))
-            }
-            _ => Ok((account, false)),
+        if !send || deliveries.is_empty() {
+            return Ok((account, false));
         }
+        pod.outbox.cancel_pending_in(tx, &earlier)?;
+        for (id, delivery) in ids.iter().zip(deliveries) {
+            pod.outbox.enqueue_in(tx, *id, delivery)?;
+        }
+        Ok((account, true))
     })?;
     pod.store.durable().await?;
     if sent {
@@ -210,11 +236,14 @@ pub async fn add_contact(pod: &Pod, account: &Account, typed_id: &str, aspect: O
     if let Some(new_id) = &person.moved_to {
         return Err(Error::bad(format!("{id} has moved to {new_id}; add that ID instead")));
     }
+    if person.closed_unix.is_some() {
+        return Err(Error::Gone(format!("{id} has closed their account")));
+    }
     if account.contacts.len() >= MAX_CONTACTS && !account.contacts.iter().any(|c| c.diaspora_id == id) {
         return Err(Error::bad(format!("at most {MAX_CONTACTS} contacts")));
     }
-    let delivery = seal_contact(pod, account, &person, true).await?;
-    change_and_send(pod, &account.username, Some(&delivery), |a| {
+    let deliveries = seal_start(pod, account, &person).await?;
+    change_and_send(pod, &account.username, &deliveries, |a| {
         if !a.contacts.iter().any(|c| c.diaspora_id == person.diaspora_id) {
             a.contacts.push(ContactData {
                 diaspora_id: person.diaspora_id.clone(),
@@ -271,7 +300,7 @@ pub async fn remove_contact(pod: &Pod, account: &Account, id: &str) -> Result<()
     } else {
         None
     };
-    change_and_send(pod, &account.username, delivery.as_ref(), |a| Ok(stop_sharing(a, id))).await?;
+    change_and_send(pod, &account.username, delivery.as_slice(), |a| Ok(stop_sharing(a, id))).await?;
     Ok(())
 }
 
@@ -291,19 +320,23 @@ pub async fn set_aspects(pod: &Pod, account: &Account, id: &str, aspects: Vec<St
             return Ok(());
         }
         let delivery = stop_message(pod, account, id).await?;
-        change_and_send(pod, &account.username, delivery.as_ref(), |a| Ok(stop_sharing(a, id))).await?;
+        change_and_send(pod, &account.username, delivery.as_slice(), |a| Ok(stop_sharing(a, id))).await?;
         return Ok(());
     }
-    let delivery = if !contact.receiving {
+    let start = if !contact.receiving {
         let person = discover(pod, id).await?;
-        Some((seal_contact(pod, account, &person, true).await?, person))
+        if person.closed_unix.is_some() {
+            return Err(Error::Gone(format!("{id} has closed their account")));
+        }
+        Some((seal_start(pod, account, &person).await?, person))
     } else {
         None
     };
-    change_and_send(pod, &account.username, delivery.as_ref().map(|(d, _)| d), |a| {
+    let deliveries = start.as_ref().map(|(d, _)| d.as_slice()).unwrap_or_default();
+    change_and_send(pod, &account.username, deliveries, |a| {
         let contact = contact_mut(a, id).ok_or_else(|| Error::NotFound("no such contact".into()))?;
         contact.aspects = aspects.clone();
-        match &delivery {
+        match &start {
             Some((_, person)) if !contact.receiving => {
                 fill_person(contact, person);
                 contact.receiving = true;
@@ -430,6 +463,12 @@ async fn receive_for(pod: &Pod, account: &Account, body: &[u8], max_envelope: us
     };
     match entity {
         Entity::Contact(contact) => apply_contact(pod, account, &sender, &contact).await,
+        Entity::Profile(_) | Entity::AccountDeletion(_) => match profiles::apply(pod, &sender, &entity).await {
+            Ok(profiles::Outcome::Applied(_)) => Ok(Received::Updated),
+            Ok(profiles::Outcome::Ignored(why)) => Ok(Received::Ignored(why)),
+            Err(e @ Error::Internal(_)) => Err(e),
+            Err(e) => Ok(Received::Refused(e.to_string())),
+        },
         Entity::Other(name) => Ok(Received::Ignored(format!("{name} from {}", sender.diaspora_id))),
         other => Ok(Received::Ignored(format!(
             "{} from {} (private)",
@@ -517,6 +556,12 @@ async fn apply_contact(pod: &Pod, account: &Account, sender: &Person, contact: &
     if let Some(new_id) = &sender.moved_to {
         return Ok(Received::Ignored(format!(
             "contact from {}, who moved to {new_id}",
+            sender.diaspora_id
+        )));
+    }
+    if sender.closed_unix.is_some() {
+        return Ok(Received::Ignored(format!(
+            "contact from {}, who closed their account",
             sender.diaspora_id
         )));
     }

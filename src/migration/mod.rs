@@ -6,7 +6,10 @@
 //! `moved_from`, and — when the archive names its old identity — the AccountMigration
 //! signed once (entity by the new key, envelope by the old key) and queued in the outbox
 //! for every pod that should hear of it. The old private key is used for that one
-//! signature and never stored: only the signed envelope is kept, for re-delivery.
+//! signature and never stored: only the signed envelope is kept, for re-delivery. The
+//! archive's contacts are queued in the same unit of work for discovery in the
+//! background ([`crate::federation::people_queue`]), so their keys are known here
+//! before their pods may be gone.
 //!
 //! Tree `moves_out`: username -> [`OutgoingMove`].
 
@@ -20,6 +23,7 @@ use crate::federation::entities::AccountMigration;
 use crate::federation::envelope::{MagicEnvelope, CONTENT_TYPE};
 use crate::federation::outbox::NewDelivery;
 use crate::federation::people::PeopleStore;
+use crate::federation::people_queue;
 use crate::federation::signature::private_key_from_pem;
 use crate::http_client::origin_of;
 use crate::pod::Pod;
@@ -223,7 +227,9 @@ fn known_pod_origins(pod: &Pod) -> Result<Vec<String>> {
 }
 
 /// Writes a prepared arrival inside a unit of work: refuses a taken username or email,
-/// then stores the account, its move and the deliveries.
+/// then stores the account, its move and the deliveries, and queues the archive's
+/// contacts for discovery in the background. The caller wakes the outbox and
+/// `pod.discovery` once the unit is durable.
 pub fn write_in(pod: &Pod, tx: &Tx, prepared: &Prepared) -> TxResult<()> {
     let account = &prepared.account;
     if AccountTx::account(tx, &account.username)?.is_some() {
@@ -241,6 +247,15 @@ pub fn write_in(pod: &Pod, tx: &Tx, prepared: &Prepared) -> TxResult<()> {
             pod.outbox.enqueue_in(tx, *id, delivery)?;
         }
     }
+    let contacts: Vec<&str> = account.contacts.iter().map(|c| c.diaspora_id.as_str()).collect();
+    let queued = people_queue::queue_in(
+        tx,
+        &people_queue::Policy::from_config(&pod.config),
+        &pod.config.public_host(),
+        &contacts,
+        now_unix(),
+    )?;
+    people_queue::log_queued(&account.username, queued);
     Ok(())
 }
 
@@ -251,6 +266,7 @@ pub async fn arrive(pod: &Pod, arrival: Arrival) -> Result<(Account, Vec<String>
     pod.store.transaction(|tx| write_in(pod, tx, &prepared))?;
     pod.store.durable().await?;
     pod.outbox.wake();
+    pod.discovery.wake();
     apply_locally(pod, &prepared).await;
     tracing::info!(
         username = %prepared.account.username,

@@ -1,7 +1,8 @@
 //! Receiving diaspora*'s public messages (`POST /receive/public`), of which lifeboat
-//! acts on one: the AccountMigration (docs/migration.md).
+//! acts on the AccountMigration (docs/migration.md), `profile` and `account_deletion`.
 //!
-//! Order: parse the envelope (any DOCTYPE refused), read the entity; anything but an
+//! Order: parse the envelope (any DOCTYPE refused), read the entity; `profile` and
+//! `account_deletion` go to [`crate::federation::profiles`], anything else but an
 //! AccountMigration is accepted and ignored. Then: `key_id`, `author` and
 //! `old_identity` must all name the old identity; the envelope must verify with the old
 //! identity's key — the stored one when this pod knows the person (a stored key is
@@ -25,6 +26,7 @@ use crate::federation::entities::{parse_entity, Entity};
 use crate::federation::envelope::MagicEnvelope;
 use crate::federation::outbox::NewDelivery;
 use crate::federation::people::{self, PeopleStore, Person};
+use crate::federation::profiles;
 use crate::federation::signature::public_key_from_pem;
 use crate::http_client::origin_of;
 use crate::mail::Mail;
@@ -72,6 +74,12 @@ pub async fn receive_public(pod: &Pod, xml: &str) -> Result<Received> {
     let envelope = MagicEnvelope::parse(xml)?;
     let migration = match parse_entity(envelope.payload_str()?)? {
         Entity::AccountMigration(m) => m,
+        entity @ (Entity::Profile(_) | Entity::AccountDeletion(_)) => {
+            return Ok(match profiles::receive_public(pod, &envelope, &entity).await? {
+                profiles::Outcome::Applied(_) => Received::Applied,
+                profiles::Outcome::Ignored(why) => Received::Ignored(why),
+            })
+        }
         Entity::Other(name) => return Ok(Received::Ignored(name)),
         other => {
             return Ok(Received::Ignored(
@@ -164,6 +172,7 @@ async fn new_identity(pod: &Pod, new_id: &str) -> Result<Person> {
             pod_origin: origin_of(&base)?,
             fetched_unix: now_unix(),
             moved_to: None,
+            closed_unix: None,
         });
     }
     let (http, id, allow_http) = (pod.http.clone(), new_id.to_string(), pod.config.federation.allow_http);

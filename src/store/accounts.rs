@@ -317,7 +317,7 @@ mod tests {
         );
         assert_eq!(
             store.tree(Tree::Meta).get("schema_version").unwrap().unwrap().as_ref(),
-            &5u32.to_be_bytes()
+            &crate::store::SCHEMA_VERSION.to_be_bytes()
         );
         assert!(
             store.tree(Tree::BackupNudges).get("anna").unwrap().is_some(),

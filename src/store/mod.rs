@@ -29,6 +29,7 @@ pub mod backups;
 pub mod held;
 pub mod mail;
 pub mod people;
+pub mod people_queue;
 pub mod restore;
 mod sled_files;
 
@@ -38,7 +39,8 @@ mod sled_files;
 /// 3: held backups moved out of `backup_data` into files (see [`backups`]).
 /// 4: held backups moved from a file each into segments (see [`held`]).
 /// 5: contact flags take diaspora*'s meaning (see [`accounts::upgrade_to_schema5`]).
-pub const SCHEMA_VERSION: u32 = 5;
+/// 6: known people can be marked closed (see [`people::upgrade_to_schema6`]).
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The store's cache when no size is configured (`server.store_cache_mib`'s default).
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
@@ -69,7 +71,8 @@ macro_rules! trees {
 }
 
 trees! {
-    /// `meta`: ASCII key -> raw bytes. `schema_version` -> u32 big-endian.
+    /// `meta`: ASCII key -> raw bytes. `schema_version` -> u32 big-endian;
+    /// `discovery_queued` -> u64 big-endian, how many people `discovery_queue` holds.
     Meta = "meta",
     /// `mail_queue`: u64 big-endian id (sled-generated, so in creation order) -> [`mail::QueuedMail`].
     MailQueue = "mail_queue",
@@ -101,6 +104,17 @@ trees! {
     /// (remote people found by discovery; a stored key is replaced only by a verified
     /// migration).
     People = "people",
+    /// `discovery_queue`: host (the part of the diaspora ID after `@`, UTF-8) 0x00
+    /// diaspora ID -> [`crate::federation::people_queue::QueuedPerson`]: people to
+    /// discover in the background (contacts an archive brought), grouped by their pod.
+    DiscoveryQueue = "discovery_queue",
+    /// `discovery_hosts`: host -> [`crate::federation::people_queue::HostState`] (when
+    /// its next person is asked for, how long it has been failing). One per host with
+    /// people queued.
+    DiscoveryHosts = "discovery_hosts",
+    /// `discovery_due`: next attempt (Unix seconds, u64 BE) ++ host -> empty; the
+    /// schedule of the discovery worker, one entry per host.
+    DiscoveryDue = "discovery_due",
     /// `moves_out`: username -> [`crate::migration::OutgoingMove`], the signed move of an arrived account.
     MovesOut = "moves_out",
     /// `moves_in`: old diaspora ID -> [`crate::migration::receive::ReceivedMove`], every verified move applied here.
@@ -208,10 +222,26 @@ struct Inner {
     held: held::HeldLog,
     room: Room,
     sled_files: Arc<sled_files::SledFiles>,
-    committer: std::sync::mpsc::Sender<CommitJob>,
+    /// `None` only while the store is dropped.
+    committer: Option<std::sync::mpsc::Sender<CommitJob>>,
+    committer_thread: Option<std::thread::JoinHandle<()>>,
     /// Work to do after the next successful sync ([`Store::after_durable`]).
     after_durable: Arc<Mutex<Vec<AfterDurable>>>,
     _lock: File,
+}
+
+impl Drop for Inner {
+    /// Stops the committer and waits for it, so that once the last handle is dropped
+    /// the folder can be opened again at once (the thread holds the database too).
+    fn drop(&mut self) {
+        drop(self.committer.take());
+        if let Some(thread) = self.committer_thread.take() {
+            // The last handle may go on the committer itself (work run after a sync).
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
 }
 
 /// What holds the data folder when it cannot be opened.
@@ -294,14 +324,14 @@ impl Store {
         held::sync_folder(dir)?;
         let (committer, jobs) = std::sync::mpsc::channel();
         let after_durable = Arc::new(Mutex::new(Vec::new()));
-        {
+        let committer_thread = {
             let (db, trees, after_durable, files) =
                 (db.clone(), trees.clone(), after_durable.clone(), sled_files.clone());
             std::thread::Builder::new()
                 .name("store-commit".into())
                 .spawn(move || group_commit(db, files, trees, jobs, after_durable))
-                .map_err(|e| Error::internal(format!("cannot start the committer thread: {e}")))?;
-        }
+                .map_err(|e| Error::internal(format!("cannot start the committer thread: {e}")))?
+        };
         let store = Store {
             inner: Arc::new(Inner {
                 db,
@@ -310,7 +340,8 @@ impl Store {
                 held,
                 room,
                 sled_files,
-                committer,
+                committer: Some(committer),
+                committer_thread: Some(committer_thread),
                 after_durable,
                 _lock: lock,
             }),
@@ -328,6 +359,9 @@ impl Store {
         backups::open_held(&store, schema)?;
         if schema < 5 {
             accounts::upgrade_to_schema5(&store)?;
+        }
+        if schema < 6 {
+            people::upgrade_to_schema6(&store)?;
         }
         backups::tidy_held_when_retired(&store);
         Ok(store)
@@ -413,7 +447,10 @@ impl Store {
     }
 
     fn send_job(&self, job: CommitJob) -> Result<()> {
-        self.inner.committer.send(job).map_err(|_| committer_stopped())
+        match &self.inner.committer {
+            Some(committer) => committer.send(job).map_err(|_| committer_stopped()),
+            None => Err(committer_stopped()),
+        }
     }
 
     /// Runs `work` (blocking) once every write done so far is durable, such as freeing
@@ -480,6 +517,7 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
             .map(|_| ())
             .map_err(|_| Error::internal("a reference count is not 8 bytes")),
         Tree::People => decode::<crate::federation::people::Person>(value).map(|_| ()),
+        Tree::DiscoveryQueue | Tree::DiscoveryHosts | Tree::DiscoveryDue => people_queue::check_value(tree, key, value),
         Tree::MovesOut => decode::<crate::migration::OutgoingMove>(value).map(|_| ()),
         Tree::MovesIn => decode::<crate::migration::receive::ReceivedMove>(value).map(|_| ()),
         Tree::PendingClosures => decode::<crate::migration::receive::PendingClosure>(value).map(|_| ()),

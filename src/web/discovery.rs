@@ -1,8 +1,9 @@
 //! Discovery of local people, exactly as diaspora* reads it: WebFinger
 //! (`/.well-known/webfinger`), the hCard (`/hcard/users/GUID`), the person's page
 //! (`/people/GUID`, `/u/USERNAME`) and the uploaded avatar (`/avatars/GUID`). Unknown
-//! and closed accounts answer 404, except the person page of a moved account, which
-//! says where it went.
+//! and closed accounts answer 404 (so does a WebFinger resource that names no
+//! `user@host`), except the person page of a moved account, which says where it went,
+//! and a closed account's avatar for 30 days after closing.
 
 use maud::html;
 use warp::http::{header, HeaderValue, StatusCode};
@@ -25,9 +26,8 @@ fn account_for_resource(pod: &Pod, resource: &str) -> Result<Account> {
         .unwrap_or(resource)
         .trim()
         .to_ascii_lowercase();
-    let (user, host) = id
-        .split_once('@')
-        .ok_or_else(|| Error::bad("resource must be acct:user@host"))?;
+    // Not an account at all (a URL, a bare name): nobody here, as diaspora* answers.
+    let (user, host) = id.split_once('@').ok_or_else(not_found)?;
     if host != pod.config.public_host() {
         return Err(not_found());
     }
@@ -127,8 +127,17 @@ pub fn profile_by_username(pod: &Pod, username: &str) -> Result<Response> {
     see_other(&format!("/people/{}", account.guid))
 }
 
+/// The uploaded avatar; a closed account's for 30 days after closing, so that the
+/// `image_url`s other pods and exported archives hold keep working meanwhile.
 pub fn avatar(pod: &Pod, guid: &str) -> Result<Response> {
-    let account = open_by_guid(pod, guid)?;
+    let account = AccountStore::account_by_guid(&pod.store, guid)?.ok_or_else(not_found)?;
+    if account
+        .closed
+        .as_ref()
+        .is_some_and(|closed| !closed.keeps_avatar(crate::account::now_unix()))
+    {
+        return Err(not_found());
+    }
     let avatar = account
         .avatar
         .ok_or_else(|| Error::NotFound("this person has no uploaded picture".into()))?;

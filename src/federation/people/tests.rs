@@ -1,183 +1,19 @@
-//! The discovery client against tiny pods on 127.0.0.1 (std `TcpListener`, one thread
-//! per connection) that serve the reference WebFinger and hCard documents, or broken
-//! ones; and the people store's rule that a stored key is never replaced by
+//! The discovery client against tiny pods on 127.0.0.1 ([`LoopbackPod`](Pod)) that
+//! serve the reference WebFinger and hCard documents, or broken ones; and the people store's rule that a stored key is never replaced by
 //! rediscovery.
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::Duration;
+use std::net::TcpListener;
+use std::sync::atomic::Ordering;
 
 use rsa::RsaPrivateKey;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::*;
 use crate::federation::discovery::{render_hcard, HcardPerson};
-use crate::federation::test_support::{key_2048, other_key_2048, reference};
-use crate::http_client::ClientPolicy;
+use crate::federation::test_support::{
+    key_2048, loopback_client as client, other_key_2048, reference, reply, LoopbackPod as Pod, Reply, GUID,
+};
 use crate::store::Store;
-
-const GUID: &str = "7dba7ca01d64013485eb3131731751e9";
-
-#[derive(Clone)]
-struct Reply {
-    status: u16,
-    content_type: &'static str,
-    body: Vec<u8>,
-}
-
-fn reply(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
-    Reply {
-        status,
-        content_type,
-        body: body.into(),
-    }
-}
-
-/// One request as the pod saw it.
-#[derive(Clone, Debug)]
-struct Seen {
-    target: String,
-    accept: String,
-}
-
-/// A pod on loopback answering plain HTTP by path; TLS handshakes (an https attempt)
-/// are counted and hung up on.
-struct Pod {
-    addr: SocketAddr,
-    routes: Arc<Mutex<HashMap<String, Reply>>>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    tls_attempts: Arc<AtomicUsize>,
-}
-
-impl Pod {
-    fn start() -> Pod {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let pod = Pod {
-            addr: listener.local_addr().unwrap(),
-            routes: Arc::default(),
-            seen: Arc::default(),
-            tls_attempts: Arc::default(),
-        };
-        let (routes, seen, tls) = (pod.routes.clone(), pod.seen.clone(), pod.tls_attempts.clone());
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let (routes, seen, tls) = (routes.clone(), seen.clone(), tls.clone());
-                thread::spawn(move || serve(stream, &routes, &seen, &tls));
-            }
-        });
-        pod
-    }
-
-    /// A pod serving `user`'s WebFinger (the reference JRD, pointed at this pod) and
-    /// `hcard` at `/hcard/users/GUID`.
-    fn with_person(user: &str, hcard: String) -> Pod {
-        let pod = Pod::start();
-        pod.set(
-            "/.well-known/webfinger",
-            reply(200, "application/jrd+json", pod.jrd(user).to_string()),
-        );
-        pod.set(&format!("/hcard/users/{GUID}"), reply(200, "text/html", hcard));
-        pod
-    }
-
-    fn set(&self, path: &str, reply: Reply) {
-        self.routes.lock().unwrap().insert(path.to_string(), reply);
-    }
-
-    fn id(&self, user: &str) -> String {
-        format!("{user}@{}", self.addr)
-    }
-
-    fn base(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The reference JRD, its subject and links pointed at this pod.
-    fn jrd(&self, user: &str) -> Value {
-        let mut jrd: Value = serde_json::from_str(&reference("diaspora-examples/webfinger.example.json")).unwrap();
-        jrd["subject"] = json!(format!("acct:{}", self.id(user)));
-        jrd["links"][0]["href"] = json!(format!("{}/hcard/users/{GUID}", self.base()));
-        jrd["links"][1]["href"] = json!(format!("{}/", self.base()));
-        jrd
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn webfinger_requests(&self) -> usize {
-        self.seen()
-            .iter()
-            .filter(|s| s.target.starts_with("/.well-known/webfinger"))
-            .count()
-    }
-}
-
-fn serve(mut stream: TcpStream, routes: &Mutex<HashMap<String, Reply>>, seen: &Mutex<Vec<Seen>>, tls: &AtomicUsize) {
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let Ok(n) = stream.read(&mut chunk) else { return };
-        if n == 0 {
-            return;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf[0] == 0x16 {
-            // A TLS ClientHello: this pod speaks plain HTTP only.
-            tls.fetch_add(1, Ordering::SeqCst);
-            return;
-        }
-        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            break;
-        }
-    }
-    let head = String::from_utf8_lossy(&buf).to_string();
-    let target = head.split(' ').nth(1).unwrap_or("/").to_string();
-    let accept = head
-        .lines()
-        .find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("accept").then(|| value.trim().to_string())
-        })
-        .unwrap_or_default();
-    seen.lock().unwrap().push(Seen {
-        target: target.clone(),
-        accept,
-    });
-    let path = target.split('?').next().unwrap_or("/");
-    let answer = routes
-        .lock()
-        .unwrap()
-        .get(path)
-        .cloned()
-        .unwrap_or_else(|| reply(404, "text/plain", "not found"));
-    let head = format!(
-        "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        answer.status,
-        answer.content_type,
-        answer.body.len()
-    );
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(&answer.body);
-    let _ = stream.flush();
-}
-
-/// http and loopback allowed, as for tests on one machine.
-fn client() -> HttpClient {
-    HttpClient::new(ClientPolicy {
-        allow_http: true,
-        allow_private_addresses: true,
-        connect_timeout: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(10),
-        ..ClientPolicy::default()
-    })
-}
 
 fn hcard_for(key: &RsaPrivateKey, full_name: &str) -> String {
     render_hcard(&HcardPerson {
@@ -459,6 +295,7 @@ fn person(id: &str, key: &RsaPrivateKey, guid: &str) -> Person {
         pod_origin: "https://pod.example".into(),
         fetched_unix: now_unix(),
         moved_to: None,
+        closed_unix: None,
     }
 }
 
