@@ -44,6 +44,10 @@ pub async fn serve(config: Config) -> Result<()> {
                 if let Err(e) = crate::migration::receive::close_due(&pod).await {
                     tracing::error!("closing moved accounts: {e}");
                 }
+                let resends = crate::migration::receive::RESENDS_PER_RUN;
+                if let Err(e) = crate::migration::receive::send_contact_resends(&pod, resends).await {
+                    tracing::error!("re-sending contacts to moved identities: {e}");
+                }
                 tokio::select! {
                     _ = stopped.changed() => return,
                     _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
