@@ -771,6 +771,44 @@ mod tests {
     }
 
     #[test]
+    fn account_migration_check_tells_the_two_forms_apart_and_applies_diasporas_rules() {
+        let migration = |author: &str, profile_author: &str, old: Option<&str>| AccountMigration {
+            author: author.into(),
+            profile: Profile {
+                author: profile_author.into(),
+                ..Profile::default()
+            },
+            signature: "AAAA".into(),
+            old_identity: old.map(str::to_string),
+        };
+        let checked = |m: AccountMigration| m.check().map(|c| (c.form, c.old_id, c.new_id));
+        let (o, n) = ("old@a.example", "new@b.example");
+        assert_eq!(
+            checked(migration(o, n, None)).unwrap(),
+            (MigrationForm::OldAuthor, o.into(), n.into())
+        );
+        assert_eq!(checked(migration(o, n, Some(o))).unwrap().0, MigrationForm::OldAuthor);
+        assert_eq!(
+            checked(migration(n, n, Some(o))).unwrap(),
+            (MigrationForm::NewAuthor, o.into(), n.into())
+        );
+        let refused = [
+            migration(n, n, None),
+            migration(o, n, Some("third@c.example")),
+            migration(n, n, Some("Not An ID")),
+            migration("Old@A.example", n, None),
+            migration(o, "new", None),
+            migration(o, o, Some(o)),
+        ];
+        for m in refused {
+            assert!(matches!(m.check(), Err(Error::BadRequest(_))), "{m:?}");
+        }
+        let mut long_name = migration(o, n, None);
+        long_name.profile.first_name = Some("x".repeat(33));
+        assert!(long_name.check().is_err(), "the profile passes diaspora*'s rules");
+    }
+
+    #[test]
     fn written_xml_has_the_documented_element_order_for_an_independent_reader() {
         let new_key = key_2048();
         let migration = AccountMigration::new_signed("alice@old.example", full_profile(), new_key);

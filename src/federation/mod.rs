@@ -28,7 +28,7 @@ pub mod people;
 pub mod sharing;
 pub mod signature;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 mod xml;
 
 pub use discovery::{parse_hcard, parse_jrd, render_hcard, render_jrd, HcardPerson, Jrd};

@@ -371,7 +371,11 @@ fn repoint(account: &mut Account, old_id: &str, new_person: &Person) -> bool {
         return false;
     };
     let new_id = &new_person.diaspora_id;
-    if account.contacts.iter().any(|c| c.diaspora_id.eq_ignore_ascii_case(new_id)) {
+    if account
+        .contacts
+        .iter()
+        .any(|c| c.diaspora_id.eq_ignore_ascii_case(new_id))
+    {
         account.contacts.remove(index);
         return true;
     }
@@ -430,7 +434,9 @@ pub async fn send_contact_resends(pod: &Pod, limit: usize) -> Result<usize> {
         match send_one_resend(pod, &resend).await {
             Ok(true) => done += 1,
             Ok(false) => {}
-            Err(e) => tracing::warn!(username = %resend.username, new_id = %resend.new_id, "contact re-send not sent yet: {e}"),
+            Err(e) => {
+                tracing::warn!(username = %resend.username, new_id = %resend.new_id, "contact re-send not sent yet: {e}")
+            }
         }
     }
     if done > 0 {
@@ -657,3 +663,5 @@ pub fn contact_moved_from(pod: &Pod, username: &str, new_id: &str) -> Result<Opt
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vectors;
