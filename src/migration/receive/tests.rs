@@ -472,7 +472,8 @@ async fn forged_moves_are_refused_and_change_nothing() {
     let bad = |e: &Error| matches!(e, Error::BadRequest(_));
     let mut to_mallory = profile_of(NORA);
     to_mallory.author = MALLORY.into();
-    let forged: Vec<(&str, String, &dyn Fn(&Error) -> bool)> = vec![
+    type Forgery<'a> = (&'a str, String, &'a dyn Fn(&Error) -> bool);
+    let forged: Vec<Forgery> = vec![
         (
             "author = new, envelope signed by the wrong key",
             new_author_move(Some(OTTO), NORA, profile_of(NORA), &mallory, &otto),
