@@ -56,6 +56,10 @@ pub async fn serve(config: Config) -> Result<()> {
                         tracing::error!("deleting closed accounts' avatars: {e}");
                     }
                 }
+                let resends = crate::migration::receive::RESENDS_PER_RUN;
+                if let Err(e) = crate::migration::receive::send_contact_resends(&pod, resends).await {
+                    tracing::error!("re-sending contacts to moved identities: {e}");
+                }
                 tokio::select! {
                     _ = stopped.changed() => return,
                     _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}

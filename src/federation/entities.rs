@@ -109,38 +109,59 @@ impl Profile {
     }
 }
 
-/// diaspora*'s `account_migration` entity: "OLD_ID is now `profile.author`".
+/// diaspora*'s `account_migration` entity: "the old identity is now `profile.author`".
 ///
-/// lifeboat writes the variant diaspora* sends, where `author` and `old_identity` both
-/// name the old identity and `signature` is made with the new identity's key.
+/// It comes in two forms (diaspora_federation's `AccountMigration`), told apart by its
+/// `author` (see [`MigrationForm`]). lifeboat writes the form diaspora* sends
+/// ([`MigrationForm::OldAuthor`], with `old_identity` written out too) and reads both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountMigration {
-    /// The old identity (the envelope's signer).
+    /// The envelope's signer: the old identity, or the new one (then equal to
+    /// `profile.author`).
     pub author: String,
     /// The new identity's profile; its `author` is the new diaspora ID.
     pub profile: Profile,
-    /// Standard base64 of the new key's signature over [`AccountMigration::signed_text`].
+    /// Standard base64 of the signature over [`AccountMigration::signed_text`] by the
+    /// identity that is not the author.
     pub signature: String,
-    /// The old identity. When a received document has no `old_identity`, this is its
-    /// `author`, as diaspora* reads it.
-    pub old_identity: String,
+    /// The `old_identity` element as received; None when absent or empty.
+    pub old_identity: Option<String>,
+}
+
+/// Who wrote an `account_migration`, which decides whose key signs what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrationForm {
+    /// `author` is the old identity (what diaspora* sends): the envelope is signed by
+    /// the old key, `signature` by the new identity's key. `old_identity` may be absent.
+    OldAuthor,
+    /// `author` is the new identity (`profile.author`) and `old_identity` names the old
+    /// one: the envelope is signed by the new key, `signature` by the old identity's key.
+    NewAuthor,
+}
+
+/// An `account_migration` that passed [`AccountMigration::check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedMigration {
+    pub form: MigrationForm,
+    pub old_id: String,
+    pub new_id: String,
 }
 
 impl AccountMigration {
-    /// The text the new identity signs: `AccountMigration:OLD_ID:NEW_ID`.
+    /// The text the identity other than the author signs: `AccountMigration:OLD_ID:NEW_ID`.
     pub fn signed_text(old_identity: &str, new_identity: &str) -> String {
         format!("AccountMigration:{old_identity}:{new_identity}")
     }
 
-    /// A migration from `old_identity` to `new_profile.author`, signed with the new
-    /// identity's private key.
+    /// A migration from `old_identity` to `new_profile.author` in the form diaspora*
+    /// sends (author = old identity), signed with the new identity's private key.
     pub fn new_signed(old_identity: &str, new_profile: Profile, new_private_key: &RsaPrivateKey) -> AccountMigration {
         let text = Self::signed_text(old_identity, &new_profile.author);
         AccountMigration {
             author: old_identity.to_string(),
             profile: new_profile,
             signature: signature::sign_base64(new_private_key, text.as_bytes()),
-            old_identity: old_identity.to_string(),
+            old_identity: Some(old_identity.to_string()),
         }
     }
 
@@ -149,22 +170,90 @@ impl AccountMigration {
         &self.profile.author
     }
 
-    /// Checks `signature` with the new identity's public key
-    /// ([`Error::Unauthorized`] when it does not verify).
-    pub fn verify_signature(&self, new_public_key: &RsaPublicKey) -> Result<()> {
-        let text = Self::signed_text(&self.old_identity, self.new_identity());
-        signature::verify_base64(new_public_key, text.as_bytes(), &self.signature)
+    /// The form, as diaspora_federation decides it: the author is the new identity
+    /// exactly when it equals the profile's author.
+    pub fn form(&self) -> MigrationForm {
+        if self.author == self.profile.author {
+            MigrationForm::NewAuthor
+        } else {
+            MigrationForm::OldAuthor
+        }
     }
 
-    /// The entity's XML: `author`, `profile`, `signature`, `old_identity`, no XML
-    /// declaration.
+    /// The old identity: the author, or `old_identity` when the new identity wrote it.
+    pub fn old_id(&self) -> Option<&str> {
+        match self.form() {
+            MigrationForm::OldAuthor => Some(&self.author),
+            MigrationForm::NewAuthor => self.old_identity.as_deref(),
+        }
+    }
+
+    /// The checks diaspora_federation's validators run on the entity itself: `author`
+    /// and the old identity are valid diaspora IDs, the profile passes diaspora*'s
+    /// profile rules (its author, the new identity, a valid ID), and the new identity
+    /// wrote it only with `old_identity`. lifeboat also refuses what diaspora_federation
+    /// silently ignores: an author-is-old migration whose `old_identity` names someone
+    /// else, and a move onto itself. Signatures are not checked here.
+    pub fn check(&self) -> Result<CheckedMigration> {
+        if !valid_diaspora_id(&self.author) {
+            return Err(Error::bad("account_migration: the author is not a valid diaspora ID"));
+        }
+        if let Err(problems) = validate_profile(&self.profile) {
+            return Err(Error::bad(format!(
+                "account_migration: the profile of the new identity is refused: {}",
+                problems.join("; ")
+            )));
+        }
+        let form = self.form();
+        let old_id = match (form, self.old_identity.as_deref()) {
+            (MigrationForm::NewAuthor, None) => {
+                return Err(Error::bad(
+                    "account_migration: authored by the new identity, so old_identity is required",
+                ))
+            }
+            (MigrationForm::NewAuthor, Some(old)) => old,
+            (MigrationForm::OldAuthor, Some(old)) if old != self.author => {
+                return Err(Error::bad(format!(
+                    "account_migration: old_identity {old:?} is neither the author {:?} nor absent",
+                    self.author
+                )))
+            }
+            (MigrationForm::OldAuthor, _) => self.author.as_str(),
+        };
+        if !valid_diaspora_id(old_id) {
+            return Err(Error::bad("account_migration: old_identity is not a valid diaspora ID"));
+        }
+        if old_id == self.new_identity() {
+            return Err(Error::bad("account_migration: an identity cannot move to itself"));
+        }
+        Ok(CheckedMigration {
+            form,
+            old_id: old_id.to_string(),
+            new_id: self.new_identity().to_string(),
+        })
+    }
+
+    /// Checks `signature` with the public key of the identity that is not the author
+    /// (the new identity's for [`MigrationForm::OldAuthor`], the old one's otherwise);
+    /// [`Error::Unauthorized`] when it does not verify, [`Error::BadRequest`] when the
+    /// old identity is missing.
+    pub fn verify_signature(&self, signer_public_key: &RsaPublicKey) -> Result<()> {
+        let old_id = self
+            .old_id()
+            .ok_or_else(|| Error::bad("account_migration has no old identity"))?;
+        let text = Self::signed_text(old_id, self.new_identity());
+        signature::verify_base64(signer_public_key, text.as_bytes(), &self.signature)
+    }
+
+    /// The entity's XML: `author`, `profile`, `signature`, `old_identity` (when set),
+    /// no XML declaration.
     pub fn to_xml(&self) -> String {
         let mut writer = XmlWriter::new();
         writer.open("account_migration");
         writer.text_element("author", &self.author);
         self.profile.write(&mut writer);
         writer.text_element("signature", &self.signature);
-        writer.text_element("old_identity", &self.old_identity);
+        writer.optional_text_element("old_identity", self.old_identity.as_deref());
         writer.close("account_migration");
         writer.finish()
     }
@@ -191,8 +280,7 @@ impl AccountMigration {
         let old_identity = element
             .child_text("old_identity")
             .map(|text| text.trim().to_string())
-            .filter(|text| !text.is_empty())
-            .unwrap_or_else(|| author.clone());
+            .filter(|text| !text.is_empty());
         Ok(AccountMigration {
             author,
             profile,
@@ -602,7 +690,8 @@ mod tests {
     fn parses_the_reference_account_migration() {
         let migration = AccountMigration::parse(&example("account_migration")).unwrap();
         assert_eq!(migration.author, "alice@example.org");
-        assert_eq!(migration.old_identity, "alice@example.org");
+        assert_eq!(migration.old_identity.as_deref(), Some("alice@example.org"));
+        assert_eq!(migration.form(), MigrationForm::OldAuthor);
         assert_eq!(migration.new_identity(), "alice@newpod.example.net");
         assert_eq!(
             migration.signature,
@@ -646,7 +735,7 @@ mod tests {
             sign_base64(new_key, b"AccountMigration:alice@old.example:alice@lifeboat.example")
         );
         assert_eq!(migration.author, "alice@old.example");
-        assert_eq!(migration.old_identity, "alice@old.example");
+        assert_eq!(migration.old_identity.as_deref(), Some("alice@old.example"));
         migration.verify_signature(&new_key.to_public_key()).unwrap();
         let err = migration
             .verify_signature(&other_key_2048().to_public_key())
@@ -677,8 +766,47 @@ mod tests {
         let migration = AccountMigration::parse(&xml).unwrap();
         assert_eq!(migration.signature, signature);
         assert_eq!(migration.author, "old@a.example");
-        assert_eq!(migration.old_identity, "old@a.example");
+        assert_eq!(migration.old_identity, None);
+        assert_eq!(migration.old_id(), Some("old@a.example"));
         migration.verify_signature(&public_key).unwrap();
+    }
+
+    #[test]
+    fn account_migration_check_tells_the_two_forms_apart_and_applies_diasporas_rules() {
+        let migration = |author: &str, profile_author: &str, old: Option<&str>| AccountMigration {
+            author: author.into(),
+            profile: Profile {
+                author: profile_author.into(),
+                ..Profile::default()
+            },
+            signature: "AAAA".into(),
+            old_identity: old.map(str::to_string),
+        };
+        let checked = |m: AccountMigration| m.check().map(|c| (c.form, c.old_id, c.new_id));
+        let (o, n) = ("old@a.example", "new@b.example");
+        assert_eq!(
+            checked(migration(o, n, None)).unwrap(),
+            (MigrationForm::OldAuthor, o.into(), n.into())
+        );
+        assert_eq!(checked(migration(o, n, Some(o))).unwrap().0, MigrationForm::OldAuthor);
+        assert_eq!(
+            checked(migration(n, n, Some(o))).unwrap(),
+            (MigrationForm::NewAuthor, o.into(), n.into())
+        );
+        let refused = [
+            migration(n, n, None),
+            migration(o, n, Some("third@c.example")),
+            migration(n, n, Some("Not An ID")),
+            migration("Old@A.example", n, None),
+            migration(o, "new", None),
+            migration(o, o, Some(o)),
+        ];
+        for m in refused {
+            assert!(matches!(m.check(), Err(Error::BadRequest(_))), "{m:?}");
+        }
+        let mut long_name = migration(o, n, None);
+        long_name.profile.first_name = Some("x".repeat(33));
+        assert!(long_name.check().is_err(), "the profile passes diaspora*'s rules");
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub mod profiles;
 pub mod sharing;
 pub mod signature;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 mod xml;
 
 pub use discovery::{parse_hcard, parse_jrd, render_hcard, render_jrd, HcardPerson, Jrd};

@@ -83,18 +83,29 @@ pub fn contact_delivery(
     person: &Person,
     sharing: bool,
 ) -> Result<NewDelivery> {
+    let contact = if sharing {
+        Contact::start_sharing(author_id, &person.diaspora_id)
+    } else {
+        Contact::stop_sharing(author_id, &person.diaspora_id)
+    };
+    contact_entity_delivery(username, author_key, person, &contact)
+}
+
+/// [`contact_delivery`] for any `contact` entity: signed as its `author` with
+/// `author_key`, encrypted for `person` (its recipient), ready for the outbox.
+pub fn contact_entity_delivery(
+    username: &str,
+    author_key: &RsaPrivateKey,
+    person: &Person,
+    contact: &Contact,
+) -> Result<NewDelivery> {
     if !valid_guid(&person.guid) {
         return Err(Error::Upstream(format!(
             "{} has no usable guid; cannot address a message to them",
             person.diaspora_id
         )));
     }
-    let contact = if sharing {
-        Contact::start_sharing(author_id, &person.diaspora_id)
-    } else {
-        Contact::stop_sharing(author_id, &person.diaspora_id)
-    };
-    let envelope = MagicEnvelope::sign(&contact.to_xml(), author_id, author_key).to_xml();
+    let envelope = MagicEnvelope::sign(&contact.to_xml(), &contact.author, author_key).to_xml();
     let recipient_key = public_key_from_pem(&person.public_key_pem)?;
     let body = envelope::encrypt_for(&envelope, &recipient_key)?;
     Ok(NewDelivery {
@@ -135,6 +146,19 @@ pub async fn seal_contact(pod: &Pod, account: &Account, person: &Person, sharing
     tokio::task::spawn_blocking(move || {
         let key = private_key_from_pem(&private_key_pem)?;
         contact_delivery(&username, &author_id, &key, &person, sharing)
+    })
+    .await
+    .map_err(|e| Error::internal(format!("sealing a contact message: {e}")))?
+}
+
+/// [`contact_entity_delivery`] for a local account's `contact`, off the async runtime.
+pub async fn seal_contact_entity(account: &Account, person: &Person, contact: Contact) -> Result<NewDelivery> {
+    let username = account.username.clone();
+    let private_key_pem = account.private_key_pem.clone();
+    let person = person.clone();
+    tokio::task::spawn_blocking(move || {
+        let key = private_key_from_pem(&private_key_pem)?;
+        contact_entity_delivery(&username, &key, &person, &contact)
     })
     .await
     .map_err(|e| Error::internal(format!("sealing a contact message: {e}")))?
@@ -581,7 +605,7 @@ async fn apply_contact(pod: &Pod, account: &Account, sender: &Person, contact: &
 }
 
 /// Records that `sender` shares with the user (`shares`) or no longer does.
-fn record_sharing(account: &mut Account, sender: &Person, shares: bool) -> Received {
+pub(crate) fn record_sharing(account: &mut Account, sender: &Person, shares: bool) -> Received {
     let id = &sender.diaspora_id;
     let position = account
         .contacts

@@ -15,11 +15,12 @@
 
 pub mod receive;
 
+use rsa::RsaPrivateKey;
 use serde::{Deserialize, Serialize};
 
 use crate::account::archive::ImportedArchive;
 use crate::account::{self, credentials, now_unix, profile, Account, AccountTx, TxResult};
-use crate::federation::entities::AccountMigration;
+use crate::federation::entities::{AccountMigration, Profile};
 use crate::federation::envelope::{MagicEnvelope, CONTENT_TYPE};
 use crate::federation::outbox::NewDelivery;
 use crate::federation::people::PeopleStore;
@@ -119,8 +120,7 @@ pub async fn prepare(pod: &Pod, mut arrival: Arrival) -> Result<Prepared> {
     let envelope_xml = tokio::task::spawn_blocking(move || -> Result<String> {
         let new_key = private_key_from_pem(&new_key_pem)?;
         let old_key = private_key_from_pem(&old_key_pem)?;
-        let migration = AccountMigration::new_signed(&signing_old_id, entity_profile, &new_key);
-        Ok(MagicEnvelope::sign(&migration.to_xml(), &signing_old_id, &old_key).to_xml())
+        Ok(sign_move(&signing_old_id, entity_profile, &old_key, &new_key))
     })
     .await
     .map_err(Error::internal)??;
@@ -153,6 +153,14 @@ pub async fn prepare(pod: &Pod, mut arrival: Arrival) -> Result<Prepared> {
         deliveries,
         repairs,
     })
+}
+
+/// The AccountMigration lifeboat sends, as a public Magic Envelope (XML): the form
+/// diaspora* sends (author and `old_identity` the old identity, `signature` by the new
+/// key over `AccountMigration:OLD:NEW`), the envelope signed by the old key. CPU work.
+pub fn sign_move(old_id: &str, new_profile: Profile, old_key: &RsaPrivateKey, new_key: &RsaPrivateKey) -> String {
+    let migration = AccountMigration::new_signed(old_id, new_profile, new_key);
+    MagicEnvelope::sign(&migration.to_xml(), old_id, old_key).to_xml()
 }
 
 /// The pods told of a move: the old home pod, the pods of all contacts, every

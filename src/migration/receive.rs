@@ -3,30 +3,49 @@
 //!
 //! Order: parse the envelope (any DOCTYPE refused), read the entity; `profile` and
 //! `account_deletion` go to [`crate::federation::profiles`], anything else but an
-//! AccountMigration is accepted and ignored. Then: `key_id`, `author` and
-//! `old_identity` must all name the old identity; the envelope must verify with the old
-//! identity's key — the stored one when this pod knows the person (a stored key is
-//! never replaced by rediscovery), else discovered; the entity's signature must verify
-//! with the new identity's key, discovered by WebFinger + hCard at its host (or this
-//! pod's own account). Only then does anything change: the stored person takes the new
-//! identity, every local contact and aspect membership is re-pointed (duplicates
-//! merged, the user told), and when the old identity is a local account it is closed —
-//! at once if the user flagged the move, else after 72 hours unless the user says
-//! "this was not me". The same move again is a no-op; a different second move of an
-//! identity is refused.
+//! AccountMigration is accepted and ignored. Then the checks diaspora_federation runs,
+//! cheapest first: the entity's own rules ([`AccountMigration::check`]: valid IDs, the
+//! profile, `old_identity` when the new identity wrote it), the envelope's signer must
+//! be the entity's author; the same move again is a no-op and a different second move
+//! of an identity is refused. Then the keys: the old identity's is the stored one when
+//! this pod knows the person (a stored key is never replaced by rediscovery), else
+//! discovered; the new identity's is discovered at its host (or this pod's own
+//! account). The envelope must verify with the author's key and the entity's
+//! `signature` with the other identity's key (both forms, [`MigrationForm`]).
+//!
+//! Only then does anything change, as diaspora*'s `AccountMigration#perform!` changes
+//! it: the new identity's person takes the entity's profile (names, avatar URLs,
+//! searchable); every local contact of the old identity is re-pointed, except where the
+//! user already has a contact for the new identity, which stays as it is while the old
+//! one goes (`eliminate_person_duplicates`); blocks of the old identity block the new
+//! one; and when the old identity is a local account it is closed — at once if the
+//! user flagged the move, else after 72 hours unless the user says "this was not me".
+//!
+//! Then diaspora*'s `dispatch_contacts`: every local user whose contact for the new
+//! identity has `sharing` (the mover shares with them) sends the new identity a
+//! `contact` with `sharing` = `following` = the contact's `receiving` and `blocking` =
+//! whether the user blocks them. The move's unit of work records each such re-send
+//! ([`ResendTx::queue_resend`]); [`send_contact_resends`] signs them afterwards, a few
+//! right after the move and the rest from the minute loop, each signature taking a
+//! token of the user's private-message rate limit (an RSA private-key operation of the
+//! account, like a decryption), and queues them in the outbox.
 //!
 //! Trees: `moves_in` (old diaspora ID -> [`ReceivedMove`]), `pending_closures`
 //! (username -> [`PendingClosure`]), `contact_moves` (username 0x00 new ID -> old ID,
-//! for the contacts page's notice).
+//! for the contacts page's notice), `contact_resends` (see [`ResendStore`]).
 
 use serde::{Deserialize, Serialize};
 
-use crate::account::{self, now_unix, wipe, Account, AccountStore, AccountTx};
-use crate::federation::entities::{parse_entity, Entity};
+use crate::account::{self, now_unix, wipe, Account, AccountStore, AccountTx, TxResult};
+use crate::federation::discovery::resolve_url;
+use crate::federation::entities::{
+    parse_entity, AccountMigration, CheckedMigration, Contact, Entity, MigrationForm, Profile,
+};
 use crate::federation::envelope::MagicEnvelope;
 use crate::federation::outbox::NewDelivery;
 use crate::federation::people::{self, PeopleStore, Person};
 use crate::federation::profiles;
+use crate::federation::sharing;
 use crate::federation::signature::public_key_from_pem;
 use crate::http_client::origin_of;
 use crate::mail::Mail;
@@ -36,6 +55,16 @@ use crate::{Error, Result};
 
 /// How long an unflagged move of a local account waits for "this was not me".
 pub const CLOSE_DELAY_SECS: u64 = 72 * 3600;
+
+/// The most local users one received move makes send a `contact` (a hobby pod has far
+/// fewer; past it the move still applies and the rest are logged, not sent).
+pub const MAX_RESENDS_PER_MOVE: usize = 1_000;
+
+/// Re-sends signed right after a move, before it is answered.
+pub const RESENDS_AFTER_A_MOVE: usize = 20;
+
+/// Re-sends signed per run of the minute loop.
+pub const RESENDS_PER_RUN: usize = 100;
 
 /// A move this pod has verified and applied.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -65,6 +94,27 @@ pub enum Received {
     Ignored(String),
 }
 
+/// A local user's `contact` owed to an identity that moved (`new_id`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resend {
+    pub username: String,
+    pub new_id: String,
+}
+
+/// The storage the re-sends need outside a unit of work (implemented in `store::moves`).
+pub trait ResendStore {
+    /// Up to `limit` waiting re-sends, in key order.
+    fn waiting_resends(&self, limit: usize) -> Result<Vec<Resend>>;
+}
+
+/// The re-sends inside a unit of work (implemented in `store::moves`).
+pub trait ResendTx {
+    /// Records that `resend` is owed (again: once).
+    fn queue_resend(&self, resend: &Resend) -> TxResult<()>;
+    /// Removes `resend`; false when it was not waiting (another run took it).
+    fn take_resend(&self, resend: &Resend) -> TxResult<bool>;
+}
+
 fn contact_move_key(username: &str, new_id: &str) -> Vec<u8> {
     [username.as_bytes(), &[0], new_id.as_bytes()].concat()
 }
@@ -91,18 +141,27 @@ pub async fn receive_public(pod: &Pod, xml: &str) -> Result<Received> {
             ))
         }
     };
-    let old_id = migration.old_identity.to_ascii_lowercase();
-    let new_id = migration.new_identity().to_ascii_lowercase();
-    if envelope.key_id().to_ascii_lowercase() != old_id || migration.author.to_ascii_lowercase() != old_id {
-        return Err(Error::bad(
-            "the envelope's key_id, the author and old_identity must all name the old identity",
-        ));
+    receive_migration(pod, &envelope, &migration, xml).await
+}
+
+/// A parsed AccountMigration: see the module doc for the order of the checks.
+async fn receive_migration(
+    pod: &Pod,
+    envelope: &MagicEnvelope,
+    migration: &AccountMigration,
+    xml: &str,
+) -> Result<Received> {
+    let checked = migration.check()?;
+    let sender = envelope.key_id().trim().to_ascii_lowercase();
+    if sender != migration.author {
+        return Err(Error::bad(format!(
+            "the envelope is signed as {sender:?}, but the account_migration's author is {:?}",
+            migration.author
+        )));
     }
-    if old_id == new_id {
-        return Err(Error::bad("an identity cannot move to itself"));
-    }
-    if let Some(known) = received(pod, &old_id)? {
-        if known.new_id == new_id {
+    let CheckedMigration { form, old_id, new_id } = &checked;
+    if let Some(known) = received(pod, old_id)? {
+        if known.new_id == *new_id {
             return Ok(Received::AlreadyKnown);
         }
         return Err(Error::Conflict(format!(
@@ -110,11 +169,21 @@ pub async fn receive_public(pod: &Pod, xml: &str) -> Result<Received> {
             known.new_id
         )));
     }
-    let old_key = old_identity_key(pod, &old_id).await?;
-    envelope.verify(&public_key_from_pem(&old_key)?)?;
-    let new_person = new_identity(pod, &new_id).await?;
-    migration.verify_signature(&public_key_from_pem(&new_person.public_key_pem)?)?;
-    apply(pod, &old_id, &new_person, xml).await?;
+    let old_key = public_key_from_pem(&old_identity_key(pod, old_id).await?)?;
+    let new_person = new_identity(pod, new_id).await?;
+    let new_key = public_key_from_pem(&new_person.public_key_pem)?;
+    let (envelope_key, signature_key) = match form {
+        MigrationForm::OldAuthor => (&old_key, &new_key),
+        MigrationForm::NewAuthor => (&new_key, &old_key),
+    };
+    envelope.verify(envelope_key)?;
+    migration.verify_signature(signature_key)?;
+    let new_person = if local_username(pod, new_id).is_some() {
+        new_person
+    } else {
+        with_profile(new_person, &migration.profile)
+    };
+    apply(pod, old_id, &new_person, xml).await?;
     Ok(Received::Applied)
 }
 
@@ -152,33 +221,60 @@ async fn old_identity_key(pod: &Pod, old_id: &str) -> Result<String> {
     )
 }
 
-/// The new identity as it is published now (or this pod's own account).
+/// A local account as a person, as other pods discover it.
+fn local_person(pod: &Pod, account: &Account) -> Result<Person> {
+    let base = pod.config.public_url();
+    let (photo, medium, small) = account::profile::photo_urls(account, &base);
+    Ok(Person {
+        diaspora_id: account.diaspora_id(&pod.config.public_host()),
+        guid: account.guid.clone(),
+        public_key_pem: account.public_key_pem.clone(),
+        full_name: account.display_name(),
+        first_name: account.profile.first_name.clone().unwrap_or_default(),
+        last_name: account.profile.last_name.clone().unwrap_or_default(),
+        photo_url: photo,
+        photo_medium_url: medium,
+        photo_small_url: small,
+        searchable: account.profile.searchable,
+        pod_origin: origin_of(&base)?,
+        fetched_unix: now_unix(),
+        moved_to: None,
+        closed_unix: None,
+    })
+}
+
+/// The new identity: this pod's own account, else discovered at its host (the stored
+/// person while fresh, never with its stored key replaced by rediscovery).
 async fn new_identity(pod: &Pod, new_id: &str) -> Result<Person> {
     if let Some(user) = local_username(pod, new_id) {
-        let account = account::open_account(&pod.store, user)?;
-        let base = pod.config.public_url();
-        let (photo, medium, small) = account::profile::photo_urls(&account, &base);
-        return Ok(Person {
-            diaspora_id: new_id.to_string(),
-            guid: account.guid.clone(),
-            public_key_pem: account.public_key_pem.clone(),
-            full_name: account.display_name(),
-            first_name: account.profile.first_name.clone().unwrap_or_default(),
-            last_name: account.profile.last_name.clone().unwrap_or_default(),
-            photo_url: photo,
-            photo_medium_url: medium,
-            photo_small_url: small,
-            searchable: account.profile.searchable,
-            pod_origin: origin_of(&base)?,
-            fetched_unix: now_unix(),
-            moved_to: None,
-            closed_unix: None,
-        });
+        return local_person(pod, &account::open_account(&pod.store, user)?);
     }
-    let (http, id, allow_http) = (pod.http.clone(), new_id.to_string(), pod.config.federation.allow_http);
-    tokio::task::spawn_blocking(move || people::fetch_person(&http, &id, allow_http))
-        .await
-        .map_err(Error::internal)?
+    people::discover(&pod.store, &pod.http, new_id, pod.config.federation.allow_http).await
+}
+
+/// The new identity as the migration's profile describes it, over what discovery
+/// found, as diaspora*'s `Receive.profile` takes it: the names and `searchable` from the
+/// entity (absent ones empty, `searchable` true by default), each avatar URL from the
+/// entity when it has a usable one (a path is resolved against the person's pod), else
+/// the discovered one (lifeboat keeps absolute URLs only).
+fn with_profile(mut person: Person, profile: &Profile) -> Person {
+    let text = |value: &Option<String>| value.as_deref().map(str::trim).unwrap_or_default().to_string();
+    person.first_name = text(&profile.first_name);
+    person.last_name = text(&profile.last_name);
+    person.full_name = text(&profile.full_name);
+    person.searchable = profile.searchable.unwrap_or(true);
+    let base = person.pod_origin.clone();
+    let photos = [
+        (&profile.image_url, &mut person.photo_url),
+        (&profile.image_url_medium, &mut person.photo_medium_url),
+        (&profile.image_url_small, &mut person.photo_small_url),
+    ];
+    for (given, stored) in photos {
+        if let Some(url) = given.as_deref().map(str::trim).and_then(|u| resolve_url(&base, u)) {
+            *stored = url;
+        }
+    }
+    person
 }
 
 async fn apply(pod: &Pod, old_id: &str, new_person: &Person, xml: &str) -> Result<()> {
@@ -192,14 +288,20 @@ async fn apply(pod: &Pod, old_id: &str, new_person: &Person, xml: &str) -> Resul
         envelope_xml: xml.to_string(),
         received_unix: now_unix(),
     };
+    let has_contact = |a: &Account, id: &str| a.contacts.iter().any(|c| c.diaspora_id.eq_ignore_ascii_case(id));
     let affected: Vec<String> = AccountStore::accounts(&pod.store)?
         .into_iter()
-        .filter(|a| a.closed.is_none() && a.contacts.iter().any(|c| c.diaspora_id == old_id))
+        .filter(|a| {
+            a.closed.is_none()
+                && (has_contact(a, old_id)
+                    || has_contact(a, &new_id)
+                    || a.blocks.iter().any(|b| b.eq_ignore_ascii_case(old_id)))
+        })
         .map(|a| a.username)
         .collect();
     let local_old = local_username(pod, old_id).map(str::to_string);
     let mail_id = pod.store.generate_id()?;
-    pod.store.transaction(|tx| {
+    let (repointed, resends) = pod.store.transaction(|tx| {
         if let Some(known) = tx.get::<ReceivedMove>(Tree::MovesIn, old_id.as_bytes())? {
             if known.new_id != new_id {
                 return abort(Error::Conflict(format!(
@@ -207,73 +309,215 @@ async fn apply(pod: &Pod, old_id: &str, new_person: &Person, xml: &str) -> Resul
                     known.new_id
                 )));
             }
-            return Ok(());
+            return Ok((0, 0));
         }
         tx.put(Tree::MovesIn, old_id.as_bytes(), &record)?;
+        let (mut repointed, mut resends) = (0usize, 0usize);
         for username in &affected {
             let Some(previous) = AccountTx::account(tx, username)? else {
                 continue;
             };
-            let mut account = previous.clone();
-            repoint(&mut account, old_id, new_person);
-            if let Ok(origin) = origin_of(&new_person.pod_origin) {
-                crate::account::archive::add_known_pod(&mut account.known_pods, &origin);
+            if previous.closed.is_some() {
+                continue;
             }
-            tx.put_account(Some(&previous), &account)?;
-            tx.tree(Tree::ContactMoves)
-                .insert(contact_move_key(username, &new_id), old_id.as_bytes())?;
+            let mut account = previous.clone();
+            if repoint(&mut account, old_id, new_person) {
+                repointed += 1;
+                if let Ok(origin) = origin_of(&new_person.pod_origin) {
+                    crate::account::archive::add_known_pod(&mut account.known_pods, &origin);
+                }
+                tx.tree(Tree::ContactMoves)
+                    .insert(contact_move_key(username, &new_id), old_id.as_bytes())?;
+            }
+            repoint_blocks(&mut account, old_id, &new_id);
+            if account != previous {
+                tx.put_account(Some(&previous), &account)?;
+            }
+            let shares_with_user = account.contacts.iter().any(|c| c.diaspora_id == new_id && c.sharing);
+            if shares_with_user && resends < MAX_RESENDS_PER_MOVE {
+                tx.queue_resend(&Resend {
+                    username: username.clone(),
+                    new_id: new_id.clone(),
+                })?;
+                resends += 1;
+            }
         }
         if let Some(user) = &local_old {
             if let Some(account) = AccountTx::account(tx, user)? {
                 schedule_closure(pod, tx, &account, &new_id, xml, mail_id)?;
             }
         }
-        Ok(())
+        Ok((repointed, resends))
     })?;
     pod.store.durable().await?;
     pod.mailer.wake();
-    tracing::info!(%old_id, %new_id, contacts_repointed = affected.len(), "move applied");
+    pod.backup_sync.wake();
+    if resends == MAX_RESENDS_PER_MOVE {
+        tracing::warn!(%old_id, %new_id, "more local users share with the mover than one move re-sends contacts for ({MAX_RESENDS_PER_MOVE}); the rest are not told");
+    }
+    tracing::info!(%old_id, %new_id, contacts_repointed = repointed, contacts_to_resend = resends, "move applied");
+    if resends > 0 {
+        if let Err(e) = send_contact_resends(pod, RESENDS_AFTER_A_MOVE).await {
+            tracing::warn!(%new_id, "re-sending contacts after a move: {e} (the minute loop retries)");
+        }
+    }
     if let Some(user) = local_old {
         close_if_due(pod, &user).await?;
     }
     Ok(())
 }
 
-/// Re-points the contact `old_id` of `account` to the new identity, merging it into an
-/// existing contact of the new identity when there is one.
-fn repoint(account: &mut Account, old_id: &str, new_person: &Person) {
-    let Some(index) = account.contacts.iter().position(|c| c.diaspora_id == old_id) else {
-        return;
-    };
-    let old = account.contacts.remove(index);
-    let target = match account
+/// Re-points the contact `old_id` of `account` to the new identity. Where the user
+/// already has a contact for the new identity, that one stays as it is and the old one
+/// is dropped, as diaspora*'s `eliminate_person_duplicates` does. Returns whether the
+/// account had a contact for `old_id`.
+fn repoint(account: &mut Account, old_id: &str, new_person: &Person) -> bool {
+    let Some(index) = account
         .contacts
         .iter()
-        .position(|c| c.diaspora_id == new_person.diaspora_id)
-    {
-        Some(i) => i,
-        None => {
-            account.contacts.insert(
-                index,
-                crate::account::ContactData {
-                    diaspora_id: new_person.diaspora_id.clone(),
-                    ..Default::default()
-                },
-            );
-            index
-        }
+        .position(|c| c.diaspora_id.eq_ignore_ascii_case(old_id))
+    else {
+        return false;
     };
-    let contact = &mut account.contacts[target];
+    let new_id = &new_person.diaspora_id;
+    if account
+        .contacts
+        .iter()
+        .any(|c| c.diaspora_id.eq_ignore_ascii_case(new_id))
+    {
+        account.contacts.remove(index);
+        return true;
+    }
+    let contact = &mut account.contacts[index];
+    contact.diaspora_id = new_id.clone();
     contact.person_guid = Some(new_person.guid.clone());
-    contact.person_name = Some(new_person.display_name()).filter(|n| n != &new_person.diaspora_id);
+    contact.person_name = Some(new_person.display_name()).filter(|n| n != new_id);
     contact.public_key = Some(new_person.public_key_pem.clone());
-    contact.sharing |= old.sharing;
-    contact.receiving |= old.receiving;
-    for aspect in old.aspects {
-        if !contact.aspects.contains(&aspect) {
-            contact.aspects.push(aspect);
+    true
+}
+
+/// Blocks of `old_id` now block `new_id` (in the same place), each person once.
+fn repoint_blocks(account: &mut Account, old_id: &str, new_id: &str) {
+    if !account.blocks.iter().any(|b| b.eq_ignore_ascii_case(old_id)) {
+        return;
+    }
+    let mut blocks: Vec<String> = Vec::with_capacity(account.blocks.len());
+    for block in account.blocks.drain(..) {
+        let block = if block.eq_ignore_ascii_case(old_id) {
+            new_id.to_string()
+        } else {
+            block
+        };
+        if !blocks.iter().any(|b| b.eq_ignore_ascii_case(&block)) {
+            blocks.push(block);
         }
     }
+    account.blocks = blocks;
+}
+
+/// The `contact` diaspora*'s `Entities.contact` builds for a local user's contact:
+/// `sharing` = `following` = the user shares with them (`receiving`), `blocking` =
+/// the user blocks them. A blocked person is never also shared with in the message
+/// (diaspora* stops sharing when it blocks; lifeboat's block list does not touch the
+/// contact, so the flag is cleared here).
+fn contact_for(user_id: &str, new_id: &str, receiving: bool, blocking: bool) -> Contact {
+    let shares = receiving && !blocking;
+    Contact {
+        author: user_id.to_string(),
+        recipient: new_id.to_string(),
+        following: shares,
+        sharing: shares,
+        blocking,
+    }
+}
+
+/// Sends up to `limit` waiting re-sends (see the module doc): each is signed by its
+/// user, unless the user's private-message rate limit is spent (then it waits for the
+/// next run), and queued in the outbox, replacing that user's waiting messages to the
+/// person. A re-send whose contact is gone or no longer shares is dropped. When the
+/// new identity is an account of this pod, the sharing is recorded there directly.
+/// Returns how many were queued or recorded.
+pub async fn send_contact_resends(pod: &Pod, limit: usize) -> Result<usize> {
+    let mut done = 0;
+    for resend in pod.store.waiting_resends(limit)? {
+        match send_one_resend(pod, &resend).await {
+            Ok(true) => done += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(username = %resend.username, new_id = %resend.new_id, "contact re-send not sent yet: {e}")
+            }
+        }
+    }
+    if done > 0 {
+        pod.outbox.wake();
+    }
+    Ok(done)
+}
+
+async fn send_one_resend(pod: &Pod, resend: &Resend) -> Result<bool> {
+    let host = pod.config.public_host();
+    let drop = |why: &str| -> Result<bool> {
+        tracing::debug!(username = %resend.username, new_id = %resend.new_id, "contact re-send dropped: {why}");
+        pod.store.transaction(|tx| tx.take_resend(resend))?;
+        Ok(false)
+    };
+    let account = match AccountStore::account(&pod.store, &resend.username)? {
+        Some(account) if account.closed.is_none() => account,
+        _ => return drop("the user is gone"),
+    };
+    let Some(contact) = account.contacts.iter().find(|c| c.diaspora_id == resend.new_id) else {
+        return drop("the contact is gone");
+    };
+    if !contact.sharing {
+        return drop("the person no longer shares with the user");
+    }
+    let blocking = account.blocks.iter().any(|b| b.eq_ignore_ascii_case(&resend.new_id));
+    let message = contact_for(&account.diaspora_id(&host), &resend.new_id, contact.receiving, blocking);
+    if let Some(new_user) = local_username(pod, &resend.new_id) {
+        // The new identity lives here: what the message would say is recorded at once.
+        let sender = local_person(pod, &account)?;
+        let shares = message.sharing;
+        pod.store.transaction(|tx| {
+            if !tx.take_resend(resend)? {
+                return Ok(());
+            }
+            if let Some(previous) = AccountTx::account(tx, new_user)? {
+                if previous.closed.is_none() {
+                    let mut target = previous.clone();
+                    sharing::record_sharing(&mut target, &sender, shares);
+                    if target != previous {
+                        tx.put_account(Some(&previous), &target)?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        pod.store.durable().await?;
+        pod.backup_sync.wake();
+        return Ok(true);
+    }
+    let Some(person) = pod.store.person(&resend.new_id)? else {
+        return drop("the new identity is not known here");
+    };
+    if !pod.limits.receive_private_per_account.allow(&account.username) {
+        return Ok(false);
+    }
+    let delivery = sharing::seal_contact_entity(&account, &person, message).await?;
+    let earlier = pod.outbox.topic_ids(&delivery.topic)?;
+    let id = pod.store.generate_id()?;
+    let queued = pod.store.transaction(|tx| {
+        if !tx.take_resend(resend)? {
+            return Ok(false);
+        }
+        pod.outbox.cancel_pending_in(tx, &earlier)?;
+        pod.outbox.enqueue_in(tx, id, &delivery)?;
+        Ok(true)
+    })?;
+    pod.store.durable().await?;
+    if queued {
+        tracing::info!(username = %account.username, new_id = %resend.new_id, "contact re-sent to a moved identity");
+    }
+    Ok(queued)
 }
 
 /// Decides what happens to a local account named as the old identity: admins are never
@@ -285,7 +529,7 @@ fn schedule_closure(
     new_id: &str,
     xml: &str,
     mail_id: u64,
-) -> crate::account::TxResult<()> {
+) -> TxResult<()> {
     if account.closed.is_some() {
         return Ok(());
     }
@@ -425,3 +669,8 @@ pub fn contact_moved_from(pod: &Pod, username: &str, new_id: &str) -> Result<Opt
         .get(contact_move_key(username, new_id))?
         .map(|v| String::from_utf8_lossy(&v).into_owned()))
 }
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod vectors;

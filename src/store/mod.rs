@@ -28,6 +28,7 @@ pub mod backup_sync;
 pub mod backups;
 pub mod held;
 pub mod mail;
+pub mod moves;
 pub mod people;
 pub mod people_queue;
 pub mod restore;
@@ -123,6 +124,9 @@ trees! {
     PendingClosures = "pending_closures",
     /// `contact_moves`: username 0x00 new diaspora ID -> old diaspora ID (UTF-8), shown on the contacts page.
     ContactMoves = "contact_moves",
+    /// `contact_resends`: username 0x00 new diaspora ID -> empty: a local user's `contact`
+    /// still owed to an identity that moved (see [`moves`]).
+    ContactResends = "contact_resends",
     /// `backup_slots`: normalised email, 0x00, key fingerprint (32 bytes, SHA-256 of the
     /// SPKI DER) -> [`crate::backup::holder::Slot`] (state only, never the backup).
     BackupSlots = "backup_slots",
@@ -522,6 +526,7 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
         Tree::MovesIn => decode::<crate::migration::receive::ReceivedMove>(value).map(|_| ()),
         Tree::PendingClosures => decode::<crate::migration::receive::PendingClosure>(value).map(|_| ()),
         Tree::ContactMoves => Ok(()),
+        Tree::ContactResends => moves::check_resend_key(key),
         Tree::BackupSlots | Tree::BackupData | Tree::BackupAddresses | Tree::BackupTokens | Tree::BackupCounters => {
             backups::check_value(tree, key, value)
         }

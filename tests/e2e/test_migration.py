@@ -85,6 +85,47 @@ def test_a_live_move_from_a_to_b_reaches_c_and_closes_a(start_pod, tmp_path):
     assert "2 delivered" in settings and a.host in settings
 
 
+def test_a_received_move_keeps_blocks_and_re_sends_contacts_to_the_new_identity(start_pod, tmp_path):
+    """diaspora*'s AccountMigration#perform!: C re-points leo's and mia's contacts and
+    mia's block, then (dispatch_contacts) each of them sends kate's new identity a
+    `contact` saying whether they share with her, so B learns it from C itself."""
+    a, c, kate, leo = setup_kate_and_leo(start_pod, tmp_path)
+    old_id = f"kate@{a.host}"
+    c.cli("user", "add", "mia", "--email", "mia@example.org", input="mia's password\n")
+    mia = sign_in(c, "mia", "mia's password")
+    add_contact(a, kate, f"mia@{c.host}")
+    wait_until(lambda: old_id in contacts_of(c, "mia", tmp_path), what="C to learn that kate shares with mia")
+    r = mia.post(c.url + "/blocks", data={"csrf": mia.cookies["lb_csrf"], "item": old_id})
+    assert r.status_code == 200, r.text
+    assert export(c, "mia", tmp_path)["user"]["blocks"] == [old_id]
+    b = start_pod("b", env=FAST)
+    # kate's archive as a pod that imported it knows it: it does not say that leo shares
+    # with her, and it wrongly says that mia does.
+    archive = export(a, "kate", tmp_path)
+    for contact in archive["user"]["contacts"]:
+        shares = {f"leo@{c.host}": False, f"mia@{c.host}": True}[contact["account_id"]]
+        contact["sharing"] = contact["following"] = shares
+    edited = tmp_path / "kate-edited.json"
+    edited.write_text(json.dumps(archive))
+    b.cli("archive", "import", str(edited), "--username", "kate2", input="kate's new password\n")
+    new_id = f"kate2@{b.host}"
+
+    def sharing_at_b():
+        return {who: contact["sharing"] for who, contact in contacts_of(b, "kate2", tmp_path).items()}
+
+    assert sharing_at_b() == {f"leo@{c.host}": False, f"mia@{c.host}": True}
+    # C re-points both contacts, and mia's block now blocks the new identity
+    wait_until(lambda: new_id in contacts_of(c, "leo", tmp_path) and new_id in contacts_of(c, "mia", tmp_path),
+               what="C to re-point kate for leo and mia")
+    assert old_id not in contacts_of(c, "mia", tmp_path)
+    assert export(c, "mia", tmp_path)["user"]["blocks"] == [new_id]
+    assert contacts_of(c, "leo", tmp_path)[new_id]["contact_groups_membership"] == ["Friends"]
+    # B hears from C: leo shares with kate2, mia (who blocks her) does not
+    wait_until(lambda: sharing_at_b() == {f"leo@{c.host}": True, f"mia@{c.host}": False},
+               what="C's contact messages to reach kate2 on B")
+    assert "contact re-sent to a moved identity" in c.log()
+
+
 class Spy:
     """A pod-shaped listener that keeps what is POSTed to it (B lists it as a seed pod,
     so B's broadcast of the move reaches it)."""
