@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use lifeboat::federation::outbox::{DeliveryState, NewDelivery, Outbox, OutboxPolicy};
+use lifeboat::delivery::{DeliveryState, NewDelivery, Outbox, OutboxPolicy};
 use lifeboat::http_client::{ClientPolicy, HttpClient};
 use lifeboat::retry::Backoff;
 use lifeboat::store::Store;

@@ -6,6 +6,7 @@
 //! - [`error`]: the crate-wide error type and its policy.
 //! - [`account`]: local accounts, their data and their archive form.
 //! - [`config`]: every option, declared once; loading and validation.
+//! - [`delivery`]: the durable outbox every message to another pod goes through.
 //! - [`store`]: the embedded store, its trees and key layouts, units of work.
 //! - [`mail`]: outgoing mail, its durable queue and its transports.
 //! - [`migration`]: accounts arriving from another identity, and the AccountMigration.
@@ -29,6 +30,7 @@ pub mod account;
 pub mod admin;
 pub mod backup;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod federation;
 pub mod http_client;

@@ -33,7 +33,6 @@ use mail_send::mail_builder::headers::raw::Raw;
 use mail_send::mail_builder::MessageBuilder;
 use mail_send::SmtpClientBuilder;
 use serde::{Deserialize, Serialize};
-use sled::transaction::ConflictableTransactionError;
 use tokio::sync::{watch, Notify};
 use tracing::{error, info, warn};
 
@@ -443,12 +442,7 @@ pub struct QueuedMail {
 pub trait MailQueueStore {
     /// Adds `mail` under `id` inside a unit of work, so that it is queued exactly when
     /// the change that triggers it is committed.
-    fn enqueue_mail(
-        &self,
-        tx: &Tx,
-        id: u64,
-        mail: &QueuedMail,
-    ) -> std::result::Result<(), ConflictableTransactionError<Error>>;
+    fn enqueue_mail(&self, tx: &Tx, id: u64, mail: &QueuedMail) -> crate::store::TxResult<()>;
 
     /// Every queued mail, in creation order. A damaged entry is reported in the log and
     /// left out (`lifeboat check` lists it too).
@@ -553,13 +547,8 @@ impl Mailer {
     /// [`Store::generate_id`] before the transaction (the closure may run twice), and
     /// after the commit make it durable and call [`Mailer::wake`]. An unusable
     /// recipient aborts the transaction with [`Error::BadRequest`].
-    pub fn enqueue_in(
-        &self,
-        tx: &Tx,
-        id: u64,
-        mail: &Mail,
-    ) -> std::result::Result<(), ConflictableTransactionError<Error>> {
-        let mail = mail.checked().map_err(ConflictableTransactionError::Abort)?;
+    pub fn enqueue_in(&self, tx: &Tx, id: u64, mail: &Mail) -> crate::store::TxResult<()> {
+        let mail = mail.checked()?;
         let now = crate::now_unix();
         let queued = QueuedMail {
             mail,

@@ -22,7 +22,7 @@ pub struct Pod {
     /// The one outbound HTTP client (address checks, timeouts, size caps).
     pub http: HttpClient,
     /// Messages to other pods, durable until delivered.
-    pub outbox: crate::federation::outbox::Outbox,
+    pub outbox: crate::delivery::Outbox,
     /// Runs Argon2 key derivations off the runtime, a bounded number at a time.
     pub kdf: crate::sealed::KdfLimiter,
     /// Key pairs for new accounts, made ahead of need.
@@ -103,10 +103,10 @@ impl Pod {
             extra_roots,
             ..ClientPolicy::default()
         });
-        let outbox = crate::federation::outbox::Outbox::new(
+        let outbox = crate::delivery::Outbox::new(
             store.clone(),
             http.clone(),
-            crate::federation::outbox::OutboxPolicy {
+            crate::delivery::OutboxPolicy {
                 concurrency: config.federation.delivery_concurrency,
                 per_pod_per_minute: config.federation.deliveries_per_pod_per_minute,
                 allow_http: config.federation.allow_http,

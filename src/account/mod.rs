@@ -13,7 +13,6 @@ pub mod profile;
 pub mod session;
 
 use serde::{Deserialize, Serialize};
-use sled::transaction::ConflictableTransactionError;
 
 pub use credentials::{check_password, check_username, normalize_email, now_unix};
 pub use model::{Account, Avatar, Closed, ContactData, MovedFrom, ProfileData};
@@ -51,8 +50,7 @@ pub trait AccountTx {
     fn take_token(&self, token: &str) -> TxResult<Option<TokenRecord>>;
 }
 
-/// The result type inside a unit of work.
-pub type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
+pub use crate::store::TxResult;
 
 /// What an emailed link may do.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -22,7 +22,6 @@ use std::sync::Arc;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sled::transaction::ConflictableTransactionError;
 
 use super::push::{Fingerprint, Push, RawContent, RawPush, StatusRequest};
 use crate::config::Config;
@@ -31,7 +30,7 @@ use crate::{Error, Result};
 
 /// What a unit of work returns: a conflict makes the store run it again; an abort
 /// carries a domain error out.
-pub type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
+pub use crate::store::TxResult;
 
 /// At most this many unconfirmed slots per address; one more evicts the oldest.
 pub const MAX_UNCONFIRMED_PER_EMAIL: usize = 3;

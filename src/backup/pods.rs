@@ -31,7 +31,7 @@ use crate::store::{decode, Store, Tree, Tx};
 use crate::{Error, Result};
 
 /// What a unit of work returns.
-pub type TxResult<T> = std::result::Result<T, sled::transaction::ConflictableTransactionError<Error>>;
+pub use crate::store::TxResult;
 
 /// What this pod knows of one backup pod (tree `backup_pods`, keyed by origin).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

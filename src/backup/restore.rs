@@ -67,7 +67,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use sled::transaction::ConflictableTransactionError;
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
@@ -90,7 +89,7 @@ use crate::store::backups::{SledSlotTx, SledSlots};
 use crate::{Error, Result};
 
 /// What a unit of work returns.
-pub type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
+pub use crate::store::TxResult;
 
 /// Pass-phrase attempts a restore link allows.
 pub const ATTEMPTS: u8 = 5;

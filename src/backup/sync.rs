@@ -49,7 +49,6 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use sled::transaction::ConflictableTransactionError;
 use tokio::sync::{broadcast, watch, Notify};
 
 use super::pods::{self, PodView};
@@ -63,7 +62,7 @@ use crate::retry::Backoff;
 use crate::{Error, Result};
 
 /// What a unit of work returns.
-pub type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
+pub use crate::store::TxResult;
 
 /// A delete owed to a pod is given up this long after it was first owed.
 pub const DELETE_GIVE_UP_SECS: u64 = 30 * 86400;

@@ -26,7 +26,6 @@ pub mod entities;
 pub mod envelope;
 mod html;
 pub mod lookup;
-pub mod outbox;
 pub mod people;
 pub mod people_queue;
 pub mod profiles;

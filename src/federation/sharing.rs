@@ -30,7 +30,7 @@
 //! diaspora*'s `AspectMembership` does.
 //!
 //! Not owned: the formats ([`super::envelope`], [`super::entities`]), discovery
-//! ([`super::people`]), the outbox's worker ([`super::outbox`]), the HTTP edge
+//! ([`super::people`]), the outbox's worker ([`crate::delivery`]), the HTTP edge
 //! (`web::receive`, `web::account_data`).
 
 use rsa::RsaPrivateKey;
@@ -38,13 +38,13 @@ use rsa::RsaPrivateKey;
 use super::entities::{parse_entity, valid_diaspora_id, valid_guid, Contact, Entity};
 use super::envelope::{self, MagicEnvelope};
 use super::lookup::FoundPerson;
-use super::outbox::NewDelivery;
 use super::people::{self, Person};
 use super::profiles;
 use super::signature::{private_key_from_pem, public_key_from_pem};
 use crate::account::archive::add_known_pod;
 use crate::account::{self, profile, Account, AccountStore, ContactData};
 use crate::config::Config;
+use crate::delivery::NewDelivery;
 use crate::pod::Pod;
 use crate::{Error, Result};
 

@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::archive::ImportedArchive;
 use crate::account::{self, credentials, now_unix, profile, Account, AccountTx, TxResult};
+use crate::delivery::NewDelivery;
 use crate::federation::entities::{AccountMigration, Profile};
 use crate::federation::envelope::{MagicEnvelope, CONTENT_TYPE};
-use crate::federation::outbox::NewDelivery;
 use crate::federation::people::PeopleStore;
 use crate::federation::people_queue;
 use crate::federation::signature::private_key_from_pem;

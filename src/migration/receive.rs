@@ -37,12 +37,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::account::{self, now_unix, wipe, Account, AccountStore, AccountTx, TxResult};
+use crate::delivery::NewDelivery;
 use crate::federation::discovery::resolve_url;
 use crate::federation::entities::{
     parse_entity, AccountMigration, CheckedMigration, Contact, Entity, MigrationForm, Profile,
 };
 use crate::federation::envelope::MagicEnvelope;
-use crate::federation::outbox::NewDelivery;
 use crate::federation::people::{self, PeopleStore, Person};
 use crate::federation::profiles;
 use crate::federation::sharing;

@@ -422,7 +422,7 @@ impl SlotTx for SledSlotTx<'_> {
 
     fn remove_backup(&self, key: &SlotKey) -> TxResult<()> {
         if let Some(old) = self.tx.tree(Tree::BackupData).remove(key.to_bytes())? {
-            let location = decode(&old).map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+            let location = decode(&old)?;
             self.deleted.borrow_mut().push(location);
         }
         Ok(())

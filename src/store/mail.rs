@@ -4,8 +4,6 @@
 //! is creation order) -> [`QueuedMail`]. The queue is small (mails wait minutes, rarely
 //! days), so the worker's reads scan it whole.
 
-use sled::transaction::ConflictableTransactionError;
-
 use crate::mail::MailQueueStore;
 pub use crate::mail::QueuedMail;
 use crate::store::{decode, Store, Tree, Tx};
@@ -16,12 +14,7 @@ fn key(id: u64) -> [u8; 8] {
 }
 
 impl MailQueueStore for Store {
-    fn enqueue_mail(
-        &self,
-        tx: &Tx,
-        id: u64,
-        mail: &QueuedMail,
-    ) -> std::result::Result<(), ConflictableTransactionError<Error>> {
+    fn enqueue_mail(&self, tx: &Tx, id: u64, mail: &QueuedMail) -> super::TxResult<()> {
         tx.put(Tree::MailQueue, &key(id), mail)
     }
 

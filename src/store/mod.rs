@@ -29,6 +29,7 @@ pub mod backups;
 pub mod held;
 pub mod mail;
 pub mod moves;
+pub mod outbox;
 pub mod people;
 pub mod people_queue;
 pub mod restore;
@@ -89,7 +90,7 @@ trees! {
     Sessions = "sessions",
     /// `key_pool`: u64 big-endian id -> [`crate::account::keys::KeyPair`], generated ahead of need.
     KeyPool = "key_pool",
-    /// `outbox`: u64 big-endian id -> [`crate::federation::outbox::Delivery`].
+    /// `outbox`: u64 big-endian id -> [`crate::delivery::Delivery`].
     Outbox = "outbox",
     /// `outbox_due`: next attempt (Unix seconds, u64 BE) ++ id (u64 BE) -> empty; the schedule.
     OutboxDue = "outbox_due",
@@ -351,7 +352,7 @@ impl Store {
             }),
         };
         if schema < 2 {
-            let upgrade = crate::federation::outbox::Schema1Upgrade::read(&store)?;
+            let upgrade = outbox::Schema1Upgrade::read(&store)?;
             store.transaction(|tx| {
                 upgrade.apply_in(tx)?;
                 tx.tree(Tree::Meta).insert("schema_version", &2u32.to_be_bytes())?;
@@ -394,13 +395,14 @@ impl Store {
     /// Runs `work` as one unit across all trees: all of its writes happen or none.
     /// `work` may run more than once (on conflict), so it must not have side effects
     /// outside the transaction.
-    pub fn transaction<R>(
-        &self,
-        work: impl Fn(&Tx) -> std::result::Result<R, ConflictableTransactionError<Error>>,
-    ) -> Result<R> {
+    pub fn transaction<R>(&self, work: impl Fn(&Tx) -> TxResult<R>) -> Result<R> {
         use sled::Transactional;
         self.inner.room.check(0)?;
-        let result = self.inner.trees.as_slice().transaction(|trees| work(&Tx { trees }));
+        let result = self
+            .inner
+            .trees
+            .as_slice()
+            .transaction(|trees| work(&Tx { trees }).map_err(|e| e.0));
         Ok(result?)
     }
 
@@ -430,7 +432,7 @@ impl Store {
     pub async fn commit<R: Send + 'static>(
         &self,
         file: Option<Arc<File>>,
-        unit: impl Fn(&Tx) -> std::result::Result<R, ConflictableTransactionError<Error>> + Send + 'static,
+        unit: impl Fn(&Tx) -> TxResult<R> + Send + 'static,
     ) -> Result<R> {
         self.inner.room.check(0)?;
         let (done, answer) = oneshot::channel();
@@ -514,7 +516,7 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
         Tree::Tokens => decode::<crate::account::TokenRecord>(value).map(|_| ()),
         Tree::Sessions => decode::<crate::account::session::Session>(value).map(|_| ()),
         Tree::KeyPool => decode::<crate::account::keys::KeyPair>(value).map(|_| ()),
-        Tree::Outbox => crate::federation::outbox::check_delivery(value),
+        Tree::Outbox => outbox::check_delivery(value),
         Tree::OutboxDue | Tree::OutboxTopics => Ok(()),
         Tree::OutboxBodies => decode_raw(value).map(|_| ()),
         Tree::OutboxBodyRefs => <[u8; 8]>::try_from(value)
@@ -552,32 +554,91 @@ impl Tx<'_> {
     }
 
     /// Reads and decodes a value.
-    pub fn get<T: DeserializeOwned>(
-        &self,
-        tree: Tree,
-        key: &[u8],
-    ) -> std::result::Result<Option<T>, ConflictableTransactionError<Error>> {
+    pub fn get<T: DeserializeOwned>(&self, tree: Tree, key: &[u8]) -> TxResult<Option<T>> {
         match self.tree(tree).get(key)? {
-            Some(bytes) => decode(&bytes).map(Some).map_err(ConflictableTransactionError::Abort),
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
             None => Ok(None),
         }
     }
 
     /// Encodes and writes a value.
-    pub fn put<T: Serialize>(
-        &self,
-        tree: Tree,
-        key: &[u8],
-        value: &T,
-    ) -> std::result::Result<(), ConflictableTransactionError<Error>> {
+    pub fn put<T: Serialize>(&self, tree: Tree, key: &[u8], value: &T) -> TxResult<()> {
         self.tree(tree).insert(key, encode(value))?;
         Ok(())
     }
 }
 
-/// Aborts a transaction with a domain error.
-pub fn abort<T>(e: Error) -> std::result::Result<T, ConflictableTransactionError<Error>> {
-    Err(ConflictableTransactionError::Abort(e))
+// The engine's errors, in the crate's terms: only the store names them.
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => Error::disk_full(),
+            e => Error::Internal(format!("storage: {e}")),
+        }
+    }
+}
+
+impl From<sled::transaction::TransactionError<Error>> for Error {
+    fn from(e: sled::transaction::TransactionError<Error>) -> Self {
+        match e {
+            sled::transaction::TransactionError::Abort(e) => e,
+            sled::transaction::TransactionError::Storage(e) => e.into(),
+        }
+    }
+}
+
+/// Stored bytes handed out without a copy (a view into the store's own buffer).
+#[derive(Clone)]
+pub struct StoredBytes(sled::IVec);
+
+impl std::ops::Deref for StoredBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for StoredBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Why a step inside a unit of work failed: a domain error (the unit is abandoned and
+/// the error answered to its caller) or the engine's own (a conflict, which the store
+/// retries, or a storage failure). The one result type of every unit of work, in the
+/// store's terms: domains see only this, never the engine's types. A domain [`Error`]
+/// converts with `?`.
+pub struct TxError(ConflictableTransactionError<Error>);
+
+/// The result of a step inside a unit of work.
+pub type TxResult<T> = std::result::Result<T, TxError>;
+
+impl From<Error> for TxError {
+    fn from(e: Error) -> Self {
+        TxError(ConflictableTransactionError::Abort(e))
+    }
+}
+
+impl From<sled::transaction::UnabortableTransactionError> for TxError {
+    fn from(e: sled::transaction::UnabortableTransactionError) -> Self {
+        TxError(e.into())
+    }
+}
+
+impl std::fmt::Debug for TxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            ConflictableTransactionError::Abort(e) => write!(f, "aborted: {e:?}"),
+            ConflictableTransactionError::Conflict => write!(f, "conflict"),
+            ConflictableTransactionError::Storage(e) => write!(f, "storage: {e}"),
+        }
+    }
+}
+
+/// Abandons a unit of work with a domain error.
+pub fn abort<T>(e: Error) -> TxResult<T> {
+    Err(e.into())
 }
 
 /// The free space kept on the data folder's disk. sled, once one of its writes fails
@@ -677,7 +738,7 @@ fn committer_stopped() -> Error {
 
 /// What a unit of work given to the committer returns, its type erased.
 type UnitValue = Box<dyn Any + Send>;
-type UnitResult = std::result::Result<UnitValue, ConflictableTransactionError<Error>>;
+type UnitResult = TxResult<UnitValue>;
 /// A unit of work given to the committer.
 type Unit = Box<dyn Fn(&Tx) -> UnitResult + Send>;
 /// Answers a caller of the committer.
@@ -787,7 +848,7 @@ fn run_units(trees: &[sled::Tree], batch: &[CommitJob], outcomes: &mut [Option<R
             let mut values = Vec::with_capacity(pending.len());
             for &i in &pending {
                 let unit = batch[i].unit.as_ref().expect("pending units have a unit");
-                match unit(&tx) {
+                match unit(&tx).map_err(|e| e.0) {
                     Ok(value) => values.push((i, value)),
                     Err(ConflictableTransactionError::Abort(e)) => {
                         return Err(ConflictableTransactionError::Abort(UnitAborted(i, e)))

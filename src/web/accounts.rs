@@ -627,7 +627,7 @@ async fn sealed_file(pod: &Pod, req: &mut Request, moving: bool) -> Result<Respo
 }
 
 fn moves_section(pod: &Pod, account: &Account, csrf: &str) -> Result<Markup> {
-    use crate::federation::outbox::DeliveryState;
+    use crate::delivery::DeliveryState;
     let pending = crate::migration::receive::pending_closure(pod, &account.username)?;
     let outgoing = crate::migration::outgoing(pod, &account.username)?;
     let deliveries = match &outgoing {

@@ -12,7 +12,7 @@ use rsa::{Pkcs1v15Encrypt, RsaPrivateKey, RsaPublicKey};
 
 use super::*;
 use crate::account::{AccountTx, Closed, ProfileData};
-use crate::federation::outbox::DeliveryState;
+use crate::delivery::DeliveryState;
 use crate::federation::signature::{private_key_to_pem, public_key_to_pem};
 use crate::federation::test_support::{key_2048, other_key_2048, vector_key_pair};
 use crate::store::Store;
@@ -157,7 +157,7 @@ fn open_as_bob(body: &[u8]) -> Contact {
 }
 
 /// The stored body of a queued delivery.
-fn body_of(rig: &Rig, delivery: &crate::federation::outbox::Delivery) -> Vec<u8> {
+fn body_of(rig: &Rig, delivery: &crate::delivery::Delivery) -> Vec<u8> {
     rig.pod
         .outbox
         .body(delivery)
@@ -165,7 +165,7 @@ fn body_of(rig: &Rig, delivery: &crate::federation::outbox::Delivery) -> Vec<u8>
         .expect("a pending delivery holds its body")
 }
 
-fn pending(rig: &Rig) -> Vec<crate::federation::outbox::Delivery> {
+fn pending(rig: &Rig) -> Vec<crate::delivery::Delivery> {
     rig.pod
         .outbox
         .topic(&topic("alice", BOB))

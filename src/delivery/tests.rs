@@ -1,6 +1,6 @@
 //! The outbox on a real store in a temporary folder, sending to loopback receivers:
 //! bodies stored once and read when sent, released when no delivery may send them any
-//! more, and a schema 1 store upgraded.
+//! more (the schema 1 upgrade is tested in `store::outbox`).
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::http_client::ClientPolicy;
-use crate::store::encode;
+use crate::retry::Backoff;
+use tokio::sync::watch;
 
 fn outbox(store: &Store) -> Outbox {
     let http = HttpClient::new(ClientPolicy {
@@ -91,12 +92,7 @@ fn new(topic: &str, origin: &str, body: &Bytes) -> NewDelivery {
 
 fn refs(store: &Store, body: &[u8]) -> u64 {
     let sha: [u8; 32] = Sha256::digest(body).into();
-    store
-        .tree(Tree::OutboxBodyRefs)
-        .get(sha)
-        .unwrap()
-        .map(|v| refs_count(&v))
-        .unwrap_or(0)
+    store.body_holders(&sha).unwrap()
 }
 
 /// Runs the worker until every delivery of `topic` was attempted once.
@@ -136,7 +132,7 @@ async fn one_body_is_stored_for_many_deliveries_sent_as_queued_and_released_once
         .await
         .unwrap();
     outbox.enqueue(&[new("contact:x", &a, &own)]).await.unwrap();
-    assert_eq!(store.tree(Tree::OutboxBodies).len(), 2, "one copy per distinct body");
+    assert_eq!(store.stored_bodies(), 2, "one copy per distinct body");
     assert_eq!(refs(&store, &shared), 3);
     assert_eq!(refs(&store, &own), 1);
     let listed = outbox.topic("move:x").unwrap();
@@ -151,7 +147,7 @@ async fn one_body_is_stored_for_many_deliveries_sent_as_queued_and_released_once
     // The delivery to the pod that is down still holds the body, for its retries.
     assert_eq!(refs(&store, &shared), 1);
     assert_eq!(refs(&store, &own), 0);
-    assert_eq!(store.tree(Tree::OutboxBodies).len(), 1);
+    assert_eq!(store.stored_bodies(), 1);
     let waiting = outbox
         .topic("move:x")
         .unwrap()
@@ -170,7 +166,7 @@ async fn one_body_is_stored_for_many_deliveries_sent_as_queued_and_released_once
         .unwrap();
     assert_eq!(cancelled, 1);
     assert_eq!(refs(&store, &shared), 0);
-    assert_eq!(store.tree(Tree::OutboxBodies).len(), 0);
+    assert_eq!(store.stored_bodies(), 0);
     assert!(store.check().unwrap().problems.is_empty());
 }
 
@@ -209,74 +205,4 @@ async fn a_delivery_given_up_keeps_its_body_and_a_retry_sends_it() {
     worker.await.unwrap();
     assert_eq!(*seen.lock().unwrap(), vec![body.to_vec()]);
     assert_eq!(refs(&store, &body), 0);
-}
-
-#[tokio::test]
-async fn a_schema_1_store_is_upgraded_with_its_bodies_moved_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let v1 = |id: u64, body: &[u8], state: DeliveryState| {
-        // Schema 1's Delivery, field by field (bincode writes a struct as its fields).
-        encode(&(
-            id,
-            "move:old".to_string(),
-            format!("https://pod{id}.example"),
-            "/receive/public".to_string(),
-            "application/magic-envelope+xml".to_string(),
-            body.to_vec(),
-            1_700_000_000u64,
-            2u32,
-            1_700_000_600u64,
-            state,
-            Some("answered 500".to_string()),
-        ))
-    };
-    {
-        let db = sled::open(dir.path().join("db")).unwrap();
-        db.open_tree("meta")
-            .unwrap()
-            .insert("schema_version", &1u32.to_be_bytes())
-            .unwrap();
-        let outbox = db.open_tree("outbox").unwrap();
-        outbox
-            .insert(1u64.to_be_bytes(), v1(1, b"envelope", DeliveryState::Pending))
-            .unwrap();
-        outbox
-            .insert(2u64.to_be_bytes(), v1(2, b"envelope", DeliveryState::Failed))
-            .unwrap();
-        outbox
-            .insert(
-                3u64.to_be_bytes(),
-                v1(3, b"envelope", DeliveryState::Delivered { at_unix: 5 }),
-            )
-            .unwrap();
-        outbox
-            .insert(
-                4u64.to_be_bytes(),
-                v1(4, b"other", DeliveryState::Delivered { at_unix: 5 }),
-            )
-            .unwrap();
-        db.flush().unwrap();
-    }
-    let store = Store::open(dir.path()).unwrap();
-    let schema = store.tree(Tree::Meta).get("schema_version").unwrap().unwrap();
-    assert_eq!(schema.as_ref(), &crate::store::SCHEMA_VERSION.to_be_bytes());
-    let outbox = outbox(&store);
-    let first: Delivery = decode(&store.tree(Tree::Outbox).get(1u64.to_be_bytes()).unwrap().unwrap()).unwrap();
-    assert_eq!(first.origin, "https://pod1.example");
-    assert_eq!(first.attempts, 2);
-    assert_eq!(first.next_attempt_unix, 1_700_000_600);
-    assert_eq!(first.last_error.as_deref(), Some("answered 500"));
-    assert_eq!(outbox.body(&first).unwrap().as_deref(), Some(&b"envelope"[..]));
-    assert_eq!(refs(&store, b"envelope"), 2, "held by the pending and the failed one");
-    assert_eq!(refs(&store, b"other"), 0, "a delivered message keeps no body");
-    assert_eq!(store.tree(Tree::OutboxBodies).len(), 1);
-    assert!(store.check().unwrap().problems.is_empty());
-    drop(outbox);
-    drop(store);
-    // sled lets go of its files once the store's flusher task has ended.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // Opening again changes nothing.
-    let store = Store::open(dir.path()).unwrap();
-    assert_eq!(refs(&store, b"envelope"), 2);
-    assert_eq!(store.tree(Tree::Outbox).len(), 4);
 }
