@@ -477,9 +477,23 @@ fn check_header(file: &[u8], bounds: &KdfBounds) -> Result<Header, OpenError> {
 fn open_checked(header: &Header, file: &[u8], passphrase: &str) -> Result<Vec<u8>, OpenError> {
     // Argon2 fails here only for a pass phrase over 4 GiB, which no key was derived from.
     let key = derive_key(passphrase, &header.salt, header.params).map_err(|_| OpenError::WrongPassphraseOrDamaged)?;
+    open_box(header, file, &key)
+}
+
+/// [`open_within`] with the key already derived: every check and step of opening but
+/// the derivation, which takes the key's salt and costs, not the file's. For the fuzz
+/// targets (`fuzz/`), where an Argon2 run per input would be far too slow.
+#[doc(hidden)]
+pub fn open_with_key(file: &[u8], key: &SealingKey, bounds: &KdfBounds) -> Result<Vec<u8>, OpenError> {
+    let header = check_header(file, bounds)?;
+    open_box(&header, file, &key.key)
+}
+
+/// Opens the box of `file`, whose header is `header`, with `key`.
+fn open_box(header: &Header, file: &[u8], key: &[u8; KEY_LEN]) -> Result<Vec<u8>, OpenError> {
     let tag = Tag::from_slice(&file[HEADER_LEN..MIN_FILE_LEN]);
     let mut plaintext = file[MIN_FILE_LEN..].to_vec();
-    XSalsa20Poly1305::new(Key::from_slice(key.as_ref()))
+    XSalsa20Poly1305::new(Key::from_slice(key))
         .decrypt_in_place_detached(Nonce::from_slice(&header.nonce), b"", &mut plaintext, tag)
         .map_err(|_| OpenError::WrongPassphraseOrDamaged)?;
     Ok(plaintext)

@@ -215,9 +215,7 @@ pub fn fetch_nodeinfo(http: &HttpClient, origin: &str) -> Result<NodeInfoFacts> 
     if links.status != 200 {
         return Err(upstream(format!("/.well-known/nodeinfo answered {}", links.status)));
     }
-    let links: Value =
-        serde_json::from_slice(&links.body).map_err(|_| upstream("/.well-known/nodeinfo is not JSON".into()))?;
-    let href = nodeinfo_href(&links).ok_or_else(|| upstream("/.well-known/nodeinfo links no NodeInfo 2.x".into()))?;
+    let href = parse_nodeinfo_links(&links.body).map_err(upstream)?;
     if origin_of(&href).ok().as_deref() != Some(origin) {
         return Err(upstream("its NodeInfo link points to another origin".into()));
     }
@@ -225,8 +223,18 @@ pub fn fetch_nodeinfo(http: &HttpClient, origin: &str) -> Result<NodeInfoFacts> 
     if document.status != 200 {
         return Err(upstream(format!("its NodeInfo document answered {}", document.status)));
     }
-    let document: Value =
-        serde_json::from_slice(&document.body).map_err(|_| upstream("its NodeInfo document is not JSON".into()))?;
+    parse_nodeinfo(&document.body).map_err(upstream)
+}
+
+/// The NodeInfo 2.x link in a `/.well-known/nodeinfo` body; `Err` says why there is none.
+pub fn parse_nodeinfo_links(body: &[u8]) -> std::result::Result<String, String> {
+    let links: Value = serde_json::from_slice(body).map_err(|_| "/.well-known/nodeinfo is not JSON".to_string())?;
+    nodeinfo_href(&links).ok_or_else(|| "/.well-known/nodeinfo links no NodeInfo 2.x".to_string())
+}
+
+/// What a NodeInfo document body says about backups; `Err` says why it is unreadable.
+pub fn parse_nodeinfo(body: &[u8]) -> std::result::Result<NodeInfoFacts, String> {
+    let document: Value = serde_json::from_slice(body).map_err(|_| "its NodeInfo document is not JSON".to_string())?;
     Ok(facts(&document))
 }
 

@@ -227,6 +227,23 @@ pub fn encrypt_for(envelope_xml: &str, recipient_public_key: &RsaPublicKey) -> R
 /// decrypting it, and ([`Error::BadRequest`]) anything malformed. Every decryption
 /// failure gives the same message, so the answer does not say which layer failed.
 pub fn decrypt(json: &str, recipient_private_key: &RsaPrivateKey, max_len: usize) -> Result<String> {
+    decrypt_unwrapped(json, max_len, |encrypted_key| {
+        recipient_private_key
+            .decrypt_blinded(&mut rand::rngs::OsRng, Pkcs1v15Encrypt, encrypted_key)
+            .ok()
+    })
+}
+
+/// [`decrypt`] with the RSA step given: `unwrap_key` turns the decoded `aes_key` into
+/// the JSON of the AES key and IV (`None` when it fails). Every other step is
+/// [`decrypt`]'s. For the fuzz targets (`fuzz/`), where an RSA decryption per input
+/// would be far too slow.
+#[doc(hidden)]
+pub fn decrypt_unwrapped(
+    json: &str,
+    max_len: usize,
+    unwrap_key: impl FnOnce(&[u8]) -> Option<Vec<u8>>,
+) -> Result<String> {
     let body: EncryptedEnvelope =
         serde_json::from_str(json).map_err(|_| Error::bad("encrypted envelope is not the expected JSON"))?;
     let encrypted_envelope = signature::remove_ascii_whitespace(&body.encrypted_magic_envelope);
@@ -245,7 +262,9 @@ pub fn decrypt(json: &str, recipient_private_key: &RsaPrivateKey, max_len: usize
     // When the RSA layer fails, carry on with a random key so that the caller sees the
     // same failure, a little later, as for a bad AES layer: which layer failed is what
     // a padding-oracle attack on the RSA layer needs to learn.
-    let (key, iv) = decrypt_key_and_iv(&encrypted_key, recipient_private_key).unwrap_or_else(random_key_and_iv);
+    let (key, iv) = unwrap_key(&encrypted_key)
+        .and_then(|key_json| parse_key_and_iv(&key_json))
+        .unwrap_or_else(random_key_and_iv);
     let plaintext = cbc::Decryptor::<Aes256>::new(&key.into(), &iv.into())
         .decrypt_padded_vec_mut::<Pkcs7>(&ciphertext)
         .map_err(|_| Error::bad("encrypted envelope could not be decrypted"))?;
@@ -257,11 +276,9 @@ pub fn decrypt(json: &str, recipient_private_key: &RsaPrivateKey, max_len: usize
 
 type KeyAndIv = ([u8; AES_KEY_BYTES], [u8; AES_IV_BYTES]);
 
-fn decrypt_key_and_iv(encrypted_key: &[u8], private_key: &RsaPrivateKey) -> Option<KeyAndIv> {
-    let key_json = private_key
-        .decrypt_blinded(&mut rand::rngs::OsRng, Pkcs1v15Encrypt, encrypted_key)
-        .ok()?;
-    let parsed: AesKeyAndIv = serde_json::from_slice(&key_json).ok()?;
+/// The AES key and IV from the RSA-decrypted `aes_key`.
+fn parse_key_and_iv(key_json: &[u8]) -> Option<KeyAndIv> {
+    let parsed: AesKeyAndIv = serde_json::from_slice(key_json).ok()?;
     let key = signature::decode_standard_base64(&parsed.key).ok()?;
     let iv = signature::decode_standard_base64(&parsed.iv).ok()?;
     Some((key.try_into().ok()?, iv.try_into().ok()?))

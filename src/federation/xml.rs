@@ -110,6 +110,7 @@ pub(crate) fn parse_document(input: &str) -> Result<XmlElement> {
                     let value = attribute
                         .unescape_value()
                         .map_err(|e| Error::bad(format!("malformed XML: {e}")))?;
+                    check_xml_chars(&value)?;
                     attributes.push((key, value.into_owned()));
                 }
                 open.push(XmlElement::new(name, attributes));
@@ -147,6 +148,7 @@ pub(crate) fn parse_document(input: &str) -> Result<XmlElement> {
 }
 
 fn push_text(open: &mut [XmlElement], text: &str) -> Result<()> {
+    check_xml_chars(text)?;
     match open.last_mut() {
         Some(element) => {
             if let Some(XmlNode::Text(previous)) = element.children.last_mut() {
@@ -158,6 +160,18 @@ fn push_text(open: &mut [XmlElement], text: &str) -> Result<()> {
         }
         None if text.trim().is_empty() => Ok(()),
         None => Err(Error::bad("malformed XML: text outside the root element")),
+    }
+}
+
+/// Refuses text with a character XML cannot carry, raw or as a reference (`&#1;`), as
+/// libxml2 does: [`escape_text`] could not write it back.
+fn check_xml_chars(text: &str) -> Result<()> {
+    match text.chars().find(|&c| !is_xml_char(c)) {
+        Some(c) => Err(Error::bad(format!(
+            "malformed XML: U+{:04X} is not a character XML can carry",
+            u32::from(c)
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -317,6 +331,21 @@ mod tests {
         ] {
             assert!(parse_document(input).is_err(), "accepted {input:?}");
         }
+        for input in [
+            "<a>x\u{0}y</a>",
+            "<a>\u{1}</a>",
+            "<a>&#1;</a>",
+            "<a>&#xFFFE;</a>",
+            "<a b=\"\u{1}\"/>",
+            "<a><![CDATA[\u{1}]]></a>",
+        ] {
+            let err = parse_document(input).unwrap_err();
+            assert!(
+                err.to_string().contains("not a character XML can carry"),
+                "{input:?}: {err}"
+            );
+        }
+        assert!(parse_document("<a>\t\n\r&#9;&#xD7FF;\u{10FFFF}</a>").is_ok());
         let deep = "<a>".repeat(MAX_DEPTH + 1) + &"</a>".repeat(MAX_DEPTH + 1);
         assert!(parse_document(&deep).is_err());
     }

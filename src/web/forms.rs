@@ -69,23 +69,29 @@ pub async fn read(req: &mut Request, limit: u64) -> Result<Form> {
         .unwrap_or("")
         .to_string();
     let body = req.body(limit).await?;
-    let form = if content_type.starts_with("application/x-www-form-urlencoded") {
-        Form {
-            fields: super::form_pairs(&body).into_iter().collect(),
-            files: HashMap::new(),
-        }
-    } else if content_type.starts_with("multipart/form-data") {
-        let boundary = multer::parse_boundary(&content_type)
-            .map_err(|_| Error::bad("the form's multipart boundary is missing"))?;
-        parse_multipart(body, boundary).await?
-    } else {
-        return Err(Error::bad("expected a form submission"));
-    };
+    let form = decode(&content_type, body).await?;
     let expected = cookie(req, CSRF_COOKIE).ok_or_else(|| Error::Forbidden(csrf_message()))?;
     if !constant_time_eq(expected.as_bytes(), form.text("csrf").as_bytes()) {
         return Err(Error::Forbidden(csrf_message()));
     }
     Ok(form)
+}
+
+/// Decodes a form body of the given `Content-Type` (url-encoded or multipart); the
+/// CSRF token is not checked here.
+pub async fn decode(content_type: &str, body: bytes::Bytes) -> Result<Form> {
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        Ok(Form {
+            fields: super::form_pairs(&body).into_iter().collect(),
+            files: HashMap::new(),
+        })
+    } else if content_type.starts_with("multipart/form-data") {
+        let boundary =
+            multer::parse_boundary(content_type).map_err(|_| Error::bad("the form's multipart boundary is missing"))?;
+        parse_multipart(body, boundary).await
+    } else {
+        Err(Error::bad("expected a form submission"))
+    }
 }
 
 fn csrf_message() -> String {
