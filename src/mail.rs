@@ -437,13 +437,32 @@ pub struct QueuedMail {
     pub last_error: Option<String>,
 }
 
+/// Queues `mail` under `id` inside a unit of work, so that it is queued exactly when
+/// the change that triggers it is committed (see [`Mailer::enqueue_in`]; whoever
+/// commits wakes the mail worker afterwards). An unusable recipient aborts the unit
+/// with [`Error::BadRequest`].
+pub fn queue_in(tx: &Tx, id: u64, mail: &Mail) -> crate::store::TxResult<()> {
+    let mail = mail.checked()?;
+    let now = crate::now_unix();
+    let queued = QueuedMail {
+        mail,
+        attempts: 0,
+        next_attempt_unix: now,
+        created_unix: now,
+        last_error: None,
+    };
+    tx.put_mail(id, &queued)
+}
+
+/// The write of the mail queue inside a unit of work; implemented in `store::mail`.
+pub trait MailQueueTx {
+    /// Adds `mail` under `id`.
+    fn put_mail(&self, id: u64, mail: &QueuedMail) -> crate::store::TxResult<()>;
+}
+
 /// The storage the mail queue needs; implemented on [`Store`] in `store::mail`.
 /// Entries are kept in creation order (their ids come from [`Store::generate_id`]).
 pub trait MailQueueStore {
-    /// Adds `mail` under `id` inside a unit of work, so that it is queued exactly when
-    /// the change that triggers it is committed.
-    fn enqueue_mail(&self, tx: &Tx, id: u64, mail: &QueuedMail) -> crate::store::TxResult<()>;
-
     /// Every queued mail, in creation order. A damaged entry is reported in the log and
     /// left out (`lifeboat check` lists it too).
     fn queued_mails(&self) -> Result<Vec<(u64, QueuedMail)>>;
@@ -548,16 +567,7 @@ impl Mailer {
     /// after the commit make it durable and call [`Mailer::wake`]. An unusable
     /// recipient aborts the transaction with [`Error::BadRequest`].
     pub fn enqueue_in(&self, tx: &Tx, id: u64, mail: &Mail) -> crate::store::TxResult<()> {
-        let mail = mail.checked()?;
-        let now = crate::now_unix();
-        let queued = QueuedMail {
-            mail,
-            attempts: 0,
-            next_attempt_unix: now,
-            created_unix: now,
-            last_error: None,
-        };
-        self.store.enqueue_mail(tx, id, &queued)
+        queue_in(tx, id, mail)
     }
 
     /// Queues `mail` on its own, durably, and wakes the worker. Once this returns Ok the
@@ -1014,7 +1024,7 @@ mod tests {
             created_unix: crate::now_unix(),
             last_error: None,
         };
-        store.transaction(|tx| store.enqueue_mail(tx, 7, &bad)).unwrap();
+        store.transaction(|tx| tx.put_mail(7, &bad)).unwrap();
         mailer.attempt(7, bad).await.unwrap();
         assert!(store.queued_mails().unwrap().is_empty());
         assert_eq!(fake.calls.load(Ordering::SeqCst), 0);

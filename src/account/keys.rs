@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 
 use crate::federation::signature::{private_key_to_pem, public_key_to_pem};
-use crate::store::{Store, Tree};
+use crate::store::Store;
 use crate::{Error, Result};
 
 /// How many key pairs the pool keeps ready.
@@ -78,6 +78,16 @@ pub struct KeyPool {
     wake: Arc<Notify>,
 }
 
+/// The storage the key pool needs (implemented in `store::accounts`).
+pub trait KeyPoolStore {
+    /// Takes the oldest pooled key pair out of the store.
+    fn pop_key(&self) -> Result<Option<KeyPair>>;
+    /// Adds a key pair to the pool.
+    fn pool_key(&self, pair: &KeyPair) -> Result<()>;
+    /// How many key pairs are pooled.
+    fn pooled_keys(&self) -> usize;
+}
+
 impl KeyPool {
     pub fn new(store: Store, bits: usize) -> KeyPool {
         KeyPool {
@@ -89,15 +99,13 @@ impl KeyPool {
 
     /// Takes a ready key pair, or makes one now when the pool is empty.
     pub async fn take(&self) -> Result<KeyPair> {
-        let tree = self.store.tree(Tree::KeyPool);
-        while let Some((key, value)) = tree.pop_min()? {
-            let pair: KeyPair = crate::store::decode(&value)?;
+        while let Some(pair) = self.store.pop_key()? {
             self.wake.notify_one();
             if pair.bits == self.bits {
                 self.store.durable().await?;
                 return Ok(pair);
             }
-            tracing::debug!(bits = pair.bits, id = ?key, "dropping a pooled key of another size");
+            tracing::debug!(bits = pair.bits, "dropping a pooled key of another size");
         }
         self.wake.notify_one();
         generate(self.bits).await
@@ -106,17 +114,12 @@ impl KeyPool {
     /// Keeps the pool filled until `shutdown`.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         loop {
-            let tree = self.store.tree(Tree::KeyPool);
-            if tree.len() < POOL_TARGET {
+            if self.store.pooled_keys() < POOL_TARGET {
                 let made = tokio::select! {
                     _ = shutdown.changed() => return,
                     made = generate_in_background(self.bits) => made,
                 };
-                match made.and_then(|pair| {
-                    let id = self.store.generate_id()?;
-                    tree.insert(id.to_be_bytes(), crate::store::encode(&pair))?;
-                    Ok(())
-                }) {
+                match made.and_then(|pair| self.store.pool_key(&pair)) {
                     Ok(()) => continue,
                     Err(e) => tracing::error!("key pool: {e}"),
                 }

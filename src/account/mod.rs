@@ -44,7 +44,17 @@ pub trait AccountTx {
     fn account(&self, username: &str) -> TxResult<Option<Account>>;
     fn username_for_email(&self, email: &str) -> TxResult<Option<String>>;
     /// Writes `account`, keeping the email and guid indexes in step with `previous`.
-    fn put_account(&self, previous: Option<&Account>, account: &Account) -> TxResult<()>;
+    fn write_account(&self, previous: Option<&Account>, account: &Account) -> TxResult<()>;
+    /// Notes that an account's data changed, for the worker that keeps its backup
+    /// current (it takes the note up, debounced).
+    fn note_account_changed(&self, username: &str) -> TxResult<()>;
+    /// Writes `account` ([`AccountTx::write_account`]) and notes the change: any
+    /// change to an account may change its backup, so every path that writes one
+    /// goes through here.
+    fn put_account(&self, previous: Option<&Account>, account: &Account) -> TxResult<()> {
+        self.write_account(previous, account)?;
+        self.note_account_changed(&account.username)
+    }
     fn put_token(&self, token: &str, record: &TokenRecord) -> TxResult<()>;
     /// Removes and returns a token's record (single use).
     fn take_token(&self, token: &str) -> TxResult<Option<TokenRecord>>;

@@ -7,8 +7,15 @@ use serde::{Deserialize, Serialize};
 use super::credentials::{now_unix, random_token, token_hash};
 use super::{Account, AccountStore};
 use crate::pod::Pod;
-use crate::store::{decode, encode, Tree};
 use crate::Result;
+
+/// The storage sessions need (implemented in `store::accounts`), keyed by the SHA-256
+/// of the session id.
+pub trait SessionStore {
+    fn session(&self, key: &[u8; 32]) -> Result<Option<Session>>;
+    fn put_session(&self, key: &[u8; 32], session: &Session) -> Result<()>;
+    fn remove_session(&self, key: &[u8; 32]) -> Result<()>;
+}
 
 /// A stored session (under the SHA-256 of its id).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -34,9 +41,7 @@ pub async fn start(pod: &Pod, account: &Account) -> Result<String> {
         last_seen_unix: now,
         credential_stamp: stamp(account),
     };
-    pod.store
-        .tree(Tree::Sessions)
-        .insert(token_hash(&id), encode(&session))?;
+    pod.store.put_session(&token_hash(&id), &session)?;
     pod.store.durable().await?;
     Ok(id)
 }
@@ -44,31 +49,31 @@ pub async fn start(pod: &Pod, account: &Account) -> Result<String> {
 /// The open account behind a session id, if the session is valid.
 pub fn account(pod: &Pod, id: &str) -> Result<Option<Account>> {
     let key = token_hash(id);
-    let tree = pod.store.tree(Tree::Sessions);
-    let Some(bytes) = tree.get(key)? else { return Ok(None) };
-    let mut session: Session = decode(&bytes)?;
+    let Some(mut session) = pod.store.session(&key)? else {
+        return Ok(None);
+    };
     let now = now_unix();
     if now.saturating_sub(session.last_seen_unix) > pod.config.accounts.session_ttl.get().as_secs() {
-        tree.remove(key)?;
+        pod.store.remove_session(&key)?;
         return Ok(None);
     }
     let account = match AccountStore::account(&pod.store, &session.username)? {
         Some(account) if account.closed.is_none() && stamp(&account) == session.credential_stamp => account,
         _ => {
-            tree.remove(key)?;
+            pod.store.remove_session(&key)?;
             return Ok(None);
         }
     };
     // Note activity at most every five minutes: reads should not all become writes.
     if now.saturating_sub(session.last_seen_unix) > 300 {
         session.last_seen_unix = now;
-        tree.insert(key, encode(&session))?;
+        pod.store.put_session(&key, &session)?;
     }
     Ok(Some(account))
 }
 
 /// Ends one session.
 pub async fn end(pod: &Pod, id: &str) -> Result<()> {
-    pod.store.tree(Tree::Sessions).remove(token_hash(id))?;
+    pod.store.remove_session(&token_hash(id))?;
     pod.store.durable().await
 }

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use super::push::{Fingerprint, Push, RawContent, RawPush, StatusRequest};
 use crate::config::Config;
-use crate::mail::Mail;
+use crate::mail::{Mail, Mailer};
 use crate::{Error, Result};
 
 /// What a unit of work returns: a conflict makes the store run it again; an abort
@@ -229,8 +229,6 @@ pub trait SlotStore: Clone + Send + Sync + 'static {
     fn mail_id(&self) -> Result<u64>;
     /// Makes every write so far durable (shared with concurrent callers).
     fn durable(&self) -> impl Future<Output = Result<()>> + Send;
-    /// Tells the mail worker that a mail was queued (after [`SlotStore::durable`]).
-    fn wake_mailer(&self);
 }
 
 /// The store inside a unit of work.
@@ -354,6 +352,8 @@ pub struct SlotInfo {
 pub struct Holder<S> {
     store: S,
     policy: Arc<Policy>,
+    /// Woken when a confirmation mail was queued.
+    mailer: Mailer,
 }
 
 /// What [`apply_push`] needs besides the push, prepared outside the unit of work.
@@ -371,11 +371,20 @@ struct Applied {
 }
 
 impl<S: SlotStore> Holder<S> {
-    pub fn new(store: S, policy: Policy) -> Holder<S> {
+    pub fn new(store: S, policy: Policy, mailer: Mailer) -> Holder<S> {
         Holder {
             store,
             policy: Arc::new(policy),
+            mailer,
         }
+    }
+
+    /// The same holder under another policy (a changed configuration, tests).
+    pub fn with_policy(&self, policy: Policy) -> Holder<S>
+    where
+        S: Clone,
+    {
+        Holder::new(self.store.clone(), policy, self.mailer.clone())
     }
 
     /// The policy in force.
@@ -490,7 +499,7 @@ impl<S: SlotStore> Holder<S> {
             .unit_when_durable(staged, move |tx, staged| apply_push(tx, &push, &context, staged))
             .await?;
         if applied.mailed {
-            self.store.wake_mailer();
+            self.mailer.wake();
         }
         Ok(applied.outcome)
     }
@@ -1081,9 +1090,10 @@ mod tests {
 
     use super::*;
     use crate::federation::signature;
+    use crate::mail::MailQueueStore;
     use crate::sealed::{self, KdfParams, SealingKey};
     use crate::store::backups::SledSlots;
-    use crate::store::{decode, Store, Tree};
+    use crate::store::Store;
 
     fn keys() -> &'static [RsaPrivateKey] {
         static KEYS: OnceLock<Vec<RsaPrivateKey>> = OnceLock::new();
@@ -1140,7 +1150,7 @@ mod tests {
         let mut policy = Policy::from_config(&config);
         policy.accept_backups = true;
         tweak(&mut policy);
-        let holder = Arc::new(Holder::new(SledSlots::new(store.clone(), mailer), policy));
+        let holder = Arc::new(Holder::new(SledSlots::new(store.clone()), policy, mailer));
         Rig {
             _dir: dir,
             store,
@@ -1151,9 +1161,10 @@ mod tests {
     impl Rig {
         fn mails(&self) -> Vec<Mail> {
             self.store
-                .tree(Tree::MailQueue)
-                .iter()
-                .map(|e| decode::<crate::mail::QueuedMail>(&e.unwrap().1).unwrap().mail)
+                .queued_mails()
+                .unwrap()
+                .into_iter()
+                .map(|(_, queued)| queued.mail)
                 .collect()
         }
 
@@ -1367,8 +1378,7 @@ mod tests {
         r.holder.push(&body(k, "off@b.org", 1, Some(&lfbk("1")))).await.unwrap();
         let mut policy = r.holder.policy().clone();
         policy.accept_backups = false;
-        let store = r.holder.store().clone();
-        let off = Holder::new(store, policy);
+        let off = r.holder.with_policy(policy);
         let forbidden = |e: Error| assert_eq!(e.status(), warp::http::StatusCode::FORBIDDEN, "{e}");
         forbidden(off.push(&body(k, "off@b.org", 2, Some(&lfbk("2")))).await.unwrap_err());
         forbidden(off.push(&body(&keys()[1], "off@b.org", 1, None)).await.unwrap_err());
@@ -1446,7 +1456,7 @@ mod tests {
         let big = lfbk(&"x".repeat(4096));
         let mut tight = r.holder.policy().clone();
         tight.quota_bytes = 1000;
-        let tight = Holder::new(r.holder.store().clone(), tight);
+        let tight = r.holder.with_policy(tight);
         assert!(tight.push(&body(k, "a@b.org", 3, Some(&big))).await.is_err());
         // The replaced bytes and the refused ones go at the next tidy pass.
         assert!(holds(&r, &one));

@@ -27,11 +27,25 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::http_client::{origin_of, HttpClient};
-use crate::store::{decode, Store, Tree, Tx};
+use crate::store::{Store, Tx};
 use crate::{Error, Result};
 
 /// What a unit of work returns.
 pub use crate::store::TxResult;
+
+/// The storage the pod directory needs (implemented in `store::backup_sync`): one
+/// [`PodInfo`] per origin.
+pub trait PodDirectory {
+    fn pod(&self, origin: &str) -> Result<Option<PodInfo>>;
+    /// Every stored pod, by origin.
+    fn pods(&self) -> Result<Vec<(String, PodInfo)>>;
+}
+
+/// The same inside a unit of work, and the write.
+pub trait PodDirectoryTx {
+    fn pod(&self, origin: &str) -> TxResult<Option<PodInfo>>;
+    fn put_pod(&self, origin: &str, info: &PodInfo) -> TxResult<()>;
+}
 
 /// What this pod knows of one backup pod (tree `backup_pods`, keyed by origin).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,23 +119,12 @@ pub fn own_origin(config: &Config) -> Option<String> {
 
 /// One stored pod.
 pub fn pod(store: &Store, origin: &str) -> Result<Option<PodInfo>> {
-    store
-        .tree(Tree::BackupPods)
-        .get(origin)?
-        .map(|b| decode(&b))
-        .transpose()
+    PodDirectory::pod(store, origin)
 }
 
 /// Every stored pod, by origin.
 pub fn stored(store: &Store) -> Result<Vec<(String, PodInfo)>> {
-    store
-        .tree(Tree::BackupPods)
-        .iter()
-        .map(|entry| {
-            let (key, value) = entry?;
-            Ok((String::from_utf8_lossy(&key).into_owned(), decode(&value)?))
-        })
-        .collect()
+    store.pods()
 }
 
 /// Every pod this pod knows, vetted ones first, then by origin; the vetted pods that
@@ -177,12 +180,12 @@ pub fn note_seen_in(tx: &Tx, url: &str) -> TxResult<bool> {
     let Ok(origin) = origin_of(url) else {
         return Ok(false);
     };
-    let stored: Option<PodInfo> = tx.get(Tree::BackupPods, origin.as_bytes())?;
+    let stored = PodDirectoryTx::pod(tx, &origin)?;
     let new = stored.is_none();
     let mut info = stored.unwrap_or_default();
     if !info.seen_in_federation {
         info.seen_in_federation = true;
-        tx.put(Tree::BackupPods, origin.as_bytes(), &info)?;
+        tx.put_pod(&origin, &info)?;
     }
     Ok(new)
 }
@@ -192,8 +195,8 @@ pub fn ensure_vetted(store: &Store, config: &Config) -> Result<()> {
     let vetted = vetted_origins(config);
     store.transaction(|tx| {
         for origin in &vetted {
-            if tx.tree(Tree::BackupPods).get(origin.as_bytes())?.is_none() {
-                tx.put(Tree::BackupPods, origin.as_bytes(), &PodInfo::default())?;
+            if PodDirectoryTx::pod(tx, origin)?.is_none() {
+                tx.put_pod(origin, &PodInfo::default())?;
             }
         }
         Ok(())
@@ -269,7 +272,7 @@ pub fn record_check(
     next_check: u64,
 ) -> Result<(PodInfo, PodInfo)> {
     store.transaction(|tx| {
-        let before: PodInfo = tx.get(Tree::BackupPods, origin.as_bytes())?.unwrap_or_default();
+        let before = PodDirectoryTx::pod(tx, origin)?.unwrap_or_default();
         let mut after = before.clone();
         after.last_checked_unix = Some(now);
         after.next_check_unix = next_check;
@@ -283,7 +286,7 @@ pub fn record_check(
             }
             Err(e) => after.last_error = Some(e.client_message()),
         }
-        tx.put(Tree::BackupPods, origin.as_bytes(), &after)?;
+        tx.put_pod(origin, &after)?;
         Ok((before.clone(), after))
     })
 }
@@ -292,15 +295,10 @@ pub fn record_check(
 /// NodeInfo says otherwise.
 pub fn record_refusal(store: &Store, origin: &str, now: u64) -> Result<()> {
     store.transaction(|tx| {
-        let mut info: PodInfo = tx.get(Tree::BackupPods, origin.as_bytes())?.unwrap_or_default();
+        let mut info = PodDirectoryTx::pod(tx, origin)?.unwrap_or_default();
         info.refused_unix = Some(now);
-        tx.put(Tree::BackupPods, origin.as_bytes(), &info)
+        tx.put_pod(origin, &info)
     })
-}
-
-/// Every value in `backup_pods` decodes (for `lifeboat check`).
-pub fn check_value(value: &[u8]) -> Result<()> {
-    decode::<PodInfo>(value).map(|_| ())
 }
 
 #[cfg(test)]

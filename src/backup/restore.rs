@@ -438,8 +438,9 @@ pub struct Created {
 
 fn holder(pod: &Pod) -> Holder<SledSlots> {
     Holder::new(
-        SledSlots::new(pod.store.clone(), pod.mailer.clone()),
+        SledSlots::new(pod.store.clone()),
         Policy::from_config(&pod.config),
+        pod.mailer.clone(),
     )
 }
 
@@ -849,7 +850,7 @@ async fn create_from(
             address.current = None;
             tx.put_restore_address(email, &address)?;
         }
-        mark_restored_in(&SledSlotTx::new(tx, &pod.mailer), slot, sha256, now)?;
+        mark_restored_in(&SledSlotTx::new(tx), slot, sha256, now)?;
         write_in(pod, tx, &prepared)
     })?;
     pod.store.durable().await?;

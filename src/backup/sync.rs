@@ -1634,15 +1634,5 @@ fn mail_failing(pod: &Pod, account: &Account, state: &SyncState, since: u64) -> 
     )
 }
 
-/// Every value in the sync trees decodes (for `lifeboat check`).
-pub fn check_state(value: &[u8]) -> Result<()> {
-    crate::store::decode::<SyncState>(value).map(|_| ())
-}
-
-/// See [`check_state`].
-pub fn check_nudge(value: &[u8]) -> Result<()> {
-    crate::store::decode::<Nudge>(value).map(|_| ())
-}
-
 #[cfg(test)]
 mod tests;

@@ -432,15 +432,5 @@ pub fn overview<S: QueueStore>(store: &S) -> Result<Vec<(String, HostState, usiz
     Ok(out)
 }
 
-/// Every value of the queue trees decodes (for `lifeboat check`).
-pub fn check_person(bytes: &[u8]) -> Result<()> {
-    crate::store::decode::<QueuedPerson>(bytes).map(|_| ())
-}
-
-/// See [`check_person`].
-pub fn check_host(bytes: &[u8]) -> Result<()> {
-    crate::store::decode::<HostState>(bytes).map(|_| ())
-}
-
 #[cfg(test)]
 mod tests;

@@ -28,7 +28,7 @@ use crate::federation::people_queue;
 use crate::federation::signature::private_key_from_pem;
 use crate::http_client::origin_of;
 use crate::pod::Pod;
-use crate::store::{abort, Tree, Tx};
+use crate::store::{abort, Tx};
 use crate::{Error, Result};
 
 /// The move an account made into this pod, kept for re-delivery and for its page.
@@ -39,6 +39,30 @@ pub struct OutgoingMove {
     /// The signed public Magic Envelope (XML) carrying the AccountMigration.
     pub envelope_xml: String,
     pub created_unix: u64,
+}
+
+/// The storage moves need (implemented in `store::moves`): the moves accounts made
+/// into this pod (`moves_out`), the moves this pod verified and applied (`moves_in`),
+/// local accounts whose closure waits (`pending_closures`), and which old identity a
+/// user's contact moved from (`contact_moves`, for the contacts page's notice).
+pub trait MovesStore {
+    fn outgoing_move(&self, username: &str) -> Result<Option<OutgoingMove>>;
+    fn received_move(&self, old_id: &str) -> Result<Option<receive::ReceivedMove>>;
+    fn pending_closure(&self, username: &str) -> Result<Option<receive::PendingClosure>>;
+    /// The usernames with a pending closure.
+    fn pending_closures(&self) -> Result<Vec<String>>;
+    fn cancel_closure(&self, username: &str) -> Result<()>;
+    fn contact_moved_from(&self, username: &str, new_id: &str) -> Result<Option<String>>;
+}
+
+/// The same inside a unit of work, and the writes.
+pub trait MovesTx {
+    fn put_outgoing_move(&self, username: &str, outgoing: &OutgoingMove) -> TxResult<()>;
+    fn received_move(&self, old_id: &str) -> TxResult<Option<receive::ReceivedMove>>;
+    fn put_received_move(&self, received: &receive::ReceivedMove) -> TxResult<()>;
+    fn put_pending_closure(&self, username: &str, closure: &receive::PendingClosure) -> TxResult<()>;
+    fn remove_pending_closure(&self, username: &str) -> TxResult<()>;
+    fn note_contact_moved(&self, username: &str, new_id: &str, old_id: &str) -> TxResult<()>;
 }
 
 /// What a person brings to become a local account.
@@ -250,7 +274,7 @@ pub fn write_in(pod: &Pod, tx: &Tx, prepared: &Prepared) -> TxResult<()> {
     }
     tx.put_account(None, account)?;
     if let Some(outgoing) = &prepared.outgoing {
-        tx.put(Tree::MovesOut, account.username.as_bytes(), outgoing)?;
+        tx.put_outgoing_move(&account.username, outgoing)?;
         for (id, delivery) in &prepared.deliveries {
             pod.outbox.enqueue_in(tx, *id, delivery)?;
         }
@@ -287,11 +311,7 @@ pub async fn arrive(pod: &Pod, arrival: Arrival) -> Result<(Account, Vec<String>
 
 /// The move an account made into this pod, if any.
 pub fn outgoing(pod: &Pod, username: &str) -> Result<Option<OutgoingMove>> {
-    pod.store
-        .tree(Tree::MovesOut)
-        .get(username)?
-        .map(|b| crate::store::decode(&b))
-        .transpose()
+    pod.store.outgoing_move(username)
 }
 
 /// Applies an arrival's move to this pod's own data through the receiving path, with

@@ -36,6 +36,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{MovesStore, MovesTx};
 use crate::account::{self, now_unix, wipe, Account, AccountStore, AccountTx, TxResult};
 use crate::delivery::NewDelivery;
 use crate::federation::discovery::resolve_url;
@@ -50,7 +51,7 @@ use crate::federation::signature::public_key_from_pem;
 use crate::http_client::origin_of;
 use crate::mail::Mail;
 use crate::pod::Pod;
-use crate::store::{abort, decode, Tree};
+use crate::store::abort;
 use crate::{Error, Result};
 
 /// How long an unflagged move of a local account waits for "this was not me".
@@ -113,10 +114,6 @@ pub trait ResendTx {
     fn queue_resend(&self, resend: &Resend) -> TxResult<()>;
     /// Removes `resend`; false when it was not waiting (another run took it).
     fn take_resend(&self, resend: &Resend) -> TxResult<bool>;
-}
-
-fn contact_move_key(username: &str, new_id: &str) -> Vec<u8> {
-    [username.as_bytes(), &[0], new_id.as_bytes()].concat()
 }
 
 /// Handles one public envelope.
@@ -189,11 +186,7 @@ async fn receive_migration(
 
 /// A move already applied for `old_id`.
 pub fn received(pod: &Pod, old_id: &str) -> Result<Option<ReceivedMove>> {
-    pod.store
-        .tree(Tree::MovesIn)
-        .get(old_id)?
-        .map(|b| decode(&b))
-        .transpose()
+    pod.store.received_move(old_id)
 }
 
 fn local_username<'a>(pod: &Pod, id: &'a str) -> Option<&'a str> {
@@ -302,7 +295,7 @@ async fn apply(pod: &Pod, old_id: &str, new_person: &Person, xml: &str) -> Resul
     let local_old = local_username(pod, old_id).map(str::to_string);
     let mail_id = pod.store.generate_id()?;
     let (repointed, resends) = pod.store.transaction(|tx| {
-        if let Some(known) = tx.get::<ReceivedMove>(Tree::MovesIn, old_id.as_bytes())? {
+        if let Some(known) = MovesTx::received_move(tx, old_id)? {
             if known.new_id != new_id {
                 return abort(Error::Conflict(format!(
                     "{old_id} has already moved to {}",
@@ -311,7 +304,7 @@ async fn apply(pod: &Pod, old_id: &str, new_person: &Person, xml: &str) -> Resul
             }
             return Ok((0, 0));
         }
-        tx.put(Tree::MovesIn, old_id.as_bytes(), &record)?;
+        tx.put_received_move(&record)?;
         let (mut repointed, mut resends) = (0usize, 0usize);
         for username in &affected {
             let Some(previous) = AccountTx::account(tx, username)? else {
@@ -326,8 +319,7 @@ async fn apply(pod: &Pod, old_id: &str, new_person: &Person, xml: &str) -> Resul
                 if let Ok(origin) = origin_of(&new_person.pod_origin) {
                     crate::account::archive::add_known_pod(&mut account.known_pods, &origin);
                 }
-                tx.tree(Tree::ContactMoves)
-                    .insert(contact_move_key(username, &new_id), old_id.as_bytes())?;
+                tx.note_contact_moved(username, &new_id, old_id)?;
             }
             repoint_blocks(&mut account, old_id, &new_id);
             if account != previous {
@@ -542,9 +534,8 @@ fn schedule_closure(
     } else {
         now_unix() + CLOSE_DELAY_SECS
     };
-    tx.put(
-        Tree::PendingClosures,
-        account.username.as_bytes(),
+    tx.put_pending_closure(
+        &account.username,
         &PendingClosure {
             new_id: new_id.to_string(),
             envelope_xml: xml.to_string(),
@@ -570,16 +561,12 @@ fn schedule_closure(
 
 /// A local account's pending closure, if any.
 pub fn pending_closure(pod: &Pod, username: &str) -> Result<Option<PendingClosure>> {
-    pod.store
-        .tree(Tree::PendingClosures)
-        .get(username)?
-        .map(|b| decode(&b))
-        .transpose()
+    pod.store.pending_closure(username)
 }
 
 /// "This was not me": cancels a pending closure.
 pub async fn cancel_closure(pod: &Pod, username: &str) -> Result<()> {
-    pod.store.tree(Tree::PendingClosures).remove(username)?;
+    MovesStore::cancel_closure(&pod.store, username)?;
     pod.store.durable().await?;
     tracing::info!(%username, "pending move cancelled by its owner");
     Ok(())
@@ -624,7 +611,7 @@ pub async fn close_if_due(pod: &Pod, username: &str) -> Result<bool> {
         let mut closed = previous.clone();
         wipe(&mut closed, Some(pending.new_id.clone()));
         tx.put_account(Some(&previous), &closed)?;
-        tx.tree(Tree::PendingClosures).remove(username.as_bytes())?;
+        tx.remove_pending_closure(username)?;
         for (id, origin) in ids.iter().zip(&origins) {
             pod.outbox.enqueue_in(
                 tx,
@@ -648,14 +635,7 @@ pub async fn close_if_due(pod: &Pod, username: &str) -> Result<bool> {
 
 /// Closes every account whose waiting period is over (run periodically).
 pub async fn close_due(pod: &Pod) -> Result<()> {
-    let usernames: Vec<String> = pod
-        .store
-        .tree(Tree::PendingClosures)
-        .iter()
-        .keys()
-        .filter_map(|k| k.ok().and_then(|k| String::from_utf8(k.to_vec()).ok()))
-        .collect();
-    for username in usernames {
+    for username in pod.store.pending_closures()? {
         close_if_due(pod, &username).await?;
     }
     Ok(())
@@ -663,11 +643,7 @@ pub async fn close_due(pod: &Pod) -> Result<()> {
 
 /// The old identity a local user's contact moved from, for the contacts page.
 pub fn contact_moved_from(pod: &Pod, username: &str, new_id: &str) -> Result<Option<String>> {
-    Ok(pod
-        .store
-        .tree(Tree::ContactMoves)
-        .get(contact_move_key(username, new_id))?
-        .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    pod.store.contact_moved_from(username, new_id)
 }
 
 #[cfg(test)]

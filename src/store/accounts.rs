@@ -32,6 +32,42 @@ impl AccountStore for Store {
     }
 }
 
+impl crate::account::keys::KeyPoolStore for Store {
+    fn pop_key(&self) -> Result<Option<crate::account::keys::KeyPair>> {
+        match self.tree(Tree::KeyPool).pop_min()? {
+            Some((_, value)) => Ok(Some(decode(&value)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn pool_key(&self, pair: &crate::account::keys::KeyPair) -> Result<()> {
+        let id = self.generate_id()?;
+        self.tree(Tree::KeyPool)
+            .insert(id.to_be_bytes(), crate::store::encode(pair))?;
+        Ok(())
+    }
+
+    fn pooled_keys(&self) -> usize {
+        self.tree(Tree::KeyPool).len()
+    }
+}
+
+impl crate::account::session::SessionStore for Store {
+    fn session(&self, key: &[u8; 32]) -> Result<Option<crate::account::session::Session>> {
+        self.tree(Tree::Sessions).get(key)?.map(|b| decode(&b)).transpose()
+    }
+
+    fn put_session(&self, key: &[u8; 32], session: &crate::account::session::Session) -> Result<()> {
+        self.tree(Tree::Sessions).insert(key, crate::store::encode(session))?;
+        Ok(())
+    }
+
+    fn remove_session(&self, key: &[u8; 32]) -> Result<()> {
+        self.tree(Tree::Sessions).remove(key)?;
+        Ok(())
+    }
+}
+
 impl AccountTx for Tx<'_> {
     fn account(&self, username: &str) -> TxResult<Option<Account>> {
         self.get(Tree::Accounts, username.as_bytes())
@@ -41,7 +77,7 @@ impl AccountTx for Tx<'_> {
         self.get(Tree::AccountEmails, email.as_bytes())
     }
 
-    fn put_account(&self, previous: Option<&Account>, account: &Account) -> TxResult<()> {
+    fn write_account(&self, previous: Option<&Account>, account: &Account) -> TxResult<()> {
         if let Some(previous) = previous {
             if previous.email != account.email || account.closed.is_some() {
                 self.tree(Tree::AccountEmails).remove(previous.email.as_bytes())?;
@@ -54,9 +90,11 @@ impl AccountTx for Tx<'_> {
             self.put(Tree::AccountEmails, account.email.as_bytes(), &account.username)?;
         }
         self.put(Tree::AccountGuids, account.guid.as_bytes(), &account.username)?;
-        // Any change to an account may change its backup: the worker takes it up.
-        super::backup_sync::note_account_changed(self, &account.username)?;
         self.put(Tree::Accounts, account.username.as_bytes(), account)
+    }
+
+    fn note_account_changed(&self, username: &str) -> TxResult<()> {
+        super::backup_sync::note_account_changed(self, username)
     }
 
     fn put_token(&self, token: &str, record: &TokenRecord) -> TxResult<()> {

@@ -1,10 +1,11 @@
 //! The home pod's backup state on sled: see [`crate::backup::sync::SyncStore`]. Key
 //! layouts are documented on the [`Tree`] variants `backup_sync`, `backup_sync_due`,
-//! `backup_nudges` and `backup_choices` (the pod directory, `backup_pods`, is read and
-//! written by [`crate::backup::pods`] directly).
+//! `backup_nudges` and `backup_choices`; and the pod directory
+//! ([`crate::backup::pods::PodDirectory`], tree `backup_pods`).
 
 use super::{decode, Store, Tree, Tx};
 use crate::account::now_unix;
+use crate::backup::pods::PodInfo;
 use crate::backup::sync::{Nudge, SyncState, SyncStore, SyncTx, TxResult};
 use crate::Result;
 
@@ -26,8 +27,8 @@ fn split_due_key(key: &[u8]) -> Option<(u64, String)> {
 }
 
 /// Records, inside the unit of work that writes an account, that its data changed:
-/// the backup worker takes it up (debounced). Called by `AccountTx::put_account`, so
-/// every path that changes an account is covered.
+/// the backup worker takes it up (debounced). The store's side of
+/// `AccountTx::note_account_changed`.
 pub fn note_account_changed(tx: &Tx, username: &str) -> TxResult<()> {
     tx.nudge(
         username,
@@ -146,14 +147,40 @@ impl SyncTx for Tx<'_> {
 /// Checks one value of the sync trees (for `lifeboat check`).
 pub fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Result<()> {
     match tree {
-        Tree::BackupPods => crate::backup::pods::check_value(value),
-        Tree::BackupSync => crate::backup::sync::check_state(value),
-        Tree::BackupNudges => crate::backup::sync::check_nudge(value),
+        Tree::BackupPods => decode::<PodInfo>(value).map(|_| ()),
+        Tree::BackupSync => decode::<SyncState>(value).map(|_| ()),
+        Tree::BackupNudges => decode::<Nudge>(value).map(|_| ()),
         Tree::BackupChoices => decode::<String>(value).map(|_| ()),
         Tree::BackupSyncDue => match split_due_key(key) {
             Some(_) => Ok(()),
             None => Err(crate::Error::internal("a schedule key is damaged")),
         },
         _ => Ok(()),
+    }
+}
+
+impl crate::backup::pods::PodDirectory for Store {
+    fn pod(&self, origin: &str) -> Result<Option<PodInfo>> {
+        self.tree(Tree::BackupPods).get(origin)?.map(|b| decode(&b)).transpose()
+    }
+
+    fn pods(&self) -> Result<Vec<(String, PodInfo)>> {
+        self.tree(Tree::BackupPods)
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                Ok((String::from_utf8_lossy(&key).into_owned(), decode(&value)?))
+            })
+            .collect()
+    }
+}
+
+impl crate::backup::pods::PodDirectoryTx for Tx<'_> {
+    fn pod(&self, origin: &str) -> TxResult<Option<PodInfo>> {
+        self.get(Tree::BackupPods, origin.as_bytes())
+    }
+
+    fn put_pod(&self, origin: &str, info: &PodInfo) -> TxResult<()> {
+        self.put(Tree::BackupPods, origin.as_bytes(), info)
     }
 }

@@ -23,7 +23,7 @@ use super::{decode, decode_raw, Store, Tree, Tx};
 use crate::backup::holder::{
     AddressRecord, ConfirmToken, MailHour, Slot, SlotKey, SlotStore, SlotTx, Totals, TxResult,
 };
-use crate::mail::{Mail, Mailer};
+use crate::mail::Mail;
 use crate::{Error, Result};
 
 /// The folder of held backups, in the data folder.
@@ -36,12 +36,11 @@ const MAIL_HOUR: &[u8] = b"mail_hour";
 #[derive(Clone)]
 pub struct SledSlots {
     store: Store,
-    mailer: Mailer,
 }
 
 impl SledSlots {
-    pub fn new(store: Store, mailer: Mailer) -> SledSlots {
-        SledSlots { store, mailer }
+    pub fn new(store: Store) -> SledSlots {
+        SledSlots { store }
     }
 
     /// The hourly tidy: retires the segment being written if it is an hour old, then
@@ -252,7 +251,6 @@ pub(super) fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Result<()> {
 /// The holder's view inside a unit of work.
 pub struct SledSlotTx<'t> {
     tx: &'t Tx<'t>,
-    mailer: &'t Mailer,
     /// Backups this unit of work deleted, to erase once it is durable.
     deleted: RefCell<Vec<Location>>,
 }
@@ -261,10 +259,9 @@ impl<'t> SledSlotTx<'t> {
     /// The holder's view inside a unit of work that spans more than slots (a restore:
     /// token, slot, account and outbox together). Backups such a unit deletes are
     /// left to the tidy pass.
-    pub fn new(tx: &'t Tx<'t>, mailer: &'t Mailer) -> SledSlotTx<'t> {
+    pub fn new(tx: &'t Tx<'t>) -> SledSlotTx<'t> {
         SledSlotTx {
             tx,
-            mailer,
             deleted: RefCell::new(Vec::new()),
         }
     }
@@ -278,7 +275,7 @@ impl SlotStore for SledSlots {
         // The unit may run more than once: only the attempt that commits counts.
         let deleted = RefCell::new(Vec::new());
         let result = self.store.transaction(|tx| {
-            let view = SledSlotTx::new(tx, &self.mailer);
+            let view = SledSlotTx::new(tx);
             let result = work(&view)?;
             *deleted.borrow_mut() = view.deleted.into_inner();
             Ok(result)
@@ -346,14 +343,14 @@ impl SlotStore for SledSlots {
         staged: Option<held::Staged>,
         work: impl Fn(&SledSlotTx<'_>, Option<&held::Staged>) -> TxResult<R> + Send + 'static,
     ) -> impl std::future::Future<Output = Result<R>> + Send {
-        let (store, mailer) = (self.store.clone(), self.mailer.clone());
+        let store = self.store.clone();
         let file = staged.as_ref().map(|s| s.file().clone());
         async move {
             // The staged range stays in flight (safe from the tidy pass) until the unit
             // that points a slot at it has committed: the closure owns it till then.
             let (result, deleted) = store
                 .commit(file, move |tx| {
-                    let view = SledSlotTx::new(tx, &mailer);
+                    let view = SledSlotTx::new(tx);
                     let result = work(&view, staged.as_ref())?;
                     Ok((result, view.deleted.into_inner()))
                 })
@@ -393,10 +390,6 @@ impl SlotStore for SledSlots {
     fn durable(&self) -> impl std::future::Future<Output = Result<()>> + Send {
         let store = self.store.clone();
         async move { store.durable().await }
-    }
-
-    fn wake_mailer(&self) {
-        self.mailer.wake();
     }
 }
 
@@ -473,18 +466,17 @@ impl SlotTx for SledSlotTx<'_> {
     }
 
     fn enqueue_mail(&self, id: u64, mail: &Mail) -> TxResult<()> {
-        self.mailer.enqueue_in(self.tx, id, mail)
+        crate::mail::queue_in(self.tx, id, mail)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::store::SCHEMA_VERSION as SCHEMA_VERSION_NOW;
 
     fn slots(store: &Store) -> SledSlots {
-        SledSlots::new(store.clone(), Mailer::new(&Config::default(), store.clone()).unwrap())
+        SledSlots::new(store.clone())
     }
 
     fn key() -> SlotKey {

@@ -4,8 +4,8 @@
 //! is creation order) -> [`QueuedMail`]. The queue is small (mails wait minutes, rarely
 //! days), so the worker's reads scan it whole.
 
-use crate::mail::MailQueueStore;
 pub use crate::mail::QueuedMail;
+use crate::mail::{MailQueueStore, MailQueueTx};
 use crate::store::{decode, Store, Tree, Tx};
 use crate::{Error, Result};
 
@@ -13,11 +13,13 @@ fn key(id: u64) -> [u8; 8] {
     id.to_be_bytes()
 }
 
-impl MailQueueStore for Store {
-    fn enqueue_mail(&self, tx: &Tx, id: u64, mail: &QueuedMail) -> super::TxResult<()> {
-        tx.put(Tree::MailQueue, &key(id), mail)
+impl MailQueueTx for Tx<'_> {
+    fn put_mail(&self, id: u64, mail: &QueuedMail) -> super::TxResult<()> {
+        self.put(Tree::MailQueue, &key(id), mail)
     }
+}
 
+impl MailQueueStore for Store {
     fn queued_mails(&self) -> Result<Vec<(u64, QueuedMail)>> {
         let mut out = Vec::new();
         for entry in self.tree(Tree::MailQueue).iter() {
@@ -104,9 +106,9 @@ mod tests {
             c = store.generate_id().unwrap();
             store
                 .transaction(|tx| {
-                    store.enqueue_mail(tx, c, &queued("c@example.org", 300))?;
-                    store.enqueue_mail(tx, a, &queued("a@example.org", 100))?;
-                    store.enqueue_mail(tx, b, &queued("b@example.org", 200))
+                    tx.put_mail(c, &queued("c@example.org", 300))?;
+                    tx.put_mail(a, &queued("a@example.org", 100))?;
+                    tx.put_mail(b, &queued("b@example.org", 200))
                 })
                 .unwrap();
             let order: Vec<u64> = store.queued_mails().unwrap().iter().map(|(id, _)| *id).collect();
@@ -147,7 +149,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store.tree(Tree::MailQueue).insert(key(1), &[9u8, 9, 9][..]).unwrap();
         store
-            .transaction(|tx| store.enqueue_mail(tx, 2, &queued("a@example.org", 0)))
+            .transaction(|tx| tx.put_mail(2, &queued("a@example.org", 0)))
             .unwrap();
         assert_eq!(store.due_mails(0).unwrap().len(), 1);
         assert_eq!(store.check().unwrap().problems.len(), 1);

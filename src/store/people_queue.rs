@@ -160,7 +160,8 @@ impl QueueTx for Tx<'_> {
 
 /// Checks one value of the queue trees (for `lifeboat check`).
 pub fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Result<()> {
-    use crate::federation::people_queue::{check_host, check_person};
+    let check_person = |v: &[u8]| decode::<QueuedPerson>(v).map(|_| ());
+    let check_host = |v: &[u8]| decode::<HostState>(v).map(|_| ());
     match tree {
         Tree::DiscoveryQueue => match key.iter().position(|&b| b == 0) {
             Some(_) => check_person(value),

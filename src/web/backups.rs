@@ -18,8 +18,9 @@ use crate::{Error, Result};
 /// The holder for this pod.
 pub fn holder(pod: &Pod) -> Holder<SledSlots> {
     Holder::new(
-        SledSlots::new(pod.store.clone(), pod.mailer.clone()),
+        SledSlots::new(pod.store.clone()),
         Policy::from_config(&pod.config),
+        pod.mailer.clone(),
     )
 }
 

@@ -14,9 +14,10 @@ use serde_json::json;
 use super::*;
 use crate::account::{AccountTx, ProfileData};
 use crate::federation::signature::{private_key_to_pem, public_key_to_pem};
-use crate::mail::QueuedMail;
+
+use crate::mail::MailQueueStore;
 use crate::sealed::{KdfParams, SealingKey};
-use crate::store::{Store, Tree};
+use crate::store::Store;
 use warp::Filter;
 
 fn rsa_key() -> &'static RsaPrivateKey {
@@ -93,10 +94,10 @@ fn state(pod: &Pod, username: &str) -> SyncState {
 
 fn mails(pod: &Pod) -> Vec<Mail> {
     pod.store
-        .tree(Tree::MailQueue)
-        .iter()
-        .values()
-        .map(|v| crate::store::decode::<QueuedMail>(&v.unwrap()).unwrap().mail)
+        .queued_mails()
+        .unwrap()
+        .into_iter()
+        .map(|(_, queued)| queued.mail)
         .collect()
 }
 

@@ -341,12 +341,10 @@ async fn an_account_deletion_removes_the_person_everywhere_and_they_are_not_adde
     assert_eq!(rig.contact_ids("carol"), [ALICE]);
     assert!(rig.bob().closed_unix.is_some());
     assert!(
-        rig.pod
-            .store
-            .tree(crate::store::Tree::BackupNudges)
-            .get("alice")
+        crate::backup::sync::SyncStore::nudges(&rig.pod.store)
             .unwrap()
-            .is_some(),
+            .iter()
+            .any(|(username, _)| username == "alice"),
         "the changed archive is queued for a backup"
     );
 
