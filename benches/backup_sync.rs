@@ -86,10 +86,13 @@ async fn bench() {
     config.backups.pushes_per_minute = 1_000_000;
     let holder = Pod::new(config, Store::open(holder_dir.path()).unwrap()).unwrap();
     tokio::spawn(
-        warp::serve(lifeboat::web::filter(holder.clone()))
-            .incoming(listener)
-            .graceful(std::future::pending::<()>())
-            .run(),
+        warp::serve(lifeboat::web::filter(
+            holder.clone(),
+            std::sync::Arc::new(lifeboat::services::Services::new(&holder)),
+        ))
+        .incoming(listener)
+        .graceful(std::future::pending::<()>())
+        .run(),
     );
 
     // The home pod.
@@ -174,10 +177,11 @@ async fn bench() {
         started.elapsed().as_secs_f64()
     );
 
+    let home_sync = lifeboat::backup::sync::BackupSync::new(home.signals.backups.clone());
     sync::refresh_pods(&home).await.unwrap();
     let now = account::now_unix();
     let started = Instant::now();
-    let first = sync::run_due(&home, now).await.unwrap();
+    let first = sync::run_due(&home, &home_sync, now).await.unwrap();
     println!(
         "first pass: {} looks, {} pushes, {} bytes pushed, {:.1} s",
         first.looks,
@@ -190,7 +194,7 @@ async fn bench() {
     // The next pass, nothing changed.
     let cpu_before = cpu_time();
     let started = Instant::now();
-    let daily = sync::run_due(&home, now + pass + 1).await.unwrap();
+    let daily = sync::run_due(&home, &home_sync, now + pass + 1).await.unwrap();
     let wall = started.elapsed();
     let cpu = cpu_time() - cpu_before;
     report(
@@ -203,9 +207,9 @@ async fn bench() {
     );
 
     // The same pass, run by the worker itself when it is due.
-    let mut events = home.backup_sync.subscribe();
+    let mut events = home_sync.subscribe();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(sync::run(home.clone(), stopped));
+    let worker = tokio::spawn(sync::run(home.clone(), home_sync.clone(), stopped));
     let due = now + 2 * pass + 1;
     let until_due = Duration::from_secs(due).saturating_sub(
         std::time::SystemTime::now()
@@ -214,7 +218,7 @@ async fn bench() {
     );
     println!("waiting {:.0} s for the worker's pass", until_due.as_secs_f64());
     tokio::time::sleep(until_due.saturating_sub(Duration::from_millis(500))).await;
-    let bytes_before = home.backup_sync.bytes_pushed();
+    let bytes_before = home_sync.bytes_pushed();
     let cpu_before = cpu_time();
     let started = Instant::now();
     let (mut looks, mut pushes) = (0u64, 0u64);
@@ -231,7 +235,7 @@ async fn bench() {
     }
     let wall = started.elapsed();
     let cpu = cpu_time() - cpu_before;
-    let bytes = home.backup_sync.bytes_pushed() - bytes_before;
+    let bytes = home_sync.bytes_pushed() - bytes_before;
     report(
         "next pass, nothing changed (the worker)",
         looks,

@@ -129,6 +129,7 @@ async fn main() {
             },
             allow_http: true,
         },
+        lifeboat::pod::Signal::default(),
     );
     let envelope = bytes::Bytes::from(vec![b'x'; 4096]);
     let deliveries: Vec<NewDelivery> = origins

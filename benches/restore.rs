@@ -211,6 +211,7 @@ async fn run(
     config.federation.request_timeout = lifeboat::config::Span::secs(5);
     let store = Store::open(dir.path()).unwrap();
     let pod: Arc<Pod> = Pod::new(config, store).unwrap();
+    let services = lifeboat::services::Services::new(&pod);
     let (mut reads, mut prepares, mut creates, mut deliveries) = (Vec::new(), Vec::new(), Vec::new(), 0);
     let pem = public_key_to_pem(&old_key.to_public_key());
     let sha: [u8; 32] = Sha256::digest(lfbk).into();
@@ -221,11 +222,8 @@ async fn run(
         let body = json!({"version": 1, "email": email, "public_key": pem, "sequence": 1,
             "created_at": "2026-01-01T00:00:00Z", "backup": B64.encode(lfbk),
             "signature": signature::sign_base64(old_key, text.as_bytes())});
-        lifeboat::web::backups::holder(&pod)
-            .push(body.to_string().as_bytes())
-            .await
-            .unwrap();
-        assert!(restore::send_link(&pod, &email).await.unwrap());
+        services.holder.push(body.to_string().as_bytes()).await.unwrap();
+        assert!(restore::send_link(&pod, &services.restores, &email).await.unwrap());
         let mail = pod
             .store
             .tree(Tree::MailQueue)
@@ -244,7 +242,7 @@ async fn run(
                 .insert(id.to_be_bytes(), encode(pooled))
                 .unwrap();
         }
-        match restore::unlock(&pod, &token, Passphrase::new(PASSPHRASE.into()))
+        match restore::unlock(&pod, &services.restores, &token, Passphrase::new(PASSPHRASE.into()))
             .await
             .unwrap()
         {
@@ -270,9 +268,15 @@ async fn run(
         drop(prepared);
         // …and the account step.
         let started = Instant::now();
-        let created = restore::create(&pod, &token, &format!("alice{round}"), "a long enough password")
-            .await
-            .unwrap();
+        let created = restore::create(
+            &pod,
+            &services.restores,
+            &token,
+            &format!("alice{round}"),
+            "a long enough password",
+        )
+        .await
+        .unwrap();
         creates.push(started.elapsed());
         let Create::Done(created) = created else {
             panic!("reopen")

@@ -17,6 +17,7 @@ use tokio::net::{UnixListener, UnixStream};
 
 use crate::mail::Mail;
 use crate::pod::Pod;
+use crate::services::Services;
 use crate::{Error, Result};
 
 /// The largest request accepted on the admin socket (archives travel through it).
@@ -88,7 +89,7 @@ enum Wire {
 }
 
 /// Runs one command against the pod.
-pub async fn execute(pod: &Arc<Pod>, request: AdminRequest) -> Result<AdminReply> {
+pub async fn execute(pod: &Arc<Pod>, services: &Services, request: AdminRequest) -> Result<AdminReply> {
     match request {
         AdminRequest::Check => {
             let report = pod.store.check()?;
@@ -110,11 +111,11 @@ pub async fn execute(pod: &Arc<Pod>, request: AdminRequest) -> Result<AdminReply
             }
         }
         AdminRequest::BackupsList => Ok(AdminReply {
-            output: crate::backup::holder::format_list(&crate::web::backups::holder(pod).list()?),
+            output: crate::backup::holder::format_list(&services.holder.list()?),
             file: None,
         }),
         AdminRequest::BackupsStats => Ok(AdminReply {
-            output: crate::backup::holder::format_stats(&crate::web::backups::holder(pod).stats()?),
+            output: crate::backup::holder::format_stats(&services.holder.stats()?),
             file: None,
         }),
         AdminRequest::MailTest { to } => {
@@ -285,7 +286,11 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Serves the admin socket until `shutdown` turns true.
-pub async fn serve(pod: Arc<Pod>, mut shutdown: tokio::sync::watch::Receiver<bool>) -> Result<()> {
+pub async fn serve(
+    pod: Arc<Pod>,
+    services: Arc<Services>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<()> {
     let path = socket_path(pod.store.dir());
     // We hold the data folder's lock, so a socket file left here is stale.
     let _ = std::fs::remove_file(&path);
@@ -303,9 +308,9 @@ pub async fn serve(pod: Arc<Pod>, mut shutdown: tokio::sync::watch::Receiver<boo
                     tracing::warn!(peer_uid, "admin socket: refused a connection from another user");
                     continue;
                 }
-                let pod = pod.clone();
+                let (pod, services) = (pod.clone(), services.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = answer(pod, stream).await {
+                    if let Err(e) = answer(pod, services, stream).await {
                         tracing::warn!("admin socket: {e}");
                     }
                 });
@@ -316,7 +321,7 @@ pub async fn serve(pod: Arc<Pod>, mut shutdown: tokio::sync::watch::Receiver<boo
     Ok(())
 }
 
-async fn answer(pod: Arc<Pod>, stream: UnixStream) -> Result<()> {
+async fn answer(pod: Arc<Pod>, services: Arc<Services>, stream: UnixStream) -> Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     BufReader::new(read.take(MAX_REQUEST_BYTES))
@@ -330,7 +335,7 @@ async fn answer(pod: Arc<Pod>, stream: UnixStream) -> Result<()> {
         Ok(request) => {
             let name = request.name();
             tracing::info!(command = %name, "admin command");
-            match execute(&pod, request).await {
+            match execute(&pod, &services, request).await {
                 Ok(reply) => Wire::Ok(reply),
                 Err(e) => Wire::Err {
                     status: e.status().as_u16(),

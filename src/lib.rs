@@ -16,7 +16,8 @@
 //!   certificates put into words.
 //! - [`web`]: the HTTP edge: routing, pages, NodeInfo, request logging.
 //! - [`admin`]: podmin commands and the local admin socket.
-//! - [`pod`], [`server`]: the running pod and its start-up and shutdown;
+//! - [`pod`], [`services`], [`server`]: the pod's infrastructure, the services built
+//!   once around it, and its start-up and shutdown;
 //!   [`systemd`]: readiness and watchdog notifications to systemd.
 //! - [`ratelimit`]: token buckets for per-client and per-account limits.
 //! - [`retry`]: the backoff schedule the durable queues share.
@@ -42,6 +43,7 @@ pub mod ratelimit;
 pub mod retry;
 pub mod sealed;
 pub mod server;
+pub mod services;
 pub mod store;
 pub mod systemd;
 pub mod tls;

@@ -312,7 +312,8 @@ async fn podmin(config: Config, request: AdminRequest) -> Result<AdminReply> {
     ) {
         Ok(store) => {
             let pod = Pod::new(config, store)?;
-            let reply = admin::execute(&pod, request).await;
+            let services = lifeboat::services::Services::new(&pod);
+            let reply = admin::execute(&pod, &services, request).await;
             pod.store.flush()?;
             reply
         }

@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::account::keys::KeyPool;
+use tokio::sync::Notify;
+
 use crate::config::Config;
 use crate::http_client::{user_agent, ClientPolicy, HttpClient};
 use crate::mail::Mailer;
@@ -21,20 +22,43 @@ pub struct Pod {
     pub mailer: Mailer,
     /// The one outbound HTTP client (address checks, timeouts, size caps).
     pub http: HttpClient,
-    /// Messages to other pods, durable until delivered.
-    pub outbox: crate::delivery::Outbox,
     /// Runs Argon2 key derivations off the runtime, a bounded number at a time.
     pub kdf: crate::sealed::KdfLimiter,
-    /// Key pairs for new accounts, made ahead of need.
-    pub keys: KeyPool,
-    /// Restores whose pass phrase opened a backup, waiting for the account form (memory only).
-    pub opened: crate::backup::restore::OpenedBackups,
-    /// Wakes the worker that keeps our accounts' encrypted backups current.
-    pub backup_sync: crate::backup::sync::BackupSync,
-    /// Wakes the worker that discovers archive contacts in the background.
-    pub discovery: crate::federation::people_queue::DiscoveryQueue,
+    /// Wake-up calls for the background workers (the services themselves are built
+    /// in `server.rs`).
+    pub signals: Signals,
     pub trusted_proxies: Vec<IpAddr>,
     pub limits: Limits,
+}
+
+/// A wake-up call for one background worker: whoever queued work for it rings it once
+/// that work is durable; the worker waits on it. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Signal(Arc<Notify>);
+
+impl Signal {
+    /// Wakes the worker (once, however often it is rung before it looks).
+    pub fn ring(&self) {
+        self.0.notify_one();
+    }
+
+    /// Waits until the signal is rung.
+    pub async fn rung(&self) {
+        self.0.notified().await
+    }
+}
+
+/// The wake-up calls of the pod's workers.
+#[derive(Clone, Default)]
+pub struct Signals {
+    /// Deliveries were queued (the outbox worker).
+    pub outbox: Signal,
+    /// An account changed or asks for a backup look (the backup worker).
+    pub backups: Signal,
+    /// People were queued for discovery (the discovery worker).
+    pub discovery: Signal,
+    /// A pooled key pair was taken (the key pool's filler).
+    pub keys: Signal,
 }
 
 /// The rate limits the pod enforces, each keyed by the caller's choice of key.
@@ -83,7 +107,6 @@ impl Pod {
             ),
             restore: RateLimiter::new(10, 30, Duration::from_secs(3600)),
         };
-        let keys = KeyPool::new(store.clone(), config.accounts.key_bits);
         let kdf = crate::sealed::KdfLimiter::new(config.backups.kdf_concurrency);
         let extra_roots = crate::tls::ExtraRoots::from_option(config.federation.extra_ca_file.as_deref())
             .map_err(|e| crate::Error::Config(vec![format!("federation.extra_ca_file: {e}")]))?;
@@ -103,31 +126,13 @@ impl Pod {
             extra_roots,
             ..ClientPolicy::default()
         });
-        let outbox = crate::delivery::Outbox::new(
-            store.clone(),
-            http.clone(),
-            crate::delivery::OutboxPolicy {
-                concurrency: config.federation.delivery_concurrency,
-                per_pod_per_minute: config.federation.deliveries_per_pod_per_minute,
-                allow_http: config.federation.allow_http,
-                backoff: crate::retry::Backoff {
-                    first: config.federation.delivery_retry_first.get(),
-                    max: Duration::from_secs(6 * 3600),
-                    give_up_after: config.federation.delivery_retry_for.get(),
-                },
-            },
-        );
         Ok(Arc::new(Pod {
             config,
             store,
             mailer,
             http,
             kdf,
-            outbox,
-            keys,
-            opened: Default::default(),
-            backup_sync: crate::backup::sync::BackupSync::new(),
-            discovery: Default::default(),
+            signals: Signals::default(),
             trusted_proxies,
             limits,
         }))

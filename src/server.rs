@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::pod::Pod;
+use crate::services::Services;
 use crate::store::{OpenFailure, Store};
 use crate::{admin, web, Error, Result};
 
@@ -33,13 +34,19 @@ pub async fn serve(config: Config) -> Result<()> {
         .await
         .map_err(|e| Error::Conflict(format!("cannot listen on {listen}: {e}")))?;
     let pod = Pod::new(config, store)?;
+    // The services, built once here and handed to the edges and workers below.
+    let services = Arc::new(Services::new(&pod));
     let (stop, stopped) = watch::channel(false);
 
     let mut workers = tokio::task::JoinSet::new();
     workers.spawn(pod.mailer.clone().run(stopped.clone()));
-    workers.spawn(pod.keys.clone().run(stopped.clone()));
-    workers.spawn(pod.outbox.clone().run(stopped.clone()));
-    workers.spawn(crate::backup::restore::run(pod.clone(), stopped.clone()));
+    workers.spawn(services.keys.clone().run(stopped.clone()));
+    workers.spawn(services.outbox.clone().run(stopped.clone()));
+    workers.spawn(crate::backup::restore::run(
+        pod.clone(),
+        services.restores.clone(),
+        stopped.clone(),
+    ));
     {
         let pod = pod.clone();
         let mut stopped = stopped.clone();
@@ -67,13 +74,17 @@ pub async fn serve(config: Config) -> Result<()> {
             }
         });
     }
-    workers.spawn(crate::backup::sync::run(pod.clone(), stopped.clone()));
+    workers.spawn(crate::backup::sync::run(
+        pod.clone(),
+        services.backups.clone(),
+        stopped.clone(),
+    ));
     workers.spawn(crate::federation::people_queue::run(pod.clone(), stopped.clone()));
     {
-        let pod = pod.clone();
+        let (pod, services) = (pod.clone(), services.clone());
         let stopped = stopped.clone();
         workers.spawn(async move {
-            if let Err(e) = admin::serve(pod, stopped).await {
+            if let Err(e) = admin::serve(pod, services, stopped).await {
                 tracing::error!("admin socket stopped: {e}");
             }
         });
@@ -106,7 +117,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let stop = Arc::new(stop);
     tokio::spawn(shutdown_signal(stop.clone()));
     let mut on_signal = stopped.clone();
-    warp::serve(web::filter(pod.clone()))
+    warp::serve(web::filter(pod.clone(), services.clone()))
         .incoming(listener)
         .graceful(async move {
             let _ = on_signal.changed().await;

@@ -38,10 +38,11 @@ async fn a_restored_slot_answers_410() {
     config.server.data_dir = dir.path().to_path_buf();
     let store = Store::open(dir.path()).unwrap();
     let pod = Pod::new(config, store).unwrap();
+    let services = std::sync::Arc::new(lifeboat::services::Services::new(&pod));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(
-        warp::serve(lifeboat::web::filter(pod.clone()))
+        warp::serve(lifeboat::web::filter(pod.clone(), services.clone()))
             .incoming(listener)
             .graceful(std::future::pending::<()>())
             .run(),
@@ -74,7 +75,8 @@ async fn a_restored_slot_answers_410() {
     .unwrap();
     assert_eq!((status, body), (202, json!({"status": "awaiting_confirmation"})));
 
-    lifeboat::web::backups::holder(&pod)
+    services
+        .holder
         .mark_restored(&SlotKey {
             email: email.into(),
             fingerprint: Fingerprint(signature::fingerprint(&key.to_public_key())),

@@ -129,6 +129,7 @@ fn sealed_backup(email: &str, key: &RsaPrivateKey) -> Vec<u8> {
 struct Rig {
     _dir: tempfile::TempDir,
     pod: Arc<Pod>,
+    services: lifeboat::services::Services,
 }
 
 fn rig(tweak: impl FnOnce(&mut Config)) -> Rig {
@@ -143,7 +144,12 @@ fn rig(tweak: impl FnOnce(&mut Config)) -> Rig {
     tweak(&mut config);
     let store = Store::open(dir.path()).unwrap();
     let pod = Pod::new(config, store).unwrap();
-    Rig { _dir: dir, pod }
+    let services = lifeboat::services::Services::new(&pod);
+    Rig {
+        _dir: dir,
+        pod,
+        services,
+    }
 }
 
 impl Rig {
@@ -172,7 +178,7 @@ impl Rig {
         let body = json!({"version": 1, "email": email,
             "public_key": public_key_to_pem(&key.to_public_key()), "sequence": 1, "created_at": AT,
             "backup": B64.encode(lfbk), "signature": signature::sign_base64(key, text.as_bytes())});
-        let holder = lifeboat::web::backups::holder(&self.pod);
+        let holder = self.services.holder.clone();
         let outcome = holder.push(body.to_string().as_bytes()).await.unwrap();
         assert_eq!(outcome, PushOutcome::AwaitingConfirmation);
         if confirm {
@@ -186,7 +192,12 @@ impl Rig {
     }
 
     async fn link(&self, email: &str) -> String {
-        assert!(restore::send_link(&self.pod, email).await.unwrap(), "a link is mailed");
+        assert!(
+            restore::send_link(&self.pod, &self.services.restores, email)
+                .await
+                .unwrap(),
+            "a link is mailed"
+        );
         let mail = self.mails().last().unwrap().clone();
         assert_eq!(mail.to, email);
         self.token_in_last_mail("/restore_backup/confirm?token=")
@@ -243,14 +254,17 @@ async fn a_backup_becomes_an_account_with_all_its_data_in_one_unit_of_work() {
     assert_eq!((info.email.as_str(), info.attempts_left), (email, 5));
     assert_eq!(restore::link_info(&r.pod, &token).unwrap().attempts_left, 5);
 
-    match restore::unlock(&r.pod, &token, pass("not my pass phrase at all"))
+    match restore::unlock(&r.pod, &r.services.restores, &token, pass("not my pass phrase at all"))
         .await
         .unwrap()
     {
         Unlock::WrongPassphrase { attempts_left } => assert_eq!(attempts_left, 4),
         other => panic!("{other:?}"),
     }
-    let view = match restore::unlock(&r.pod, &token, pass(PASSPHRASE)).await.unwrap() {
+    let view = match restore::unlock(&r.pod, &r.services.restores, &token, pass(PASSPHRASE))
+        .await
+        .unwrap()
+    {
         Unlock::Ready(view) => view,
         other => panic!("{other:?}"),
     };
@@ -261,14 +275,21 @@ async fn a_backup_becomes_an_account_with_all_its_data_in_one_unit_of_work() {
         (2, 2, 2, 1, 1)
     );
     assert!(view.avatar.is_some());
-    assert!(!r.pod.opened.is_empty(), "the opened archive waits in memory");
+    assert!(
+        r.services.restores.opened_count() > 0,
+        "the opened archive waits in memory"
+    );
     // A refusal (reserved or malformed name, short password) creates nothing.
-    assert!(restore::create(&r.pod, &token, "Bad Name", "long enough password")
+    assert!(
+        restore::create(&r.pod, &r.services.restores, &token, "Bad Name", "long enough password")
+            .await
+            .is_err()
+    );
+    assert!(restore::create(&r.pod, &r.services.restores, &token, "alice2", "short")
         .await
         .is_err());
-    assert!(restore::create(&r.pod, &token, "alice2", "short").await.is_err());
 
-    let created = match restore::create(&r.pod, &token, "alice2", "a long enough password")
+    let created = match restore::create(&r.pod, &r.services.restores, &token, "alice2", "a long enough password")
         .await
         .unwrap()
     {
@@ -306,7 +327,7 @@ async fn a_backup_becomes_an_account_with_all_its_data_in_one_unit_of_work() {
     let outgoing = lifeboat::migration::outgoing(&r.pod, "alice2").unwrap().unwrap();
     assert_eq!(outgoing.old_id, "alice@old-pod.invalid");
     assert_eq!(outgoing.new_id, "alice2@127.0.0.1:9");
-    let deliveries = r.pod.outbox.topic(&lifeboat::migration::topic("alice2")).unwrap();
+    let deliveries = r.services.outbox.topic(&lifeboat::migration::topic("alice2")).unwrap();
     let origins: Vec<&str> = deliveries.iter().map(|d| d.origin.as_str()).collect();
     for origin in [
         "https://old-pod.invalid",
@@ -322,22 +343,24 @@ async fn a_backup_becomes_an_account_with_all_its_data_in_one_unit_of_work() {
     );
 
     // The slot is restored: pushes answer 410, and it cannot be restored again.
-    let holder = lifeboat::web::backups::holder(&r.pod);
+    let holder = r.services.holder.clone();
     let held = holder.store().slot(&slot).unwrap().unwrap();
     assert!(held.restored_at.is_some());
     assert!(holder.restorable(email).unwrap().is_empty());
     assert!(
-        !restore::send_link(&r.pod, email).await.unwrap(),
+        !restore::send_link(&r.pod, &r.services.restores, email).await.unwrap(),
         "no link for a restored backup"
     );
     // The link is spent.
     assert!(matches!(restore::link_info(&r.pod, &token), Err(Error::Gone(_))));
-    assert!(restore::create(&r.pod, &token, "alice3", "a long enough password")
-        .await
-        .is_err());
-    assert!(restore::held_backup(&r.pod, &token).is_err());
+    assert!(
+        restore::create(&r.pod, &r.services.restores, &token, "alice3", "a long enough password")
+            .await
+            .is_err()
+    );
+    assert!(restore::held_backup(&r.pod, &r.services.restores, &token).is_err());
     // The old private key is nowhere in the store, and gone from memory's waiting room.
-    assert!(r.pod.opened.is_empty());
+    assert!(r.services.restores.opened_count() == 0);
     assert!(!r.all_bytes_contain(&old_key_fragment()));
     assert!(r.pod.store.check().unwrap().problems.is_empty());
 }
@@ -349,14 +372,17 @@ async fn two_tabs_confirming_at_once_make_one_account() {
     r.held(email, old_key(), &sealed_backup(email, old_key()), true).await;
     let token = r.link(email).await;
     assert!(matches!(
-        restore::unlock(&r.pod, &token, pass(PASSPHRASE)).await.unwrap(),
+        restore::unlock(&r.pod, &r.services.restores, &token, pass(PASSPHRASE))
+            .await
+            .unwrap(),
         Unlock::Ready(_)
     ));
     let (a, b) = {
         let (pa, pb, ta, tb) = (r.pod.clone(), r.pod.clone(), token.clone(), token.clone());
+        let (ra, rb) = (r.services.restores.clone(), r.services.restores.clone());
         tokio::join!(
-            tokio::spawn(async move { restore::create(&pa, &ta, "tab_one", "a long enough password").await }),
-            tokio::spawn(async move { restore::create(&pb, &tb, "tab_two", "a long enough password").await }),
+            tokio::spawn(async move { restore::create(&pa, &ra, &ta, "tab_one", "a long enough password").await }),
+            tokio::spawn(async move { restore::create(&pb, &rb, &tb, "tab_two", "a long enough password").await }),
         )
     };
     let outcomes = [a.unwrap(), b.unwrap()];
@@ -385,7 +411,7 @@ async fn five_wrong_pass_phrases_kill_the_link_and_create_nothing() {
     r.held(email, old_key(), &sealed_backup(email, old_key()), true).await;
     let token = r.link(email).await;
     for left in (0..5).rev() {
-        match restore::unlock(&r.pod, &token, pass("nine wrong words in a row"))
+        match restore::unlock(&r.pod, &r.services.restores, &token, pass("nine wrong words in a row"))
             .await
             .unwrap()
         {
@@ -395,19 +421,23 @@ async fn five_wrong_pass_phrases_kill_the_link_and_create_nothing() {
     }
     assert!(matches!(restore::link_info(&r.pod, &token), Err(Error::Gone(_))));
     assert!(matches!(
-        restore::unlock(&r.pod, &token, pass(PASSPHRASE)).await,
+        restore::unlock(&r.pod, &r.services.restores, &token, pass(PASSPHRASE)).await,
         Err(Error::Gone(_))
     ));
-    assert!(restore::create(&r.pod, &token, "nobody", "a long enough password")
-        .await
-        .is_err());
+    assert!(
+        restore::create(&r.pod, &r.services.restores, &token, "nobody", "a long enough password")
+            .await
+            .is_err()
+    );
     assert!(AccountStore::accounts(&r.pod.store).unwrap().is_empty());
     // The backup stays, and a new link works.
-    let holder = lifeboat::web::backups::holder(&r.pod);
+    let holder = r.services.holder.clone();
     assert_eq!(holder.restorable(email).unwrap().len(), 1);
     let again = r.link(email).await;
     assert!(matches!(
-        restore::unlock(&r.pod, &again, pass(PASSPHRASE)).await.unwrap(),
+        restore::unlock(&r.pod, &r.services.restores, &again, pass(PASSPHRASE))
+            .await
+            .unwrap(),
         Unlock::Ready(_)
     ));
 }
@@ -423,24 +453,33 @@ async fn a_new_link_revokes_the_old_one_and_links_are_capped_per_day() {
     assert!(restore::link_info(&r.pod, &second).is_ok());
     let third = r.link(email).await;
     let mails = r.mails().len();
-    assert!(!restore::send_link(&r.pod, email).await.unwrap(), "the daily cap (3)");
+    assert!(
+        !restore::send_link(&r.pod, &r.services.restores, email).await.unwrap(),
+        "the daily cap (3)"
+    );
     assert_eq!(r.mails().len(), mails);
     assert!(
         restore::link_info(&r.pod, &third).is_ok(),
         "the capped request revokes nothing"
     );
     // No backup, no mail; and the unconfirmed slot did open (confirmed ones go first).
-    assert!(!restore::send_link(&r.pod, "stranger@example.org").await.unwrap());
+    assert!(
+        !restore::send_link(&r.pod, &r.services.restores, "stranger@example.org")
+            .await
+            .unwrap()
+    );
     assert!(matches!(
-        restore::unlock(&r.pod, &third, pass(PASSPHRASE)).await.unwrap(),
+        restore::unlock(&r.pod, &r.services.restores, &third, pass(PASSPHRASE))
+            .await
+            .unwrap(),
         Unlock::Ready(_)
     ));
     // The download hands back the held file unchanged.
-    let (bytes, name) = restore::held_backup(&r.pod, &third).unwrap();
+    let (bytes, name) = restore::held_backup(&r.pod, &r.services.restores, &third).unwrap();
     assert_eq!(sealed::open(&bytes, PASSPHRASE).unwrap()[..1], *b"{");
     assert!(name.ends_with(".lfbk"));
     // Expired links and stale records are swept.
-    restore::sweep(&r.pod).await.unwrap();
+    restore::sweep(&r.pod, &r.services.restores).await.unwrap();
     assert!(restore::link_info(&r.pod, &third).is_ok(), "not expired yet");
 }
 
@@ -462,11 +501,14 @@ async fn confirmed_slots_are_tried_first_and_a_stranger_slot_is_not_used() {
     // Pushed later (so more recent), but unconfirmed.
     r.held(email, other_key(), &sealed::seal(&archive, &stranger_key), false)
         .await;
-    let holder = lifeboat::web::backups::holder(&r.pod);
+    let holder = r.services.holder.clone();
     let order = holder.restorable(email).unwrap();
     assert_eq!(order[0].0, owner, "confirmed first");
     let token = r.link(email).await;
-    match restore::unlock(&r.pod, &token, pass(PASSPHRASE)).await.unwrap() {
+    match restore::unlock(&r.pod, &r.services.restores, &token, pass(PASSPHRASE))
+        .await
+        .unwrap()
+    {
         Unlock::Ready(view) => assert_eq!(view.old_id.as_deref(), Some("alice@old-pod.invalid")),
         other => panic!("{other:?}"),
     }
@@ -478,14 +520,16 @@ async fn a_restored_slot_keeps_its_ciphertext_30_days_then_only_the_tombstone() 
     let email = "erase@example.org";
     let slot = r.held(email, old_key(), &sealed_backup(email, old_key()), true).await;
     let token = r.link(email).await;
-    restore::unlock(&r.pod, &token, pass(PASSPHRASE)).await.unwrap();
+    restore::unlock(&r.pod, &r.services.restores, &token, pass(PASSPHRASE))
+        .await
+        .unwrap();
     assert!(matches!(
-        restore::create(&r.pod, &token, "erased", "a long enough password")
+        restore::create(&r.pod, &r.services.restores, &token, "erased", "a long enough password")
             .await
             .unwrap(),
         Create::Done(_)
     ));
-    let holder = lifeboat::web::backups::holder(&r.pod);
+    let holder = r.services.holder.clone();
     let now = lifeboat::account::now_unix();
     assert_eq!(holder.erase_restored(now).await.unwrap(), 0);
     assert!(holder.store().backup(&slot).unwrap().is_some());
@@ -586,7 +630,7 @@ async fn a_move_in_while_the_old_pod_is_down_is_accepted_and_noted() {
         .mails()
         .iter()
         .any(|m| m.to == "new@example.org" && m.subject.contains("Confirm")));
-    let deliveries = r.pod.outbox.topic(&lifeboat::migration::topic("mover")).unwrap();
+    let deliveries = r.services.outbox.topic(&lifeboat::migration::topic("mover")).unwrap();
     assert!(deliveries.iter().any(|d| d.origin == format!("https://{OLD_HOST}")));
     assert_eq!(queued(&r.pod), ["bob@pod-b.example", "carol@pod-c.example"]);
     assert!(

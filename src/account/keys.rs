@@ -1,13 +1,12 @@
 //! Key pairs for new accounts, generated ahead of need: a 4096-bit RSA key takes
 //! seconds to make, so a worker keeps a few ready in the store and sign-up takes one.
 
-use std::sync::Arc;
-
 use rsa::RsaPrivateKey;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::federation::signature::{private_key_to_pem, public_key_to_pem};
+use crate::pod::Signal;
 use crate::store::Store;
 use crate::{Error, Result};
 
@@ -70,12 +69,27 @@ async fn generate_in_background(bits: usize) -> Result<KeyPair> {
         .map_err(|_| Error::internal("key generation thread stopped"))?
 }
 
-/// The pool of ready key pairs (tree `key_pool`).
+/// The pool of ready key pairs (tree `key_pool`): the service that keeps it filled.
 #[derive(Clone)]
 pub struct KeyPool {
     store: Store,
     bits: usize,
-    wake: Arc<Notify>,
+    wake: Signal,
+}
+
+/// Takes a ready key pair of `bits` from the pool, or makes one now when the pool is
+/// empty; rings `refill` (the pool's filler) either way.
+pub async fn take(store: &Store, bits: usize, refill: &Signal) -> Result<KeyPair> {
+    while let Some(pair) = store.pop_key()? {
+        refill.ring();
+        if pair.bits == bits {
+            store.durable().await?;
+            return Ok(pair);
+        }
+        tracing::debug!(bits = pair.bits, "dropping a pooled key of another size");
+    }
+    refill.ring();
+    generate(bits).await
 }
 
 /// The storage the key pool needs (implemented in `store::accounts`).
@@ -89,26 +103,9 @@ pub trait KeyPoolStore {
 }
 
 impl KeyPool {
-    pub fn new(store: Store, bits: usize) -> KeyPool {
-        KeyPool {
-            store,
-            bits,
-            wake: Arc::new(Notify::new()),
-        }
-    }
-
-    /// Takes a ready key pair, or makes one now when the pool is empty.
-    pub async fn take(&self) -> Result<KeyPair> {
-        while let Some(pair) = self.store.pop_key()? {
-            self.wake.notify_one();
-            if pair.bits == self.bits {
-                self.store.durable().await?;
-                return Ok(pair);
-            }
-            tracing::debug!(bits = pair.bits, "dropping a pooled key of another size");
-        }
-        self.wake.notify_one();
-        generate(self.bits).await
+    /// The filler of the pool, woken by `wake` (the pod's `signals.keys`).
+    pub fn new(store: Store, bits: usize, wake: Signal) -> KeyPool {
+        KeyPool { store, bits, wake }
     }
 
     /// Keeps the pool filled until `shutdown`.
@@ -126,7 +123,7 @@ impl KeyPool {
             }
             tokio::select! {
                 _ = shutdown.changed() => return,
-                _ = self.wake.notified() => {}
+                _ = self.wake.rung() => {}
                 _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
             }
         }

@@ -124,7 +124,7 @@ async fn create(pod: &Pod, form: SignUp, email_confirmed: bool) -> Result<Accoun
     let password_hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password))
         .await
         .map_err(Error::internal)??;
-    let keys = pod.keys.take().await?;
+    let keys = crate::account::keys::take(&pod.store, pod.config.accounts.key_bits, &pod.signals.keys).await?;
     let account = Account {
         username: form.username,
         guid: credentials::new_guid(),
@@ -258,7 +258,7 @@ pub async fn confirm_email(pod: &Pod, token: &str) -> Result<String> {
     })?;
     pod.store.durable().await?;
     // Backups start once the address is confirmed.
-    pod.backup_sync.wake();
+    pod.signals.backups.ring();
     tracing::info!(%username, "email address confirmed");
     Ok(username)
 }
@@ -453,7 +453,7 @@ pub async fn delete_account(pod: &Pod, username: &str, password: &str) -> Result
             Ok(())
         })?;
         for (id, delivery) in &deliveries {
-            pod.outbox.enqueue_in(tx, *id, delivery)?;
+            crate::delivery::enqueue_in(tx, *id, delivery)?;
         }
         for other in &local_contacts {
             let Some(previous) = AccountTx::account(tx, other)? else {
@@ -469,8 +469,8 @@ pub async fn delete_account(pod: &Pod, username: &str, password: &str) -> Result
         Ok(())
     })?;
     pod.store.durable().await?;
-    pod.backup_sync.wake();
-    pod.outbox.wake();
+    pod.signals.backups.ring();
+    pod.signals.outbox.ring();
     tracing::info!(%username, told = deliveries.len(), "account deleted by its owner");
     Ok(())
 }
@@ -545,7 +545,7 @@ pub async fn update(pod: &Pod, username: &str, change: impl Fn(&mut Account) -> 
     let (account, ()) = pod.store.transaction(|tx| update_in(tx, username, &change))?;
     pod.store.durable().await?;
     // The account's backup may have changed: the worker schedules its push.
-    pod.backup_sync.wake();
+    pod.signals.backups.ring();
     Ok(account)
 }
 

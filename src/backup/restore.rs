@@ -70,7 +70,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
-use super::holder::{mark_restored_in, Holder, Policy, SlotKey, SlotStore};
+use super::holder::{mark_restored_in, Holder, SlotKey, SlotStore};
 use super::push::Fingerprint;
 use crate::account::archive::{read_archive, ImportedArchive};
 use crate::account::credentials::{random_token, token_hash};
@@ -436,12 +436,27 @@ pub struct Created {
 // The restore flow
 // ---------------------------------------------------------------------------------
 
-fn holder(pod: &Pod) -> Holder<SledSlots> {
-    Holder::new(
-        SledSlots::new(pod.store.clone()),
-        Policy::from_config(&pod.config),
-        pod.mailer.clone(),
-    )
+/// The restore flow's service, built once (`server.rs`) and handed to the pages that
+/// run it: the opened backups waiting for their account form (memory only) and the
+/// holder whose slots they come from.
+#[derive(Clone)]
+pub struct Restores {
+    opened: Arc<OpenedBackups>,
+    holder: Arc<Holder<SledSlots>>,
+}
+
+impl Restores {
+    pub fn new(holder: Arc<Holder<SledSlots>>) -> Restores {
+        Restores {
+            opened: Arc::default(),
+            holder,
+        }
+    }
+
+    /// How many opened backups wait for their account form.
+    pub fn opened_count(&self) -> usize {
+        self.opened.len()
+    }
 }
 
 /// The SHA-256 of a link's token, or `None` when the text cannot be one (43 characters
@@ -474,11 +489,11 @@ fn used_link() -> Error {
 
 /// Answers at once; looks up the address and mails a link afterwards (see the module
 /// doc for why the answer must not wait). Malformed addresses are ignored the same way.
-pub fn request_link(pod: &Arc<Pod>, email: &str) {
+pub fn request_link(pod: &Arc<Pod>, restores: &Restores, email: &str) {
     let Ok(email) = normalize_email(email) else { return };
-    let pod = pod.clone();
+    let (pod, restores) = (pod.clone(), restores.clone());
     tokio::spawn(async move {
-        if let Err(e) = send_link(&pod, &email).await {
+        if let Err(e) = send_link(&pod, &restores, &email).await {
             tracing::error!("restore link: {e}");
         }
     });
@@ -487,8 +502,8 @@ pub fn request_link(pod: &Arc<Pod>, email: &str) {
 /// Mails a restore link when a restorable backup is held for `email` (normalised) and
 /// the address's daily limit allows; revokes the earlier link. Returns whether a mail
 /// was queued.
-pub async fn send_link(pod: &Pod, email: &str) -> Result<bool> {
-    if holder(pod).restorable(email)?.is_empty() {
+pub async fn send_link(pod: &Pod, restores: &Restores, email: &str) -> Result<bool> {
+    if restores.holder.restorable(email)?.is_empty() {
         return Ok(false);
     }
     let token = random_token();
@@ -530,7 +545,7 @@ pub async fn send_link(pod: &Pod, email: &str) -> Result<bool> {
     pod.store.durable().await?;
     pod.mailer.wake();
     if let Some(previous) = previous {
-        pod.opened.remove(&previous);
+        restores.opened.remove(&previous);
     }
     tracing::info!("restore link mailed");
     Ok(true)
@@ -599,15 +614,15 @@ pub fn link_info(pod: &Pod, token: &str) -> Result<LinkInfo> {
 }
 
 /// The account form's view of a link whose archive is open in memory.
-pub fn opened_view(pod: &Pod, token: &str) -> Option<RestoreView> {
+pub fn opened_view(pod: &Pod, restores: &Restores, token: &str) -> Option<RestoreView> {
     let hash = link_hash(token)?;
     let record = valid_record(pod, &hash, now_unix()).ok()?;
-    let opened = pod.opened.get(&hash)?;
+    let opened = restores.opened.get(&hash)?;
     Some(RestoreView::of(&opened.archive, &record.email))
 }
 
 /// One pass-phrase attempt (see the module doc, step 3).
-pub async fn unlock(pod: &Pod, token: &str, passphrase: Passphrase) -> Result<Unlock> {
+pub async fn unlock(pod: &Pod, restores: &Restores, token: &str, passphrase: Passphrase) -> Result<Unlock> {
     let hash = link_hash(token).ok_or_else(invalid_link)?;
     let now = now_unix();
     // The attempt is taken, durably, before any derivation runs.
@@ -623,7 +638,7 @@ pub async fn unlock(pod: &Pod, token: &str, passphrase: Passphrase) -> Result<Un
         Ok(record)
     })?;
     pod.store.durable().await?;
-    let holder = holder(pod);
+    let holder = &restores.holder;
     let slots = holder.restorable(&record.email)?;
     if slots.is_empty() {
         return Err(Error::Gone(
@@ -658,7 +673,7 @@ pub async fn unlock(pod: &Pod, token: &str, passphrase: Passphrase) -> Result<Un
                     size,
                     expires: Instant::now(),
                 };
-                return opened_backup(pod, hash, opened).await;
+                return opened_backup(pod, restores, hash, opened).await;
             }
             Err(e) => unusable = Some(e),
         }
@@ -670,7 +685,7 @@ pub async fn unlock(pod: &Pod, token: &str, passphrase: Passphrase) -> Result<Un
         )));
     }
     if record.attempts_left == 0 && record.opened.is_none() {
-        kill_link(pod, &hash, &record.email).await?;
+        kill_link(pod, restores, &hash, &record.email).await?;
     }
     Ok(Unlock::WrongPassphrase {
         attempts_left: record.attempts_left,
@@ -678,7 +693,7 @@ pub async fn unlock(pod: &Pod, token: &str, passphrase: Passphrase) -> Result<Un
 }
 
 /// Removes a link for good (the fifth wrong pass phrase).
-async fn kill_link(pod: &Pod, hash: &[u8; 32], email: &str) -> Result<()> {
+async fn kill_link(pod: &Pod, restores: &Restores, hash: &[u8; 32], email: &str) -> Result<()> {
     pod.store.transaction(|tx| {
         tx.remove_restore_token(hash)?;
         let mut address = tx.restore_address(email)?;
@@ -689,14 +704,14 @@ async fn kill_link(pod: &Pod, hash: &[u8; 32], email: &str) -> Result<()> {
         Ok(())
     })?;
     pod.store.durable().await?;
-    pod.opened.remove(hash);
+    restores.opened.remove(hash);
     tracing::info!("a restore link died after the last wrong pass phrase");
     Ok(())
 }
 
 /// A backup opened: stops when its identity is alive, else remembers the slot (in the
 /// store) and the archive (in memory).
-async fn opened_backup(pod: &Pod, hash: [u8; 32], mut opened: OpenedBackup) -> Result<Unlock> {
+async fn opened_backup(pod: &Pod, restores: &Restores, hash: [u8; 32], mut opened: OpenedBackup) -> Result<Unlock> {
     if let Some(old_id) = opened.archive.old_diaspora_id.clone() {
         if let Some(pod_origin) = still_active(pod, &old_id).await? {
             tracing::info!(%old_id, "restore stopped: the old identity still answers as an active account");
@@ -723,7 +738,7 @@ async fn opened_backup(pod: &Pod, hash: [u8; 32], mut opened: OpenedBackup) -> R
     let left = Duration::from_secs(record.expires_unix.saturating_sub(now));
     opened.expires = Instant::now() + left.min(OPENED_TTL);
     let view = RestoreView::of(&opened.archive, &record.email);
-    pod.opened.insert(hash, opened);
+    restores.opened.insert(hash, opened);
     Ok(Unlock::Ready(view))
 }
 
@@ -790,7 +805,7 @@ fn stored_key_check(pod: &Pod, archive: &ImportedArchive) -> Result<KeyCheck> {
 }
 
 /// Creates the account from an opened archive (see the module doc, step 4).
-pub async fn create(pod: &Pod, token: &str, username: &str, password: &str) -> Result<Create> {
+pub async fn create(pod: &Pod, restores: &Restores, token: &str, username: &str, password: &str) -> Result<Create> {
     let hash = link_hash(token).ok_or_else(invalid_link)?;
     let now = now_unix();
     let record = valid_record(pod, &hash, now)?;
@@ -798,7 +813,7 @@ pub async fn create(pod: &Pod, token: &str, username: &str, password: &str) -> R
     check_new_username(pod, username)?;
     check_password(password)?;
     check_email_free(pod, &record.email)?;
-    let opened = match pod.opened.take(&hash) {
+    let opened = match restores.opened.take(&hash) {
         Taken::Open(opened) => opened,
         Taken::Creating => return Err(used_link()),
         Taken::Missing => return Ok(Create::Reopen),
@@ -806,7 +821,7 @@ pub async fn create(pod: &Pod, token: &str, username: &str, password: &str) -> R
     // From here the archive is this request's: whatever happens, the link's entry goes
     // (on success the account exists; on failure the pass phrase is entered again).
     let outcome = create_from(pod, hash, now, &record, opened, username, password).await;
-    pod.opened.remove(&hash);
+    restores.opened.remove(&hash);
     outcome
 }
 
@@ -854,8 +869,8 @@ async fn create_from(
         write_in(pod, tx, &prepared)
     })?;
     pod.store.durable().await?;
-    pod.outbox.wake();
-    pod.discovery.wake();
+    pod.signals.outbox.ring();
+    pod.signals.discovery.ring();
     if key_check.applies_here() {
         crate::migration::apply_locally(pod, &prepared).await;
     }
@@ -876,7 +891,7 @@ async fn create_from(
 
 /// The held `.lfbk` of the slot a link's pass phrase opened ("download my backup"), and
 /// a file name for it. Changes nothing: the backup stays restorable.
-pub fn held_backup(pod: &Pod, token: &str) -> Result<(Vec<u8>, String)> {
+pub fn held_backup(pod: &Pod, restores: &Restores, token: &str) -> Result<(Vec<u8>, String)> {
     let hash = link_hash(token).ok_or_else(invalid_link)?;
     let record = valid_record(pod, &hash, now_unix())?;
     let Some(opened) = record.opened else {
@@ -888,7 +903,8 @@ pub fn held_backup(pod: &Pod, token: &str) -> Result<(Vec<u8>, String)> {
         email: record.email,
         fingerprint: Fingerprint(opened.fingerprint),
     };
-    let bytes = holder(pod)
+    let bytes = restores
+        .holder
         .store()
         .backup(&key)?
         .ok_or_else(|| Error::Gone("this pod no longer holds that backup".into()))?;
@@ -991,9 +1007,9 @@ pub async fn move_in(pod: &Pod, request: MoveIn) -> Result<Created> {
             tracing::error!(%old_id, "storing the discovered old identity: {e}");
         }
     }
-    pod.outbox.wake();
+    pod.signals.outbox.ring();
     pod.mailer.wake();
-    pod.discovery.wake();
+    pod.signals.discovery.ring();
     if key_check.applies_here() {
         crate::migration::apply_locally(pod, &prepared).await;
     }
@@ -1063,9 +1079,9 @@ async fn move_in_key_check(
 
 /// Erases restored slots' ciphertext after 30 days, removes expired links and stale
 /// per-address records, and drops expired opened archives.
-pub async fn sweep(pod: &Pod) -> Result<()> {
+pub async fn sweep(pod: &Pod, restores: &Restores) -> Result<()> {
     let now = now_unix();
-    let holder = holder(pod);
+    let holder = &restores.holder;
     let erased = holder.erase_restored(now).await?;
     if erased > 0 {
         tracing::info!(erased, "erased the ciphertext of backups restored 30 days ago");
@@ -1110,14 +1126,14 @@ pub async fn sweep(pod: &Pod) -> Result<()> {
     if changed {
         pod.store.durable().await?;
     }
-    pod.opened.purge_expired();
+    restores.opened.purge_expired();
     Ok(())
 }
 
 /// Runs [`sweep`] at start and hourly until `shutdown`.
-pub async fn run(pod: Arc<Pod>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(pod: Arc<Pod>, restores: Restores, mut shutdown: watch::Receiver<bool>) {
     loop {
-        if let Err(e) = sweep(&pod).await {
+        if let Err(e) = sweep(&pod, &restores).await {
             tracing::error!("restore sweep: {e}");
         }
         tokio::select! {

@@ -49,7 +49,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use tokio::sync::{broadcast, watch, Notify};
+use tokio::sync::{broadcast, watch};
 
 use super::pods::{self, PodView};
 use super::push::{push_signed_text, status_signed_text};
@@ -57,7 +57,7 @@ use crate::account::{now_unix, Account, AccountStore};
 use crate::config::Config;
 use crate::federation::signature::{private_key_from_pem, sign_base64};
 use crate::mail::Mail;
-use crate::pod::Pod;
+use crate::pod::{Pod, Signal};
 use crate::retry::Backoff;
 use crate::{Error, Result};
 
@@ -349,22 +349,24 @@ pub struct BackupSync {
 }
 
 struct Shared {
-    wake: Notify,
+    wake: Signal,
     events: broadcast::Sender<SyncEvent>,
     bytes_pushed: AtomicU64,
 }
 
 impl Default for BackupSync {
+    /// A handle with a signal of its own (tests, benchmarks).
     fn default() -> Self {
-        BackupSync::new()
+        BackupSync::new(Signal::default())
     }
 }
 
 impl BackupSync {
-    pub fn new() -> BackupSync {
+    /// The worker's handle, woken by `wake` (the pod's `signals.backups`).
+    pub fn new(wake: Signal) -> BackupSync {
         BackupSync {
             inner: Arc::new(Shared {
-                wake: Notify::new(),
+                wake,
                 events: broadcast::channel(1024).0,
                 bytes_pushed: AtomicU64::new(0),
             }),
@@ -373,7 +375,7 @@ impl BackupSync {
 
     /// Tells the worker to look for nudges and due work now.
     pub fn wake(&self) {
-        self.inner.wake.notify_one();
+        self.inner.wake.ring();
     }
 
     /// What the worker does from now on.
@@ -476,7 +478,7 @@ fn host_of(origin: &str) -> &str {
 
 /// Works the backups until `shutdown`: reads pods' NodeInfo when due, takes up nudges,
 /// and looks at due accounts, a bounded number at a time.
-pub async fn run(pod: Arc<Pod>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(pod: Arc<Pod>, sync: BackupSync, mut shutdown: watch::Receiver<bool>) {
     let timing = Timing::from_config(&pod.config);
     if let Err(e) = start(&pod) {
         tracing::error!("backups: cannot start: {e}");
@@ -511,9 +513,9 @@ pub async fn run(pod: Arc<Pod>, mut shutdown: watch::Receiver<bool>) {
                     if !in_flight.insert(username.clone()) {
                         continue;
                     }
-                    let task_pod = pod.clone();
+                    let (task_pod, task_sync) = (pod.clone(), sync.clone());
                     let name = username.clone();
-                    let handle = looks.spawn(async move { look(&task_pod, &name, now_unix()).await });
+                    let handle = looks.spawn(async move { look(&task_pod, &task_sync, &name, now_unix()).await });
                     looking.insert(handle.id(), username);
                 }
             }
@@ -534,7 +536,7 @@ pub async fn run(pod: Arc<Pod>, mut shutdown: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = shutdown.changed() => break,
-            _ = pod.backup_sync.inner.wake.notified() => rescan = true,
+            _ = sync.inner.wake.rung() => rescan = true,
             Some(done) = looks.join_next_with_id(), if !looks.is_empty() => {
                 let (id, result) = match done {
                     Ok((id, result)) => (id, result),
@@ -542,7 +544,7 @@ pub async fn run(pod: Arc<Pod>, mut shutdown: watch::Receiver<bool>) {
                 };
                 if let Some(username) = looking.remove(&id) {
                     if let Ok(report) = &result {
-                        let _ = pod.backup_sync.inner.events.send(SyncEvent::Looked { username: username.clone(), report: *report });
+                        let _ = sync.inner.events.send(SyncEvent::Looked { username: username.clone(), report: *report });
                     }
                     finish_look(&pod, &timing, &username, result);
                     in_flight.remove(&username);
@@ -650,7 +652,7 @@ pub fn take_up_nudges(pod: &Pod, timing: &Timing, now: u64, in_flight: &HashSet<
 /// Looks at every account due at `now` (taking up nudges first) and waits until all
 /// are done: the daily pass, as the benchmark and tests run it. The worker itself does
 /// the same continuously.
-pub async fn run_due(pod: &Arc<Pod>, now: u64) -> Result<Report> {
+pub async fn run_due(pod: &Arc<Pod>, sync: &BackupSync, now: u64) -> Result<Report> {
     let timing = Timing::from_config(&pod.config);
     take_up_nudges(pod, &timing, now, &HashSet::new())?;
     let mut report = Report::default();
@@ -662,8 +664,8 @@ pub async fn run_due(pod: &Arc<Pod>, now: u64) -> Result<Report> {
                 report.add(done.map_err(Error::internal)??);
             }
         }
-        let pod = pod.clone();
-        looks.spawn(async move { look(&pod, &username, now).await });
+        let (pod, sync) = (pod.clone(), sync.clone());
+        looks.spawn(async move { look(&pod, &sync, &username, now).await });
     }
     while let Some(done) = looks.join_next().await {
         report.add(done.map_err(Error::internal)??);
@@ -781,7 +783,7 @@ async fn check_pod(pod: &Arc<Pod>, timing: &Timing, origin: &str) -> Result<()> 
         }
         Ok(())
     })?;
-    pod.backup_sync.wake();
+    pod.signals.backups.ring();
     Ok(())
 }
 
@@ -792,7 +794,7 @@ async fn check_pod(pod: &Arc<Pod>, timing: &Timing, origin: &str) -> Result<()> 
 /// Looks at one account: settles who holds its backup, pushes when due, checks the
 /// holder's copy when due, sends owed deletes, warns. `now` decides what is due (the
 /// benchmark passes a day later); what is sent is dated by the clock.
-pub async fn look(pod: &Arc<Pod>, username: &str, now: u64) -> Result<Report> {
+pub async fn look(pod: &Arc<Pod>, sync: &BackupSync, username: &str, now: u64) -> Result<Report> {
     let timing = Timing::from_config(&pod.config);
     let mut report = Report {
         looks: 1,
@@ -814,7 +816,7 @@ pub async fn look(pod: &Arc<Pod>, username: &str, now: u64) -> Result<Report> {
         let Some(account) = running else { break };
         let mut again = false;
         if pushing(&state) && state.push_due.is_some_and(|d| d <= now) {
-            again |= push(pod, &timing, &mut state, account, now, &mut report).await?;
+            again |= push(pod, sync, &timing, &mut state, account, now, &mut report).await?;
         }
         if !again && pushing(&state) && state.acked.is_some() && state.status_due.is_some_and(|d| d <= now) {
             again |= status_check(pod, &timing, &mut state, account, now, &mut report).await?;
@@ -1116,6 +1118,7 @@ fn failed(state: &mut SyncState, timing: &Timing, now: u64, text: String) {
 /// push. Returns whether to go round again (a caught-up sequence, a refusal).
 async fn push(
     pod: &Arc<Pod>,
+    sync: &BackupSync,
     timing: &Timing,
     state: &mut SyncState,
     account: &Account,
@@ -1146,7 +1149,7 @@ async fn push(
         })?;
         if noted {
             // New pods: the worker reads their NodeInfo now.
-            pod.backup_sync.wake();
+            pod.signals.backups.ring();
         }
     }
     let sequence = state.next_sequence;
@@ -1193,17 +1196,14 @@ async fn push(
     })
     .to_string()
     .into_bytes();
-    let _ = pod.backup_sync.inner.events.send(SyncEvent::PushStarted {
+    let _ = sync.inner.events.send(SyncEvent::PushStarted {
         username: account.username.clone(),
         pod: origin.clone(),
         sequence,
         bytes: lfbk.len() as u64,
         at: Instant::now(),
     });
-    pod.backup_sync
-        .inner
-        .bytes_pushed
-        .fetch_add(lfbk.len() as u64, Ordering::Relaxed);
+    sync.inner.bytes_pushed.fetch_add(lfbk.len() as u64, Ordering::Relaxed);
     report.pushes += 1;
     report.bytes_pushed += lfbk.len() as u64;
     let answer = post(pod, &origin, "/api/lifeboat/v1/backups", body).await?;
@@ -1541,7 +1541,7 @@ pub async fn choose(pod: &Pod, account: &Account, url: &str) -> Result<String> {
         )
     })?;
     pod.store.durable().await?;
-    pod.backup_sync.wake();
+    pod.signals.backups.ring();
     tracing::info!(username = %account.username, %origin, "backups: the user chose a pod");
     Ok(origin)
 }

@@ -21,15 +21,13 @@
 
 pub mod worker;
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::Notify;
 
 use crate::http_client::HttpClient;
 use crate::now_unix;
+use crate::pod::Signal;
 use crate::retry::Backoff;
 use crate::store::{abort, Store, StoredBytes, Tx, TxResult};
 use crate::{Error, Result};
@@ -129,41 +127,18 @@ pub struct Outbox {
     store: Store,
     http: HttpClient,
     policy: OutboxPolicy,
-    wake: Arc<Notify>,
+    wake: Signal,
 }
 
 impl Outbox {
-    pub fn new(store: Store, http: HttpClient, policy: OutboxPolicy) -> Outbox {
+    /// The outbox, woken by `wake` (the pod's `signals.outbox`).
+    pub fn new(store: Store, http: HttpClient, policy: OutboxPolicy, wake: Signal) -> Outbox {
         Outbox {
             store,
             http,
             policy,
-            wake: Arc::new(Notify::new()),
+            wake,
         }
-    }
-
-    /// Queues a delivery inside a unit of work (`id` from `store.generate_id()`); call
-    /// [`Outbox::wake`] once the unit is durable.
-    pub fn enqueue_in(&self, tx: &Tx, id: u64, new: &NewDelivery) -> TxResult<()> {
-        let now = now_unix();
-        let body_sha256: [u8; 32] = Sha256::digest(&new.body).into();
-        tx.hold_body(&body_sha256, &new.body)?;
-        let delivery = Delivery {
-            id,
-            topic: new.topic.clone(),
-            origin: new.origin.clone(),
-            path: new.path.clone(),
-            content_type: new.content_type.clone(),
-            body_sha256,
-            created_unix: now,
-            attempts: 0,
-            next_attempt_unix: now,
-            state: DeliveryState::Pending,
-            last_error: None,
-        };
-        tx.put_delivery(&delivery)?;
-        tx.schedule(now, id)?;
-        tx.list_in_topic(&new.topic, id)
     }
 
     /// Queues deliveries durably and wakes the worker.
@@ -174,7 +149,7 @@ impl Outbox {
             .collect::<Result<Vec<_>>>()?;
         self.store.transaction(|tx| {
             for (id, new) in ids.iter().zip(deliveries) {
-                self.enqueue_in(tx, *id, new)?;
+                enqueue_in(tx, *id, new)?;
             }
             Ok(())
         })?;
@@ -185,51 +160,17 @@ impl Outbox {
 
     /// Wakes the worker (after deliveries were queued).
     pub fn wake(&self) {
-        self.wake.notify_one();
+        self.wake.ring();
     }
 
     /// The deliveries of a topic, oldest first.
     pub fn topic(&self, topic: &str) -> Result<Vec<Delivery>> {
-        let mut out = Vec::new();
-        for id in OutboxStore::topic_ids(&self.store, topic)? {
-            if let Some(delivery) = OutboxStore::delivery(&self.store, id)? {
-                out.push(delivery);
-            }
-        }
-        Ok(out)
+        topic_deliveries(&self.store, topic)
     }
 
     /// The body a delivery sends, while it holds one (pending or failed).
     pub fn body(&self, delivery: &Delivery) -> Result<Option<Vec<u8>>> {
-        Ok(OutboxStore::body(&self.store, &delivery.body_sha256)?.map(|b| b.to_vec()))
-    }
-
-    /// The ids of a topic's deliveries, oldest first (read outside a unit of work, e.g.
-    /// for [`Outbox::cancel_pending_in`]).
-    pub fn topic_ids(&self, topic: &str) -> Result<Vec<u64>> {
-        OutboxStore::topic_ids(&self.store, topic)
-    }
-
-    /// Inside a unit of work: removes those of `ids` that are still pending, for
-    /// messages that a newer one to the same place makes obsolete (and that must not
-    /// arrive after it). Delivered and failed ones stay listed. A delivery being
-    /// attempted at this moment may still arrive; its outcome is then not recorded.
-    /// Returns how many were removed.
-    pub fn cancel_pending_in(&self, tx: &Tx, ids: &[u64]) -> TxResult<usize> {
-        let mut removed = 0;
-        for &id in ids {
-            let Some(delivery) = OutboxTx::delivery(tx, id)? else {
-                continue;
-            };
-            if delivery.state != DeliveryState::Pending {
-                continue;
-            }
-            tx.remove_delivery(&delivery)?;
-            OutboxTx::unschedule(tx, delivery.next_attempt_unix, id)?;
-            tx.release_body(&delivery.body_sha256)?;
-            removed += 1;
-        }
-        Ok(removed)
+        body_of(&self.store, delivery)
     }
 
     /// Sends a delivery of `topic` again now (a failed one, or one still waiting).
@@ -261,6 +202,68 @@ impl Outbox {
     pub fn pending_count(&self) -> usize {
         self.store.scheduled()
     }
+}
+
+/// Queues a delivery inside a unit of work (`id` from `store.generate_id()`); ring the
+/// pod's `signals.outbox` once the unit is durable.
+pub fn enqueue_in(tx: &Tx, id: u64, new: &NewDelivery) -> TxResult<()> {
+    let now = now_unix();
+    let body_sha256: [u8; 32] = Sha256::digest(&new.body).into();
+    tx.hold_body(&body_sha256, &new.body)?;
+    let delivery = Delivery {
+        id,
+        topic: new.topic.clone(),
+        origin: new.origin.clone(),
+        path: new.path.clone(),
+        content_type: new.content_type.clone(),
+        body_sha256,
+        created_unix: now,
+        attempts: 0,
+        next_attempt_unix: now,
+        state: DeliveryState::Pending,
+        last_error: None,
+    };
+    tx.put_delivery(&delivery)?;
+    tx.schedule(now, id)?;
+    tx.list_in_topic(&new.topic, id)
+}
+
+/// The body a delivery sends, while it holds one (pending or failed).
+pub fn body_of(store: &impl OutboxStore, delivery: &Delivery) -> Result<Option<Vec<u8>>> {
+    Ok(store.body(&delivery.body_sha256)?.map(|b| b.to_vec()))
+}
+
+/// The deliveries of a topic, oldest first.
+pub fn topic_deliveries(store: &impl OutboxStore, topic: &str) -> Result<Vec<Delivery>> {
+    let mut out = Vec::new();
+    for id in store.topic_ids(topic)? {
+        if let Some(delivery) = store.delivery(id)? {
+            out.push(delivery);
+        }
+    }
+    Ok(out)
+}
+
+/// Inside a unit of work: removes those of `ids` (see [`OutboxStore::topic_ids`]) that
+/// are still pending, for messages that a newer one to the same place makes obsolete
+/// (and that must not arrive after it). Delivered and failed ones stay listed. A
+/// delivery being attempted at this moment may still arrive; its outcome is then not
+/// recorded. Returns how many were removed.
+pub fn cancel_pending_in(tx: &Tx, ids: &[u64]) -> TxResult<usize> {
+    let mut removed = 0;
+    for &id in ids {
+        let Some(delivery) = OutboxTx::delivery(tx, id)? else {
+            continue;
+        };
+        if delivery.state != DeliveryState::Pending {
+            continue;
+        }
+        tx.remove_delivery(&delivery)?;
+        OutboxTx::unschedule(tx, delivery.next_attempt_unix, id)?;
+        tx.release_body(&delivery.body_sha256)?;
+        removed += 1;
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]

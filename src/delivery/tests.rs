@@ -31,6 +31,7 @@ fn outbox(store: &Store) -> Outbox {
             },
             allow_http: true,
         },
+        crate::pod::Signal::default(),
     )
 }
 
@@ -161,9 +162,7 @@ async fn one_body_is_stored_for_many_deliveries_sent_as_queued_and_released_once
     assert_eq!(outbox.body(&delivered).unwrap(), None);
 
     // Cancelling the last delivery that holds it removes the body.
-    let cancelled = store
-        .transaction(|tx| outbox.cancel_pending_in(tx, &[waiting.id]))
-        .unwrap();
+    let cancelled = store.transaction(|tx| cancel_pending_in(tx, &[waiting.id])).unwrap();
     assert_eq!(cancelled, 1);
     assert_eq!(refs(&store, &shared), 0);
     assert_eq!(store.stored_bodies(), 0);

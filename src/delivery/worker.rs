@@ -82,7 +82,7 @@ impl Outbox {
             };
             tokio::select! {
                 _ = shutdown.changed() => break,
-                _ = self.wake.notified() => {}
+                _ = self.wake.rung() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = tokio::time::sleep(sleep) => {}
             }

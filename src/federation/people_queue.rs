@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use super::entities::valid_diaspora_id;
 use super::people::{try_fetch_person, PeopleStore, PeopleTx, TxResult};
@@ -134,19 +134,6 @@ impl Policy {
     }
 }
 
-/// Wakes the worker once people were queued. Cheap to clone.
-#[derive(Clone, Default)]
-pub struct DiscoveryQueue {
-    wake: Arc<Notify>,
-}
-
-impl DiscoveryQueue {
-    /// Call once the unit of work that queued people is durable.
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-}
-
 /// What [`queue_in`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Queued {
@@ -163,8 +150,8 @@ pub fn host_of(diaspora_id: &str) -> Option<&str> {
 
 /// Inside a unit of work: queues each of `ids` that is a valid diaspora ID on another
 /// pod than `own_host`, not stored in the people store and not queued yet, while the
-/// queue holds fewer than `policy.max_queued`. Call [`DiscoveryQueue::wake`] once the
-/// unit is durable.
+/// queue holds fewer than `policy.max_queued`. Ring the pod's `signals.discovery` once
+/// the unit is durable.
 pub fn queue_in<T: QueueTx + PeopleTx>(
     tx: &T,
     policy: &Policy,
@@ -390,7 +377,7 @@ pub async fn run(pod: Arc<Pod>, mut shutdown: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = shutdown.changed() => break,
-            _ = pod.discovery.wake.notified() => {}
+            _ = pod.signals.discovery.rung() => {}
             Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                 match done {
                     Ok((id, ())) => {

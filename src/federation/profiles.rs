@@ -335,7 +335,7 @@ async fn apply_profile(pod: &Pod, sender: &Person, profile: &Profile) -> Result<
         return Ok(Outcome::Ignored(format!("the profile of {id} changes nothing")));
     }
     pod.store.durable().await?;
-    pod.backup_sync.wake();
+    pod.signals.backups.ring();
     Ok(Outcome::Applied(format!("the profile of {id}")))
 }
 
@@ -367,7 +367,7 @@ async fn apply_deletion(pod: &Pod, sender: &Person) -> Result<Outcome> {
         Ok(removed)
     })?;
     pod.store.durable().await?;
-    pod.backup_sync.wake();
+    pod.signals.backups.ring();
     tracing::info!(diaspora_id = %id, contacts_removed = removed, "account deletion received");
     Ok(Outcome::Applied(format!(
         "the account deletion of {id} ({removed} contacts removed)"

@@ -176,7 +176,7 @@ async fn change_and_send(
 ) -> Result<bool> {
     let mut earlier = Vec::new();
     for delivery in deliveries {
-        earlier.extend(pod.outbox.topic_ids(&delivery.topic)?);
+        earlier.extend(crate::delivery::OutboxStore::topic_ids(&pod.store, &delivery.topic)?);
     }
     let ids = deliveries
         .iter()
@@ -187,15 +187,15 @@ async fn change_and_send(
         if !send || deliveries.is_empty() {
             return Ok((account, false));
         }
-        pod.outbox.cancel_pending_in(tx, &earlier)?;
+        crate::delivery::cancel_pending_in(tx, &earlier)?;
         for (id, delivery) in ids.iter().zip(deliveries) {
-            pod.outbox.enqueue_in(tx, *id, delivery)?;
+            crate::delivery::enqueue_in(tx, *id, delivery)?;
         }
         Ok((account, true))
     })?;
     pod.store.durable().await?;
     if sent {
-        pod.outbox.wake();
+        pod.signals.outbox.ring();
     }
     Ok(sent)
 }
@@ -391,7 +391,7 @@ pub async fn delete_aspect(pod: &Pod, account: &Account, name: &str) -> Result<(
     }
     let mut earlier = Vec::new();
     for delivery in &deliveries {
-        earlier.extend(pod.outbox.topic_ids(&delivery.topic)?);
+        earlier.extend(crate::delivery::OutboxStore::topic_ids(&pod.store, &delivery.topic)?);
     }
     let ids = deliveries
         .iter()
@@ -408,16 +408,16 @@ pub async fn delete_aspect(pod: &Pod, account: &Account, name: &str) -> Result<(
             }
             Ok(())
         })?;
-        pod.outbox.cancel_pending_in(tx, &earlier)?;
+        crate::delivery::cancel_pending_in(tx, &earlier)?;
         for (id, delivery) in ids.iter().zip(&deliveries) {
-            pod.outbox.enqueue_in(tx, *id, delivery)?;
+            crate::delivery::enqueue_in(tx, *id, delivery)?;
         }
         Ok(())
     })?;
     pod.store.durable().await?;
-    pod.backup_sync.wake();
+    pod.signals.backups.ring();
     if !deliveries.is_empty() {
-        pod.outbox.wake();
+        pod.signals.outbox.ring();
     }
     Ok(())
 }

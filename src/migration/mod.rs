@@ -98,7 +98,7 @@ pub async fn prepare(pod: &Pod, mut arrival: Arrival) -> Result<Prepared> {
     let password = arrival.password.clone();
     // The password is hashed while the key pair is taken and the move signed.
     let hashing = tokio::task::spawn_blocking(move || credentials::hash_password(&password));
-    let keys = pod.keys.take().await?;
+    let keys = crate::account::keys::take(&pod.store, pod.config.accounts.key_bits, &pod.signals.keys).await?;
     let now = now_unix();
     let mut account = Account {
         username: arrival.username.clone(),
@@ -276,7 +276,7 @@ pub fn write_in(pod: &Pod, tx: &Tx, prepared: &Prepared) -> TxResult<()> {
     if let Some(outgoing) = &prepared.outgoing {
         tx.put_outgoing_move(&account.username, outgoing)?;
         for (id, delivery) in &prepared.deliveries {
-            pod.outbox.enqueue_in(tx, *id, delivery)?;
+            crate::delivery::enqueue_in(tx, *id, delivery)?;
         }
     }
     let contacts: Vec<&str> = account.contacts.iter().map(|c| c.diaspora_id.as_str()).collect();
@@ -297,8 +297,8 @@ pub async fn arrive(pod: &Pod, arrival: Arrival) -> Result<(Account, Vec<String>
     let prepared = prepare(pod, arrival).await?;
     pod.store.transaction(|tx| write_in(pod, tx, &prepared))?;
     pod.store.durable().await?;
-    pod.outbox.wake();
-    pod.discovery.wake();
+    pod.signals.outbox.ring();
+    pod.signals.discovery.ring();
     apply_locally(pod, &prepared).await;
     tracing::info!(
         username = %prepared.account.username,

@@ -343,7 +343,7 @@ async fn apply(pod: &Pod, old_id: &str, new_person: &Person, xml: &str) -> Resul
     })?;
     pod.store.durable().await?;
     pod.mailer.wake();
-    pod.backup_sync.wake();
+    pod.signals.backups.ring();
     if resends == MAX_RESENDS_PER_MOVE {
         tracing::warn!(%old_id, %new_id, "more local users share with the mover than one move re-sends contacts for ({MAX_RESENDS_PER_MOVE}); the rest are not told");
     }
@@ -441,7 +441,7 @@ pub async fn send_contact_resends(pod: &Pod, limit: usize) -> Result<usize> {
         }
     }
     if done > 0 {
-        pod.outbox.wake();
+        pod.signals.outbox.ring();
     }
     Ok(done)
 }
@@ -485,7 +485,7 @@ async fn send_one_resend(pod: &Pod, resend: &Resend) -> Result<bool> {
             Ok(())
         })?;
         pod.store.durable().await?;
-        pod.backup_sync.wake();
+        pod.signals.backups.ring();
         return Ok(true);
     }
     let Some(person) = pod.store.person(&resend.new_id)? else {
@@ -495,14 +495,14 @@ async fn send_one_resend(pod: &Pod, resend: &Resend) -> Result<bool> {
         return Ok(false);
     }
     let delivery = sharing::seal_contact_entity(&account, &person, message).await?;
-    let earlier = pod.outbox.topic_ids(&delivery.topic)?;
+    let earlier = crate::delivery::OutboxStore::topic_ids(&pod.store, &delivery.topic)?;
     let id = pod.store.generate_id()?;
     let queued = pod.store.transaction(|tx| {
         if !tx.take_resend(resend)? {
             return Ok(false);
         }
-        pod.outbox.cancel_pending_in(tx, &earlier)?;
-        pod.outbox.enqueue_in(tx, id, &delivery)?;
+        crate::delivery::cancel_pending_in(tx, &earlier)?;
+        crate::delivery::enqueue_in(tx, id, &delivery)?;
         Ok(true)
     })?;
     pod.store.durable().await?;
@@ -613,7 +613,7 @@ pub async fn close_if_due(pod: &Pod, username: &str) -> Result<bool> {
         tx.put_account(Some(&previous), &closed)?;
         tx.remove_pending_closure(username)?;
         for (id, origin) in ids.iter().zip(&origins) {
-            pod.outbox.enqueue_in(
+            crate::delivery::enqueue_in(
                 tx,
                 *id,
                 &NewDelivery {
@@ -628,7 +628,7 @@ pub async fn close_if_due(pod: &Pod, username: &str) -> Result<bool> {
         Ok(())
     })?;
     pod.store.durable().await?;
-    pod.outbox.wake();
+    pod.signals.outbox.ring();
     tracing::info!(%username, moved_to = %pending.new_id, relayed_to = origins.len(), "account closed after its move");
     Ok(true)
 }

@@ -631,7 +631,7 @@ fn moves_section(pod: &Pod, account: &Account, csrf: &str) -> Result<Markup> {
     let pending = crate::migration::receive::pending_closure(pod, &account.username)?;
     let outgoing = crate::migration::outgoing(pod, &account.username)?;
     let deliveries = match &outgoing {
-        Some(_) => pod.outbox.topic(&crate::migration::topic(&account.username))?,
+        Some(_) => crate::delivery::topic_deliveries(&pod.store, &crate::migration::topic(&account.username))?,
         None => Vec::new(),
     };
     let count = |f: fn(&DeliveryState) -> bool| deliveries.iter().filter(|d| f(&d.state)).count();
@@ -695,14 +695,12 @@ pub async fn not_me(pod: &Pod, req: &mut Request) -> Result<Response> {
     see_other("/settings?done=move_cancelled")
 }
 
-pub async fn retry_delivery(pod: &Pod, req: &mut Request) -> Result<Response> {
+pub async fn retry_delivery(pod: &Pod, outbox: &crate::delivery::Outbox, req: &mut Request) -> Result<Response> {
     let (account, form) = match settings_form(pod, req).await? {
         Ok(x) => x,
         Err(redirect) => return Ok(redirect),
     };
     let id: u64 = form.text("id").parse().map_err(|_| Error::bad("no such delivery"))?;
-    pod.outbox
-        .retry(&crate::migration::topic(&account.username), id)
-        .await?;
+    outbox.retry(&crate::migration::topic(&account.username), id).await?;
     see_other("/settings?done=retrying#moved-in")
 }

@@ -7,10 +7,12 @@ use warp::http::StatusCode;
 
 use super::accounts::{page, require};
 use super::{Request, Response};
+use crate::backup::holder::Holder;
 use crate::pod::Pod;
+use crate::store::backups::SledSlots;
 use crate::{Error, Result};
 
-pub async fn admin(pod: &Pod, req: &Request) -> Result<Response> {
+pub async fn admin(pod: &Pod, holder: &Holder<SledSlots>, req: &Request) -> Result<Response> {
     let account = match require(pod, req)? {
         Ok(account) => account,
         Err(redirect) => return Ok(redirect),
@@ -18,7 +20,6 @@ pub async fn admin(pod: &Pod, req: &Request) -> Result<Response> {
     if !pod.config.accounts.admins.contains(&account.username) {
         return Err(Error::Forbidden("this page is for the pod's admins".into()));
     }
-    let holder = super::backups::holder(pod);
     let totals = holder.stats()?;
     let slots = holder.list()?;
     let backups = &pod.config.backups;

@@ -10,23 +10,14 @@ use serde_json::json;
 use warp::http::StatusCode;
 
 use super::{form_pairs, html, json, pages, Request, Response};
-use crate::backup::holder::{ConfirmAction, Holder, Policy, PushOutcome, StatusOutcome};
+use crate::backup::holder::{ConfirmAction, Holder, PushOutcome, StatusOutcome};
 use crate::pod::Pod;
 use crate::store::backups::SledSlots;
 use crate::{Error, Result};
 
-/// The holder for this pod.
-pub fn holder(pod: &Pod) -> Holder<SledSlots> {
-    Holder::new(
-        SledSlots::new(pod.store.clone()),
-        Policy::from_config(&pod.config),
-        pod.mailer.clone(),
-    )
-}
-
 /// Whether NodeInfo advertises `acceptsBackups` (opted in, quota not full).
-pub fn backup_room(pod: &Pod) -> bool {
-    holder(pod).accepts_backups().unwrap_or_else(|e| {
+pub fn backup_room(holder: &Holder<SledSlots>) -> bool {
+    holder.accepts_backups().unwrap_or_else(|e| {
         tracing::error!("reading backup totals: {e}");
         false
     })
@@ -50,10 +41,9 @@ async fn read_body(holder: &Holder<SledSlots>, req: &mut Request) -> Result<byte
 }
 
 /// `POST /api/lifeboat/v1/backups`.
-pub async fn push(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
+pub async fn push(pod: &Arc<Pod>, holder: &Holder<SledSlots>, mut req: Request) -> Result<Response> {
     rate_limited(pod, &req)?;
-    let holder = holder(pod);
-    let body = read_body(&holder, &mut req).await?;
+    let body = read_body(holder, &mut req).await?;
     let (status, answer) = match holder.push(&body).await? {
         PushOutcome::AwaitingConfirmation => (StatusCode::ACCEPTED, json!({"status": "awaiting_confirmation"})),
         PushOutcome::Stored(n) => (StatusCode::OK, json!({"status": "stored", "sequence": n})),
@@ -65,9 +55,8 @@ pub async fn push(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
 }
 
 /// `POST /api/lifeboat/v1/backups/status`.
-pub async fn status(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
+pub async fn status(pod: &Arc<Pod>, holder: &Holder<SledSlots>, mut req: Request) -> Result<Response> {
     rate_limited(pod, &req)?;
-    let holder = holder(pod);
     let body = match req.body(crate::backup::holder::ENVELOPE_BYTES).await {
         Err(Error::TooLarge(message)) => return Err(Error::TooLarge(message)),
         other => other?,
@@ -79,9 +68,9 @@ pub async fn status(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
 }
 
 /// `GET /backups/confirm?token=...`: shows the slot and two buttons. Changes nothing.
-pub fn confirm_page(pod: &Arc<Pod>, req: &Request) -> Result<Response> {
+pub fn confirm_page(pod: &Arc<Pod>, holder: &Holder<SledSlots>, req: &Request) -> Result<Response> {
     let token = req.query_param("token").unwrap_or_default();
-    let pending = holder(pod).pending(&token)?;
+    let pending = holder.pending(&token)?;
     let host = pod.config.public_host();
     Ok(html(pages::layout(
         "Confirm a backup",
@@ -108,7 +97,7 @@ pub fn confirm_page(pod: &Arc<Pod>, req: &Request) -> Result<Response> {
 }
 
 /// `POST /backups/confirm`: confirms the slot or deletes it as "not mine".
-pub async fn confirm_post(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
+pub async fn confirm_post(pod: &Arc<Pod>, holder: &Holder<SledSlots>, mut req: Request) -> Result<Response> {
     let body = req.body(4096).await?;
     let pairs = form_pairs(&body);
     let field = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
@@ -118,7 +107,7 @@ pub async fn confirm_post(pod: &Arc<Pod>, mut req: Request) -> Result<Response> 
         _ => return Err(Error::bad("choose confirm or reject")),
     };
     let token = field("token").unwrap_or_default();
-    let done = holder(pod).decide(token, action).await?;
+    let done = holder.decide(token, action).await?;
     let url = pod.config.public_url();
     Ok(html(pages::layout(
         "Backup",

@@ -29,6 +29,7 @@ use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use warp::Filter;
 
 use crate::pod::Pod;
+use crate::services::Services;
 use crate::{Error, Result};
 use client_addr::ClientAddr;
 
@@ -137,6 +138,7 @@ pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
 /// The warp filter serving the whole pod.
 pub fn filter(
     pod: Arc<Pod>,
+    services: Arc<Services>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
     warp::any()
         .and(warp::method())
@@ -152,7 +154,7 @@ pub fn filter(
                   headers: HeaderMap,
                   remote: Option<SocketAddr>,
                   body: BodyStream| {
-                let pod = pod.clone();
+                let (pod, services) = (pod.clone(), services.clone());
                 let forwarded = headers
                     .get("x-forwarded-for")
                     .and_then(|v| v.to_str().ok())
@@ -167,7 +169,7 @@ pub fn filter(
                     body: std::sync::Mutex::new(Some(body)),
                     fresh_csrf: std::sync::OnceLock::new(),
                 };
-                handle(pod, request)
+                handle(pod, services, request)
             },
         )
 }
@@ -180,7 +182,7 @@ where
     Box::pin(stream.map(|chunk| chunk.map(|mut buf| buf.copy_to_bytes(buf.remaining()))))
 }
 
-async fn handle(pod: Arc<Pod>, request: Request) -> Response {
+async fn handle(pod: Arc<Pod>, services: Arc<Services>, request: Request) -> Response {
     let started = Instant::now();
     let (method, path, client) = (request.method.clone(), request.path.clone(), request.client);
     let wants_html = request
@@ -188,7 +190,7 @@ async fn handle(pod: Arc<Pod>, request: Request) -> Response {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
-    let mut response = match dispatch(&pod, request).await {
+    let mut response = match dispatch(&pod, &services, request).await {
         Ok(response) => response,
         Err(error) => {
             if let Error::Internal(detail) = &error {
@@ -203,7 +205,7 @@ async fn handle(pod: Arc<Pod>, request: Request) -> Response {
 }
 
 /// Picks the handler for a request.
-async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
+async fn dispatch(pod: &Arc<Pod>, svc: &Services, mut req: Request) -> Result<Response> {
     let path = req.path.clone();
     let method = req.method.clone();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -213,7 +215,7 @@ async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
         (&Method::GET, [".well-known", "nodeinfo"]) => Ok(json(StatusCode::OK, &nodeinfo::well_known(pod))),
         (&Method::GET, ["nodeinfo", version @ ("2.0" | "2.1")]) => {
             let usage = nodeinfo::Usage {
-                backup_room: backups::backup_room(pod),
+                backup_room: backups::backup_room(&svc.holder),
                 ..Default::default()
             };
             let doc = nodeinfo::document(pod, version, usage);
@@ -249,7 +251,7 @@ async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
         (&Method::GET, ["users", "password", "reset"]) => accounts::reset_form(pod, &req).await,
         (&Method::POST, ["users", "password", "reset"]) => accounts::reset(pod, &mut req).await,
         (&Method::GET, ["settings"]) => accounts::settings(pod, &req).await,
-        (&Method::GET, ["admin"]) => admin_pages::admin(pod, &req).await,
+        (&Method::GET, ["admin"]) => admin_pages::admin(pod, &svc.holder, &req).await,
         (&Method::GET, ["profile"]) => account_data::profile_form(pod, &req).await,
         (&Method::POST, ["profile"]) => account_data::save_profile(pod, &mut req).await,
         (&Method::GET, ["aspects"]) => account_data::aspects(pod, &req).await,
@@ -272,19 +274,19 @@ async fn dispatch(pod: &Arc<Pod>, mut req: Request) -> Result<Response> {
         (&Method::POST, ["settings", "download", "backup"]) => accounts::download_backup(pod, &mut req).await,
         (&Method::POST, ["settings", "move"]) => accounts::start_move(pod, &mut req).await,
         (&Method::POST, ["settings", "not_me"]) => accounts::not_me(pod, &mut req).await,
-        (&Method::POST, ["settings", "move", "retry"]) => accounts::retry_delivery(pod, &mut req).await,
-        (&Method::POST, ["api", "lifeboat", "v1", "backups"]) => backups::push(pod, req).await,
-        (&Method::POST, ["api", "lifeboat", "v1", "backups", "status"]) => backups::status(pod, req).await,
+        (&Method::POST, ["settings", "move", "retry"]) => accounts::retry_delivery(pod, &svc.outbox, &mut req).await,
+        (&Method::POST, ["api", "lifeboat", "v1", "backups"]) => backups::push(pod, &svc.holder, req).await,
+        (&Method::POST, ["api", "lifeboat", "v1", "backups", "status"]) => backups::status(pod, &svc.holder, req).await,
         (&Method::GET, ["restore_backup"]) => restore::form(pod, &req).await,
-        (&Method::POST, ["restore_backup"]) => restore::request(pod, &mut req).await,
+        (&Method::POST, ["restore_backup"]) => restore::request(pod, &svc.restores, &mut req).await,
         (&Method::GET, ["restore_backup", "confirm"]) => restore::confirm_page(pod, &req).await,
-        (&Method::POST, ["restore_backup", "confirm"]) => restore::unlock(pod, &mut req).await,
-        (&Method::POST, ["restore_backup", "create"]) => restore::create(pod, &mut req).await,
-        (&Method::POST, ["restore_backup", "download"]) => restore::download(pod, &mut req).await,
+        (&Method::POST, ["restore_backup", "confirm"]) => restore::unlock(pod, &svc.restores, &mut req).await,
+        (&Method::POST, ["restore_backup", "create"]) => restore::create(pod, &svc.restores, &mut req).await,
+        (&Method::POST, ["restore_backup", "download"]) => restore::download(pod, &svc.restores, &mut req).await,
         (&Method::GET, ["move_in"]) => restore::move_in_form(pod, &req).await,
         (&Method::POST, ["move_in"]) => restore::move_in(pod, &mut req).await,
-        (&Method::GET, ["backups", "confirm"]) => backups::confirm_page(pod, &req),
-        (&Method::POST, ["backups", "confirm"]) => backups::confirm_post(pod, req).await,
+        (&Method::GET, ["backups", "confirm"]) => backups::confirm_page(pod, &svc.holder, &req),
+        (&Method::POST, ["backups", "confirm"]) => backups::confirm_post(pod, &svc.holder, req).await,
         _ => Err(Error::NotFound(format!("no page at {path}"))),
     }
 }

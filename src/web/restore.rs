@@ -20,8 +20,8 @@ use super::forms::{self, Form};
 use super::{Request, Response};
 use crate::account::session;
 use crate::backup::restore::{
-    self, accepts_move_ins, Create, Created, KeyCheck, MoveIn, RestoreView, Unlock, ATTEMPTS, WHAT_COMES_BACK,
-    WHAT_DOES_NOT,
+    self, accepts_move_ins, Create, Created, KeyCheck, MoveIn, RestoreView, Restores, Unlock, ATTEMPTS,
+    WHAT_COMES_BACK, WHAT_DOES_NOT,
 };
 use crate::passphrase::Passphrase;
 use crate::pod::Pod;
@@ -76,10 +76,10 @@ pub async fn form(pod: &Pod, req: &Request) -> Result<Response> {
 }
 
 /// `POST /restore_backup`: always the same page, at once.
-pub async fn request(pod: &Arc<Pod>, req: &mut Request) -> Result<Response> {
+pub async fn request(pod: &Arc<Pod>, restores: &Restores, req: &mut Request) -> Result<Response> {
     let form = forms::read(req, pod.config.server.max_body_bytes).await?;
     if pod.limits.mail_forms.allow(&req.client.key()) {
-        restore::request_link(pod, form.text("email"));
+        restore::request_link(pod, restores, form.text("email"));
     }
     let ttl = pod.config.backups.restore_link_ttl.get().as_secs() / 60;
     let body = html! {
@@ -146,7 +146,7 @@ fn message_page(pod: &Pod, req: &Request, error: &Error, title: &str) -> Respons
 }
 
 /// `POST /restore_backup/confirm`: one pass-phrase attempt.
-pub async fn unlock(pod: &Pod, req: &mut Request) -> Result<Response> {
+pub async fn unlock(pod: &Pod, restores: &Restores, req: &mut Request) -> Result<Response> {
     let form = forms::read(req, pod.config.server.max_body_bytes).await?;
     let token = form.text("token").to_string();
     if !pod.limits.restore.allow(&req.client.key()) {
@@ -155,7 +155,7 @@ pub async fn unlock(pod: &Pod, req: &mut Request) -> Result<Response> {
         ));
     }
     let passphrase = Passphrase::new(form.text("passphrase").to_string());
-    match restore::unlock(pod, &token, passphrase).await {
+    match restore::unlock(pod, restores, &token, passphrase).await {
         Ok(Unlock::Ready(view)) => Ok(account_page(pod, req, StatusCode::OK, &token, &view, None)),
         Ok(Unlock::StillActive { old_id, pod_origin }) => Ok(still_active_page(pod, req, &old_id, &pod_origin)),
         Ok(Unlock::WrongPassphrase { attempts_left: 0 }) => {
@@ -319,11 +319,11 @@ fn arrived_page(pod: &Pod, req: &Request, created: &Created, title: &str) -> Res
 }
 
 /// `POST /restore_backup/create`: the account, in one unit of work.
-pub async fn create(pod: &Pod, req: &mut Request) -> Result<Response> {
+pub async fn create(pod: &Pod, restores: &Restores, req: &mut Request) -> Result<Response> {
     let form = forms::read(req, pod.config.server.max_body_bytes).await?;
     let token = form.text("token").to_string();
     let username = form.text("username").trim().to_ascii_lowercase();
-    match restore::create(pod, &token, &username, form.text("password")).await {
+    match restore::create(pod, restores, &token, &username, form.text("password")).await {
         Ok(Create::Done(created)) => {
             let id = session::start(pod, &created.account).await?;
             let response = no_store(arrived_page(pod, req, &created, "Welcome back"));
@@ -341,7 +341,7 @@ pub async fn create(pod: &Pod, req: &mut Request) -> Result<Response> {
                 Some("Your opened backup waited too long (or this pod restarted): enter your pass phrase again. Nothing was created."),
             ))
         }
-        Err(e @ (Error::BadRequest(_) | Error::Conflict(_))) => match restore::opened_view(pod, &token) {
+        Err(e @ (Error::BadRequest(_) | Error::Conflict(_))) => match restore::opened_view(pod, restores, &token) {
             Some(view) => Ok(account_page(
                 pod,
                 req,
@@ -360,9 +360,9 @@ pub async fn create(pod: &Pod, req: &mut Request) -> Result<Response> {
 }
 
 /// `POST /restore_backup/download`: the held `.lfbk`, once the pass phrase opened it.
-pub async fn download(pod: &Pod, req: &mut Request) -> Result<Response> {
+pub async fn download(pod: &Pod, restores: &Restores, req: &mut Request) -> Result<Response> {
     let form = forms::read(req, pod.config.server.max_body_bytes).await?;
-    let (bytes, filename) = restore::held_backup(pod, form.text("token"))?;
+    let (bytes, filename) = restore::held_backup(pod, restores, form.text("token"))?;
     let mut response = Response::new(bytes::Bytes::from(bytes));
     let headers = response.headers_mut();
     headers.insert(

@@ -130,7 +130,8 @@ async fn check_all_pods(pod: &Arc<Pod>) {
 
 /// A real lifeboat holder, served in-process.
 struct Holder {
-    pod: Arc<Pod>,
+    _pod: Arc<Pod>,
+    services: Arc<crate::services::Services>,
     url: String,
     _dir: tempfile::TempDir,
 }
@@ -144,19 +145,26 @@ async fn real_holder() -> Holder {
     config.server.public_url = Some(url.clone());
     config.backups.allow_backups_and_migration = true;
     let pod = Pod::new(config, Store::open(dir.path()).unwrap()).unwrap();
+    let services = Arc::new(crate::services::Services::new(&pod));
     tokio::spawn(
-        warp::serve(crate::web::filter(pod.clone()))
+        warp::serve(crate::web::filter(pod.clone(), services.clone()))
             .incoming(listener)
             .graceful(std::future::pending::<()>())
             .run(),
     );
-    Holder { pod, url, _dir: dir }
+    Holder {
+        _pod: pod,
+        services,
+        url,
+        _dir: dir,
+    }
 }
 
 impl Holder {
     /// (sequence, holds a backup) of the slot for `email`.
     fn slot(&self, email: &str) -> Option<(u64, bool)> {
-        crate::web::backups::holder(&self.pod)
+        self.services
+            .holder
             .list()
             .unwrap()
             .into_iter()
@@ -270,14 +278,14 @@ async fn every_account_write_nudges_and_a_change_waits_for_the_debounce() {
 
     // Not confirmed: looked at, nothing sent.
     let now = now_unix();
-    let report = run_due(pod, now).await.unwrap();
+    let report = run_due(pod, &BackupSync::default(), now).await.unwrap();
     assert_eq!((report.looks, report.pushes), (1, 0));
     assert_eq!(state(pod, "ada").slot, SlotState::Off);
     assert!(holder.slot("ada@example.org").is_none());
 
     // Confirmed: the first push is queued at once, no debounce.
     change(pod, "ada", |a| a.email_confirmed = true);
-    let report = run_due(pod, now).await.unwrap();
+    let report = run_due(pod, &BackupSync::default(), now).await.unwrap();
     assert_eq!(report.pushes, 1);
     assert_eq!(holder.slot("ada@example.org"), Some((1, true)));
     let mail = mails(pod);
@@ -297,13 +305,16 @@ async fn every_account_write_nudges_and_a_change_waits_for_the_debounce() {
     change(pod, "ada", |a| a.profile.last_name = Some("Lovelace".into()));
     let changed = pod.store.nudges().unwrap()[0].1.changed_unix.unwrap();
     assert_eq!(
-        run_due(pod, changed + 59).await.unwrap().pushes,
+        run_due(pod, &BackupSync::default(), changed + 59).await.unwrap().pushes,
         0,
         "not before the debounce"
     );
     assert_eq!(state(pod, "ada").push_due, Some(changed + 60));
     assert_eq!(pod.store.next_due().unwrap(), Some(changed + 60));
-    assert_eq!(run_due(pod, changed + 60).await.unwrap().pushes, 1);
+    assert_eq!(
+        run_due(pod, &BackupSync::default(), changed + 60).await.unwrap().pushes,
+        1
+    );
     assert_eq!(holder.slot("ada@example.org"), Some((2, true)));
 }
 
@@ -315,9 +326,9 @@ async fn an_unchanged_account_is_skipped_and_a_new_pass_phrase_is_pushed() {
     check_all_pods(pod).await;
     put(pod, &account("bea"));
     let now = now_unix();
-    assert_eq!(run_due(pod, now).await.unwrap().pushes, 1);
+    assert_eq!(run_due(pod, &BackupSync::default(), now).await.unwrap().pushes, 1);
     for day in 1..=3 {
-        let report = run_due(pod, now + day * 86400).await.unwrap();
+        let report = run_due(pod, &BackupSync::default(), now + day * 86400).await.unwrap();
         assert_eq!(
             (report.pushes, report.skipped, report.bytes_pushed),
             (0, 1, 0),
@@ -335,7 +346,7 @@ async fn an_unchanged_account_is_skipped_and_a_new_pass_phrase_is_pushed() {
     )
     .unwrap();
     change(pod, "bea", |a| a.sealing_key = Some(fresh.clone()));
-    let report = run_due(pod, now + 4 * 86400).await.unwrap();
+    let report = run_due(pod, &BackupSync::default(), now + 4 * 86400).await.unwrap();
     assert_eq!(report.pushes, 1);
     assert_eq!(holder.slot("bea@example.org"), Some((2, true)));
     assert!(state(pod, "bea").left_behind.is_empty(), "nothing to delete");
@@ -349,7 +360,7 @@ async fn a_409_with_a_higher_held_sequence_is_caught_up() {
     let pod = &home.pod;
     check_all_pods(pod).await;
     put(pod, &account("cy"));
-    run_due(pod, now_unix()).await.unwrap();
+    run_due(pod, &BackupSync::default(), now_unix()).await.unwrap();
     let sequences: Vec<u64> = f
         .backups_received()
         .iter()
@@ -379,20 +390,20 @@ async fn a_507_is_retried_with_backoff_and_moves_only_after_the_failing_period()
     check_all_pods(pod).await;
     put(pod, &account("dee"));
     let t0 = now_unix();
-    run_due(pod, t0).await.unwrap();
+    run_due(pod, &BackupSync::default(), t0).await.unwrap();
     assert_eq!(state(pod, "dee").pod.as_deref(), Some(full.url.as_str()));
     other.with(|s| s.accepts = true);
     check_all_pods(pod).await;
 
     change(pod, "dee", |a| a.followed_tags.push("knitting".into()));
     let mut t = t0 + 120;
-    run_due(pod, t).await.unwrap();
+    run_due(pod, &BackupSync::default(), t).await.unwrap();
     let s = state(pod, "dee");
     assert_eq!((s.failures, s.failing_since), (1, Some(t)));
     assert_eq!(s.push_due, Some(t + 60), "the first retry after push_retry_min");
     assert!(s.last_error.unwrap().text.contains("507"));
     t += 60;
-    run_due(pod, t).await.unwrap();
+    run_due(pod, &BackupSync::default(), t).await.unwrap();
     assert_eq!(state(pod, "dee").push_due, Some(t + 120), "doubling");
     assert_eq!(
         state(pod, "dee").pod.as_deref(),
@@ -402,7 +413,7 @@ async fn a_507_is_retried_with_backoff_and_moves_only_after_the_failing_period()
 
     // Failing past move_after_failing (3 days): moved to the other vetted pod.
     let since = state(pod, "dee").failing_since.unwrap();
-    run_due(pod, since + 3 * 86400).await.unwrap();
+    run_due(pod, &BackupSync::default(), since + 3 * 86400).await.unwrap();
     let s = state(pod, "dee");
     assert_eq!(s.pod.as_deref(), Some(other.url.as_str()));
     assert_eq!(s.slot, SlotState::Stored);
@@ -428,7 +439,7 @@ async fn a_403_moves_at_once_and_the_delete_waits_for_the_new_pod() {
     check_all_pods(pod).await;
     put(pod, &account("eli"));
     let t0 = now_unix();
-    run_due(pod, t0).await.unwrap();
+    run_due(pod, &BackupSync::default(), t0).await.unwrap();
     // A second vetted pod appears, which for now fails every push.
     let mut config = pod.config.clone();
     config.backups.approved_pods = vec![next.url.clone()];
@@ -438,7 +449,7 @@ async fn a_403_moves_at_once_and_the_delete_waits_for_the_new_pod() {
     closing.with(|s| s.otherwise = Some((403, json!({"error": "backups are off here"}))));
     next.with(|s| s.otherwise = Some((500, json!({"error": "oops"}))));
     change(&moved_home, "eli", |a| a.aspects.push("Chess".into()));
-    run_due(&moved_home, t0 + 100).await.unwrap();
+    run_due(&moved_home, &BackupSync::default(), t0 + 100).await.unwrap();
     let s = state(&moved_home, "eli");
     assert_eq!(s.pod.as_deref(), Some(next.url.as_str()), "403: moved at once");
     assert!(pods::pod(&moved_home.store, &closing.url).unwrap().unwrap().refuses());
@@ -449,7 +460,9 @@ async fn a_403_moves_at_once_and_the_delete_waits_for_the_new_pod() {
     );
     assert!(closing.deletes_received().is_empty());
     next.with(|s| s.otherwise = None);
-    run_due(&moved_home, s.push_due.unwrap()).await.unwrap();
+    run_due(&moved_home, &BackupSync::default(), s.push_due.unwrap())
+        .await
+        .unwrap();
     assert_eq!(closing.deletes_received().len(), 1);
     assert!(state(&moved_home, "eli").left_behind.is_empty());
 }
@@ -462,15 +475,15 @@ async fn a_410_tells_the_user_and_stops_pushing() {
     check_all_pods(pod).await;
     put(pod, &account("fay"));
     let t0 = now_unix();
-    run_due(pod, t0).await.unwrap();
+    run_due(pod, &BackupSync::default(), t0).await.unwrap();
     f.with(|s| s.otherwise = Some((410, json!({"status": "restored"}))));
     change(pod, "fay", |a| a.followed_tags.push("rowing".into()));
-    run_due(pod, t0 + 100).await.unwrap();
+    run_due(pod, &BackupSync::default(), t0 + 100).await.unwrap();
     assert_eq!(state(pod, "fay").slot, SlotState::Restored);
     let mail = mails(pod).into_iter().find(|m| m.subject.contains("restored")).unwrap();
     assert!(mail.to == "fay@example.org");
     change(pod, "fay", |a| a.followed_tags.push("sailing".into()));
-    run_due(pod, t0 + 86400 * 8).await.unwrap();
+    run_due(pod, &BackupSync::default(), t0 + 86400 * 8).await.unwrap();
     assert_eq!(f.backups_received().len(), 2, "no push after the 410");
     assert_eq!(mails(pod).iter().filter(|m| m.subject.contains("restored")).count(), 1);
 }
@@ -483,7 +496,7 @@ async fn a_closed_account_deletes_its_backup_with_the_farewell_signed_earlier() 
     check_all_pods(pod).await;
     put(pod, &account("gus"));
     let t0 = now_unix();
-    run_due(pod, t0).await.unwrap();
+    run_due(pod, &BackupSync::default(), t0).await.unwrap();
     assert_eq!(holder.slot("gus@example.org"), Some((1, true)));
     change(pod, "gus", |a| crate::account::wipe(a, None));
     assert!(AccountStore::account(&pod.store, "gus")
@@ -491,7 +504,7 @@ async fn a_closed_account_deletes_its_backup_with_the_farewell_signed_earlier() 
         .unwrap()
         .private_key_pem
         .is_empty());
-    let report = run_due(pod, t0 + 1).await.unwrap();
+    let report = run_due(pod, &BackupSync::default(), t0 + 1).await.unwrap();
     assert_eq!((report.pushes, report.deletes), (0, 1));
     assert_eq!(
         holder.slot("gus@example.org"),
@@ -517,13 +530,15 @@ async fn sequences_are_spent_durably_before_sending_and_only_grow() {
     f.with(|s| s.otherwise = Some((503, json!({"error": "down"}))));
     put(pod, &account("hal"));
     let t0 = now_unix();
-    run_due(pod, t0).await.unwrap();
+    run_due(pod, &BackupSync::default(), t0).await.unwrap();
     let s = state(pod, "hal");
     assert_eq!(s.next_sequence, 2, "sequence 1 was spent on the failed attempt");
     assert_eq!(s.farewell.as_ref().map(|d| d.sequence), Some(2));
-    run_due(pod, s.push_due.unwrap()).await.unwrap();
+    run_due(pod, &BackupSync::default(), s.push_due.unwrap()).await.unwrap();
     f.with(|s| s.otherwise = None);
-    run_due(pod, state(pod, "hal").push_due.unwrap()).await.unwrap();
+    run_due(pod, &BackupSync::default(), state(pod, "hal").push_due.unwrap())
+        .await
+        .unwrap();
     let sequences: Vec<u64> = f
         .backups_received()
         .iter()
@@ -542,15 +557,15 @@ async fn without_an_available_pod_the_account_says_so_and_takes_one_when_it_appe
     check_all_pods(pod).await;
     put(pod, &account("ivy"));
     let t0 = now_unix();
-    run_due(pod, t0).await.unwrap();
+    run_due(pod, &BackupSync::default(), t0).await.unwrap();
     let s = state(pod, "ivy");
     assert_eq!((s.slot, s.pod.clone()), (SlotState::NoPod, None));
     assert_eq!(s.failing_since, Some(t0));
     let overview = overview(pod, &account("ivy")).unwrap();
     assert!(overview.choices.is_empty() && overview.off.is_none());
     // Two days without a pod: the user is told, once.
-    run_due(pod, t0 + 2 * 86400).await.unwrap();
-    run_due(pod, t0 + 3 * 86400).await.unwrap();
+    run_due(pod, &BackupSync::default(), t0 + 2 * 86400).await.unwrap();
+    run_due(pod, &BackupSync::default(), t0 + 3 * 86400).await.unwrap();
     let warnings: Vec<Mail> = mails(pod)
         .into_iter()
         .filter(|m| m.subject.contains("not up to date"))
@@ -561,7 +576,7 @@ async fn without_an_available_pod_the_account_says_so_and_takes_one_when_it_appe
     f.with(|s| s.accepts = true);
     check_all_pods(pod).await;
     assert!(pod.store.nudges().unwrap().iter().any(|(u, n)| u == "ivy" && n.now));
-    run_due(pod, now_unix()).await.unwrap();
+    run_due(pod, &BackupSync::default(), now_unix()).await.unwrap();
     let s = state(pod, "ivy");
     assert_eq!(s.pod.as_deref(), Some(f.url.as_str()));
     assert_eq!(s.slot, SlotState::Stored);
@@ -576,7 +591,7 @@ async fn the_status_check_re_pushes_a_copy_that_does_not_match() {
     check_all_pods(pod).await;
     put(pod, &account("jo"));
     let t0 = now_unix();
-    run_due(pod, t0).await.unwrap();
+    run_due(pod, &BackupSync::default(), t0).await.unwrap();
     let acked = state(pod, "jo").acked.unwrap();
     // A week later the holder answers with what we sent: nothing to do.
     f.with(|s| {
@@ -585,11 +600,11 @@ async fn the_status_check_re_pushes_a_copy_that_does_not_match() {
             json!({"sequence": acked.sequence, "sha256": hex::encode(acked.lfbk_sha256), "confirmed": true}),
         ))
     });
-    let report = run_due(pod, t0 + 7 * 86400).await.unwrap();
+    let report = run_due(pod, &BackupSync::default(), t0 + 7 * 86400).await.unwrap();
     assert_eq!((report.status_checks, report.pushes), (1, 0));
     // Then a holder that holds something else (an old copy): pushed again, above it.
     f.with(|s| s.status = Some((200, json!({"sequence": 9, "sha256": "00", "confirmed": true}))));
-    let report = run_due(pod, t0 + 14 * 86400).await.unwrap();
+    let report = run_due(pod, &BackupSync::default(), t0 + 14 * 86400).await.unwrap();
     assert_eq!((report.status_checks, report.pushes), (1, 1));
     assert_eq!(f.backups_received().last().unwrap()["sequence"], json!(10));
 }
@@ -602,9 +617,9 @@ async fn an_email_change_keeps_the_pod_and_deletes_the_old_address_slot() {
     check_all_pods(pod).await;
     put(pod, &account("kim"));
     let t0 = now_unix();
-    run_due(pod, t0).await.unwrap();
+    run_due(pod, &BackupSync::default(), t0).await.unwrap();
     change(pod, "kim", |a| a.email = "kim@new.example".into());
-    run_due(pod, t0 + 120).await.unwrap();
+    run_due(pod, &BackupSync::default(), t0 + 120).await.unwrap();
     assert_eq!(holder.slot("kim@new.example").map(|s| s.1), Some(true));
     assert_eq!(
         holder.slot("kim@example.org"),

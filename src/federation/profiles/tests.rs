@@ -148,9 +148,7 @@ impl Rig {
     }
 
     fn deliveries(&self, topic: &str) -> Vec<Delivery> {
-        self.pod
-            .outbox
-            .topic(topic)
+        crate::delivery::topic_deliveries(&self.pod.store, topic)
             .unwrap()
             .into_iter()
             .filter(|d| d.state == DeliveryState::Pending)
@@ -158,7 +156,7 @@ impl Rig {
     }
 
     fn body(&self, delivery: &Delivery) -> String {
-        String::from_utf8(self.pod.outbox.body(delivery).unwrap().unwrap()).unwrap()
+        String::from_utf8(crate::delivery::body_of(&self.pod.store, delivery).unwrap().unwrap()).unwrap()
     }
 }
 

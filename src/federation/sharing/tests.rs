@@ -158,17 +158,13 @@ fn open_as_bob(body: &[u8]) -> Contact {
 
 /// The stored body of a queued delivery.
 fn body_of(rig: &Rig, delivery: &crate::delivery::Delivery) -> Vec<u8> {
-    rig.pod
-        .outbox
-        .body(delivery)
+    crate::delivery::body_of(&rig.pod.store, delivery)
         .unwrap()
         .expect("a pending delivery holds its body")
 }
 
 fn pending(rig: &Rig) -> Vec<crate::delivery::Delivery> {
-    rig.pod
-        .outbox
-        .topic(&topic("alice", BOB))
+    crate::delivery::topic_deliveries(&rig.pod.store, &topic("alice", BOB))
         .unwrap()
         .into_iter()
         .filter(|d| d.state == DeliveryState::Pending)

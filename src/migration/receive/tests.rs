@@ -168,15 +168,13 @@ impl Rig {
                 .map(|id| received(&self.pod, id).unwrap())
                 .collect(),
             resends: self.pod.store.waiting_resends(usize::MAX).unwrap(),
-            outbox: self.pod.outbox.pending_count(),
+            outbox: crate::delivery::OutboxStore::scheduled(&self.pod.store),
         }
     }
 
     /// The pending deliveries of `username`'s contact messages to `id`.
     pub fn contact_messages(&self, username: &str, id: &str) -> Vec<Delivery> {
-        self.pod
-            .outbox
-            .topic(&sharing::topic(username, id))
+        crate::delivery::topic_deliveries(&self.pod.store, &sharing::topic(username, id))
             .unwrap()
             .into_iter()
             .filter(|d| d.state == DeliveryState::Pending)
@@ -184,7 +182,7 @@ impl Rig {
     }
 
     pub fn body(&self, delivery: &Delivery) -> Vec<u8> {
-        self.pod.outbox.body(delivery).unwrap().unwrap()
+        crate::delivery::body_of(&self.pod.store, delivery).unwrap().unwrap()
     }
 }
 
@@ -406,7 +404,11 @@ async fn a_re_send_to_an_account_of_this_pod_is_recorded_there() {
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].diaspora_id, ALICE);
     assert!(recorded[0].sharing && !recorded[0].receiving, "alice shares with nora2");
-    assert_eq!(rig.pod.outbox.pending_count(), 0, "nothing goes over the network");
+    assert_eq!(
+        crate::delivery::OutboxStore::scheduled(&rig.pod.store),
+        0,
+        "nothing goes over the network"
+    );
 }
 
 // ----- the profile -----
