@@ -196,11 +196,11 @@ pub async fn execute(pod: &Arc<Pod>, services: &Services, request: AdminRequest)
             })
         }
         AdminRequest::PeopleList => Ok(AdminReply {
-            output: format_people(&crate::federation::people::PeopleStore::people(&pod.store)?),
+            output: format_people(&crate::people::PeopleStore::people(&pod.store)?),
             file: None,
         }),
         AdminRequest::PeopleQueue => Ok(AdminReply {
-            output: format_queue(&crate::federation::people_queue::overview(&pod.store)?),
+            output: format_queue(&crate::people::queue::overview(&pod.store)?),
             file: None,
         }),
         AdminRequest::UserList => {
@@ -236,7 +236,7 @@ pub async fn execute(pod: &Arc<Pod>, services: &Services, request: AdminRequest)
 }
 
 /// `lifeboat people list`: one line per known person.
-fn format_people(people: &[crate::federation::people::Person]) -> String {
+fn format_people(people: &[crate::people::Person]) -> String {
     use crate::backup::sync::utc;
     let mut out = String::new();
     for person in people {
@@ -261,7 +261,7 @@ fn format_people(people: &[crate::federation::people::Person]) -> String {
 }
 
 /// `lifeboat people queue`: one line per pod with people waiting.
-fn format_queue(hosts: &[(String, crate::federation::people_queue::HostState, usize)]) -> String {
+fn format_queue(hosts: &[(String, crate::people::queue::HostState, usize)]) -> String {
     use crate::backup::sync::utc;
     let waiting: usize = hosts.iter().map(|(_, _, n)| n).sum();
     let mut out = format!("{waiting} people waiting to be discovered, on {} pods\n", hosts.len());

@@ -26,6 +26,9 @@
 //! - [`backup`]: backups between pods: the push format and the holder side.
 //! - [`federation`]: diaspora*'s wire formats: entities, Magic Envelope, signatures,
 //!   WebFinger and hCard.
+//! - [`people`]: the people this pod knows (discovery, the background queue for
+//!   archive contacts, profile updates and deletions they send).
+//! - [`sharing`]: diaspora*'s `contact` messages, sent and received.
 
 pub mod account;
 pub mod admin;
@@ -38,12 +41,14 @@ pub mod http_client;
 pub mod mail;
 pub mod migration;
 pub mod passphrase;
+pub mod people;
 pub mod pod;
 pub mod ratelimit;
 pub mod retry;
 pub mod sealed;
 pub mod server;
 pub mod services;
+pub mod sharing;
 pub mod store;
 pub mod systemd;
 pub mod tls;

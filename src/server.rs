@@ -79,7 +79,7 @@ pub async fn serve(config: Config) -> Result<()> {
         services.backups.clone(),
         stopped.clone(),
     ));
-    workers.spawn(crate::federation::people_queue::run(pod.clone(), stopped.clone()));
+    workers.spawn(crate::people::queue::run(pod.clone(), stopped.clone()));
     {
         let (pod, services) = (pod.clone(), services.clone());
         let stopped = stopped.clone();

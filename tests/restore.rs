@@ -14,10 +14,10 @@ use lifeboat::backup::holder::{ConfirmAction, PushOutcome, SlotKey, SlotStore, R
 use lifeboat::backup::push::{push_signed_text, Fingerprint};
 use lifeboat::backup::restore::{self, Create, KeyCheck, MoveIn, Unlock};
 use lifeboat::config::Config;
-use lifeboat::federation::people::{store_person, Person};
 use lifeboat::federation::signature::{self, private_key_to_pem, public_key_to_pem};
 use lifeboat::mail::QueuedMail;
 use lifeboat::passphrase::Passphrase;
+use lifeboat::people::{store_person, Person};
 use lifeboat::pod::Pod;
 use lifeboat::sealed::{self, KdfParams, SealingKey};
 use lifeboat::store::{decode, Store, Tree};
@@ -216,7 +216,7 @@ impl Rig {
 
 /// Everyone waiting in the discovery queue, by pod.
 fn queued(pod: &Pod) -> Vec<String> {
-    use lifeboat::federation::people_queue::QueueStore;
+    use lifeboat::people::queue::QueueStore;
     let mut out = Vec::new();
     for (host, _) in pod.store.hosts().unwrap() {
         out.extend(pod.store.queued_on(&host).unwrap());

@@ -431,50 +431,6 @@ pub async fn change_email(pod: &Pod, username: &str, password: &str, new_email: 
     Ok(email)
 }
 
-/// Closes an account at its owner's request: sign-in ends, discovery answers 404, the
-/// private key, contacts and profile are deleted, and the username is never reused.
-/// diaspora*'s `account_deletion`, signed with the account's key before the key is
-/// wiped, is queued for its contacts' pods in the unit of work that wipes it, and
-/// local users lose it from their contacts there too.
-pub async fn delete_account(pod: &Pod, username: &str, password: &str) -> Result<()> {
-    let account = open_account(&pod.store, username)?;
-    check_current_password(&account, password).await?;
-    let deliveries = crate::federation::profiles::deletion_deliveries(pod, &account).await?;
-    let own_id = account.diaspora_id(&pod.config.public_host());
-    let local_contacts: Vec<String> = AccountStore::accounts(&pod.store)?
-        .into_iter()
-        .filter(|a| a.username != username && a.closed.is_none())
-        .filter(|a| a.contacts.iter().any(|c| c.diaspora_id == own_id))
-        .map(|a| a.username)
-        .collect();
-    pod.store.transaction(|tx| {
-        update_in(tx, username, |account| {
-            wipe(account, None);
-            Ok(())
-        })?;
-        for (id, delivery) in &deliveries {
-            crate::delivery::enqueue_in(tx, *id, delivery)?;
-        }
-        for other in &local_contacts {
-            let Some(previous) = AccountTx::account(tx, other)? else {
-                continue;
-            };
-            if previous.closed.is_some() {
-                continue;
-            }
-            let mut changed = previous.clone();
-            changed.contacts.retain(|c| c.diaspora_id != own_id);
-            tx.put_account(Some(&previous), &changed)?;
-        }
-        Ok(())
-    })?;
-    pod.store.durable().await?;
-    pod.signals.backups.ring();
-    pod.signals.outbox.ring();
-    tracing::info!(%username, told = deliveries.len(), "account deleted by its owner");
-    Ok(())
-}
-
 /// How long a closed account's uploaded avatar is still served, so that the
 /// `image_url`s other pods and exported archives hold keep working while the network
 /// learns of the closing.

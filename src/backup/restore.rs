@@ -25,7 +25,7 @@
 //!    AccountMigration, signed once with the old key, is queued in the outbox
 //!    ([`crate::migration::prepare`] and [`crate::migration::write_in`]); the
 //!    archive's contacts are queued for discovery in the background
-//!    ([`crate::federation::people_queue`]). A failure at
+//!    ([`crate::people::queue`]). A failure at
 //!    any step leaves no account and the backup restorable.
 //!
 //! **Where the opened archive waits between steps 3 and 4**: in memory only
@@ -77,11 +77,11 @@ use crate::account::credentials::{random_token, token_hash};
 use crate::account::{check_password, check_username, normalize_email, now_unix, Account, AccountStore, Avatar};
 use crate::config::Config;
 use crate::federation::entities::valid_diaspora_id;
-use crate::federation::people::{fetch_person, store_person, PeopleStore};
 use crate::federation::signature::{fingerprint, public_key_from_pem};
 use crate::mail::Mail;
 use crate::migration::{prepare, write_in, Arrival};
 use crate::passphrase::Passphrase;
+use crate::people::{fetch_person, store_person, PeopleStore};
 use crate::pod::Pod;
 use crate::sealed::KdfBounds;
 use crate::store::abort;
@@ -1035,7 +1035,7 @@ async fn move_in_key_check(
     pod: &Pod,
     old_id: &str,
     archive_key: &str,
-) -> Result<(KeyCheck, Option<crate::federation::people::Person>)> {
+) -> Result<(KeyCheck, Option<crate::people::Person>)> {
     let refused = |whose: &str| {
         Error::Forbidden(format!(
             "the key in this file is not the key {whose} for {old_id}, so the move is refused: \

@@ -26,6 +26,9 @@ pub const ALGORITHM: &str = "RSA-SHA256";
 /// The `Content-Type` of a public envelope POSTed to `/receive/public`.
 pub const CONTENT_TYPE: &str = "application/magic-envelope+xml";
 
+/// The `Content-Type` of an encrypted private message (`/receive/users/GUID`).
+pub const PRIVATE_CONTENT_TYPE: &str = "application/json";
+
 /// A public Magic Envelope, as built here or as received.
 ///
 /// A received envelope keeps the `me:data` text exactly as sent (whitespace removed):

@@ -1,5 +1,5 @@
-//! diaspora*'s federation: its wire formats as pure library code (no network, no storage),
-//! and, apart from them, the parts that do I/O (`people`, `outbox`, `sharing`):
+//! diaspora*'s federation wire formats, as pure library code (no network, no storage;
+//! what does I/O with them lives in `people`, `sharing`, `delivery` and `arrivals`):
 //!
 //! - [`signature`]: RSA PKCS#1 v1.5 / SHA-256 signatures, PEM keys, fingerprints and
 //!   the key-strength rule;
@@ -9,14 +9,6 @@
 //! - [`envelope`]: the public Magic Envelope and its encrypted wrapper for one
 //!   recipient;
 //! - [`discovery`]: WebFinger JRD and hCard, rendered and parsed;
-//! - [`people`]: the discovery client (WebFinger + hCard over the network) and the
-//!   store of known people and their keys;
-//! - [`people_queue`]: the durable queue that discovers archive contacts in the
-//!   background;
-//! - [`profiles`]: `profile` and `account_deletion`, sent and received;
-//! - [`outbox`]: the durable queue of deliveries to other pods;
-//! - [`sharing`]: `contact` messages sent when a user starts or stops sharing, and
-//!   received at `/receive/users/GUID`.
 //!
 //! The private `xml` and `html` modules are the strict XML reader/writer and the
 //! tolerant HTML reader underneath.
@@ -25,11 +17,6 @@ pub mod discovery;
 pub mod entities;
 pub mod envelope;
 mod html;
-pub mod lookup;
-pub mod people;
-pub mod people_queue;
-pub mod profiles;
-pub mod sharing;
 pub mod signature;
 #[cfg(test)]
 pub(crate) mod test_support;

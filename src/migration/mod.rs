@@ -8,7 +8,7 @@
 //! for every pod that should hear of it. The old private key is used for that one
 //! signature and never stored: only the signed envelope is kept, for re-delivery. The
 //! archive's contacts are queued in the same unit of work for discovery in the
-//! background ([`crate::federation::people_queue`]), so their keys are known here
+//! background ([`crate::people::queue`]), so their keys are known here
 //! before their pods may be gone.
 //!
 //! Tree `moves_out`: username -> [`OutgoingMove`].
@@ -23,10 +23,10 @@ use crate::account::{self, credentials, now_unix, profile, Account, AccountTx, T
 use crate::delivery::NewDelivery;
 use crate::federation::entities::{AccountMigration, Profile};
 use crate::federation::envelope::{MagicEnvelope, CONTENT_TYPE};
-use crate::federation::people::PeopleStore;
-use crate::federation::people_queue;
 use crate::federation::signature::private_key_from_pem;
 use crate::http_client::origin_of;
+use crate::people::queue as people_queue;
+use crate::people::PeopleStore;
 use crate::pod::Pod;
 use crate::store::{abort, Tx};
 use crate::{Error, Result};

@@ -2,7 +2,7 @@
 //! acts on the AccountMigration (docs/migration.md), `profile` and `account_deletion`.
 //!
 //! Order: parse the envelope (any DOCTYPE refused), read the entity; `profile` and
-//! `account_deletion` go to [`crate::federation::profiles`], anything else but an
+//! `account_deletion` go to [`crate::people::profiles`], anything else but an
 //! AccountMigration is accepted and ignored. Then the checks diaspora_federation runs,
 //! cheapest first: the entity's own rules ([`AccountMigration::check`]: valid IDs, the
 //! profile, `old_identity` when the new identity wrote it), the envelope's signer must
@@ -44,13 +44,13 @@ use crate::federation::entities::{
     parse_entity, AccountMigration, CheckedMigration, Contact, Entity, MigrationForm, Profile,
 };
 use crate::federation::envelope::MagicEnvelope;
-use crate::federation::people::{self, PeopleStore, Person};
-use crate::federation::profiles;
-use crate::federation::sharing;
 use crate::federation::signature::public_key_from_pem;
 use crate::http_client::origin_of;
 use crate::mail::Mail;
+use crate::people::profiles;
+use crate::people::{self, PeopleStore, Person};
 use crate::pod::Pod;
+use crate::sharing;
 use crate::store::abort;
 use crate::{Error, Result};
 

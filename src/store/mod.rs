@@ -102,15 +102,15 @@ trees! {
     /// `outbox_body_refs`: SHA-256 of a body (32 bytes) -> u64 BE, how many deliveries
     /// that may still be sent (pending or failed) hold it.
     OutboxBodyRefs = "outbox_body_refs",
-    /// `people`: diaspora ID (lower case, UTF-8) -> [`crate::federation::people::Person`]
+    /// `people`: diaspora ID (lower case, UTF-8) -> [`crate::people::Person`]
     /// (remote people found by discovery; a stored key is replaced only by a verified
     /// migration).
     People = "people",
     /// `discovery_queue`: host (the part of the diaspora ID after `@`, UTF-8) 0x00
-    /// diaspora ID -> [`crate::federation::people_queue::QueuedPerson`]: people to
+    /// diaspora ID -> [`crate::people::queue::QueuedPerson`]: people to
     /// discover in the background (contacts an archive brought), grouped by their pod.
     DiscoveryQueue = "discovery_queue",
-    /// `discovery_hosts`: host -> [`crate::federation::people_queue::HostState`] (when
+    /// `discovery_hosts`: host -> [`crate::people::queue::HostState`] (when
     /// its next person is asked for, how long it has been failing). One per host with
     /// people queued.
     DiscoveryHosts = "discovery_hosts",
@@ -522,7 +522,7 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
         Tree::OutboxBodyRefs => <[u8; 8]>::try_from(value)
             .map(|_| ())
             .map_err(|_| Error::internal("a reference count is not 8 bytes")),
-        Tree::People => decode::<crate::federation::people::Person>(value).map(|_| ()),
+        Tree::People => decode::<crate::people::Person>(value).map(|_| ()),
         Tree::DiscoveryQueue | Tree::DiscoveryHosts | Tree::DiscoveryDue => people_queue::check_value(tree, key, value),
         Tree::MovesOut => decode::<crate::migration::OutgoingMove>(value).map(|_| ()),
         Tree::MovesIn => decode::<crate::migration::receive::ReceivedMove>(value).map(|_| ()),

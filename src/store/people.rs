@@ -1,9 +1,9 @@
-//! Known remote people on sled: see [`crate::federation::people::PeopleStore`] and
-//! [`crate::federation::people::PeopleTx`].
+//! Known remote people on sled: see [`crate::people::PeopleStore`] and
+//! [`crate::people::PeopleTx`].
 //! Tree `people`: diaspora ID (lower case, UTF-8) -> [`Person`].
 
 use super::{abort, decode, Store, Tree, Tx};
-use crate::federation::people::{PeopleChange, PeopleStore, PeopleTx, Person, TxResult};
+use crate::people::{PeopleChange, PeopleStore, PeopleTx, Person, TxResult};
 use crate::Result;
 
 impl PeopleStore for Store {

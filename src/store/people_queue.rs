@@ -1,4 +1,4 @@
-//! The discovery queue on sled: see [`crate::federation::people_queue::QueueStore`] and
+//! The discovery queue on sled: see [`crate::people::queue::QueueStore`] and
 //! [`QueueTx`]. Key layouts are documented on the [`Tree`] variants `discovery_queue`
 //! (host 0x00 diaspora ID -> [`QueuedPerson`]), `discovery_hosts` (host ->
 //! [`HostState`]) and `discovery_due` (next attempt u64 BE ++ host -> empty); the count
@@ -6,8 +6,8 @@
 //! as every change to `discovery_queue`.
 
 use super::{decode, Store, Tree, Tx};
-use crate::federation::people::TxResult;
-use crate::federation::people_queue::{HostState, QueueStore, QueueTx, QueuedPerson};
+use crate::people::queue::{HostState, QueueStore, QueueTx, QueuedPerson};
+use crate::people::TxResult;
 use crate::{Error, Result};
 
 const COUNT_KEY: &str = "discovery_queued";

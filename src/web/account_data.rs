@@ -1,7 +1,7 @@
 //! Pages for what an account holds: the profile (with the avatar upload), aspects,
 //! contacts, followed tags and blocks. Each POST checks CSRF, changes the account in
 //! one unit of work through [`crate::account::update`] (contacts through
-//! [`crate::federation::sharing`], which also tells the person), and redirects back.
+//! [`crate::sharing`], which also tells the person), and redirects back.
 
 use maud::{html, Markup};
 use warp::http::StatusCode;
@@ -11,8 +11,8 @@ use super::forms::{self, Form};
 use super::pages::notice_for;
 use super::{see_other, Request, Response};
 use crate::account::{self, profile, Account};
-use crate::federation::sharing;
 use crate::pod::Pod;
+use crate::sharing;
 use crate::{Error, Result};
 
 /// The largest form accepted here (an avatar upload plus the fields).

@@ -442,7 +442,7 @@ pub async fn delete(pod: &Pod, req: &mut Request) -> Result<Response> {
         Ok(x) => x,
         Err(redirect) => return Ok(redirect),
     };
-    match account::delete_account(pod, &account.username, form.text("password")).await {
+    match crate::people::profiles::delete_account(pod, &account.username, form.text("password")).await {
         Ok(()) => {
             let clear = forms::set_cookie(pod, forms::SESSION_COOKIE, "", Some(0), "Lax");
             let body = html! { h1 { "Account deleted" } p { "Your account is closed and its data deleted." } };

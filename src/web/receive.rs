@@ -6,9 +6,9 @@
 use warp::http::StatusCode;
 
 use super::{json, text, Request, Response};
-use crate::federation::sharing;
 use crate::migration::receive::{receive_public, Received};
 use crate::pod::Pod;
+use crate::sharing;
 use crate::{Error, Result};
 
 /// The largest public envelope accepted.

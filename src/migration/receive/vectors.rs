@@ -9,7 +9,7 @@
 use super::tests::*;
 use super::*;
 use crate::federation::envelope;
-use crate::federation::sharing::{contact_delivery, contact_entity_delivery, receive_private, Received as Private};
+use crate::sharing::{contact_delivery, contact_entity_delivery, receive_private, Received as Private};
 
 const OUTPUT: &str = "lifeboat-output";
 

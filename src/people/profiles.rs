@@ -25,20 +25,20 @@
 //!   of work. Profiles of people who moved or closed, and of this pod's own accounts,
 //!   are ignored.
 //!
-//! Not owned: the formats ([`super::entities`], [`super::envelope`]), the outbox, when
-//! sharing starts ([`super::sharing`]), closing an account ([`crate::account`]).
+//! Not owned: the formats ([`crate::federation::entities`], [`crate::federation::envelope`]), the outbox, when
+//! sharing starts ([`crate::sharing`]), closing an account ([`crate::account`]).
 
 use rsa::RsaPrivateKey;
 
-use super::discovery::resolve_url;
-use super::entities::{valid_diaspora_id, validate_profile, AccountDeletion, Entity, Profile};
-use super::envelope::{self, MagicEnvelope};
-use super::people::{self, PeopleStore, PeopleTx, Person};
-use super::people_queue::host_of;
-use super::signature::public_key_from_pem;
-use crate::account::{now_unix, Account, AccountStore, AccountTx};
+use crate::account::{self, now_unix, Account, AccountStore, AccountTx};
 use crate::delivery::NewDelivery;
+use crate::federation::discovery::resolve_url;
+use crate::federation::entities::{valid_diaspora_id, validate_profile, AccountDeletion, Entity, Profile};
+use crate::federation::envelope::{self, MagicEnvelope};
+use crate::federation::signature::public_key_from_pem;
 use crate::http_client::origin_of;
+use crate::people::queue::host_of;
+use crate::people::{self, PeopleStore, PeopleTx, Person};
 use crate::pod::Pod;
 use crate::{Error, Result};
 
@@ -76,7 +76,7 @@ pub fn profile_delivery(
             body: envelope.into(),
         });
     }
-    if !super::entities::valid_guid(&person.guid) {
+    if !crate::federation::entities::valid_guid(&person.guid) {
         return Err(Error::Upstream(format!(
             "{} has no usable guid; cannot address a message to them",
             person.diaspora_id
@@ -87,7 +87,7 @@ pub fn profile_delivery(
         topic,
         origin: person.pod_origin.clone(),
         path: format!("/receive/users/{}", person.guid),
-        content_type: super::sharing::CONTENT_TYPE.into(),
+        content_type: crate::federation::envelope::PRIVATE_CONTENT_TYPE.into(),
         body: body.into(),
     })
 }
@@ -134,7 +134,7 @@ pub async fn deletion_deliveries(pod: &Pod, account: &Account) -> Result<Vec<(u6
     let author_id = account.diaspora_id(&pod.config.public_host());
     let private_key_pem = account.private_key_pem.clone();
     let envelope = tokio::task::spawn_blocking(move || -> Result<String> {
-        let key = super::signature::private_key_from_pem(&private_key_pem)?;
+        let key = crate::federation::signature::private_key_from_pem(&private_key_pem)?;
         Ok(deletion_envelope(&author_id, &key))
     })
     .await
@@ -372,6 +372,50 @@ async fn apply_deletion(pod: &Pod, sender: &Person) -> Result<Outcome> {
     Ok(Outcome::Applied(format!(
         "the account deletion of {id} ({removed} contacts removed)"
     )))
+}
+
+/// Closes an account at its owner's request: sign-in ends, discovery answers 404, the
+/// private key, contacts and profile are deleted, and the username is never reused.
+/// diaspora*'s `account_deletion`, signed with the account's key before the key is
+/// wiped, is queued for its contacts' pods in the unit of work that wipes it, and
+/// local users lose it from their contacts there too.
+pub async fn delete_account(pod: &Pod, username: &str, password: &str) -> Result<()> {
+    let account = account::open_account(&pod.store, username)?;
+    account::check_current_password(&account, password).await?;
+    let deliveries = deletion_deliveries(pod, &account).await?;
+    let own_id = account.diaspora_id(&pod.config.public_host());
+    let local_contacts: Vec<String> = AccountStore::accounts(&pod.store)?
+        .into_iter()
+        .filter(|a| a.username != username && a.closed.is_none())
+        .filter(|a| a.contacts.iter().any(|c| c.diaspora_id == own_id))
+        .map(|a| a.username)
+        .collect();
+    pod.store.transaction(|tx| {
+        account::update_in(tx, username, |account| {
+            account::wipe(account, None);
+            Ok(())
+        })?;
+        for (id, delivery) in &deliveries {
+            crate::delivery::enqueue_in(tx, *id, delivery)?;
+        }
+        for other in &local_contacts {
+            let Some(previous) = AccountTx::account(tx, other)? else {
+                continue;
+            };
+            if previous.closed.is_some() {
+                continue;
+            }
+            let mut changed = previous.clone();
+            changed.contacts.retain(|c| c.diaspora_id != own_id);
+            tx.put_account(Some(&previous), &changed)?;
+        }
+        Ok(())
+    })?;
+    pod.store.durable().await?;
+    pod.signals.backups.ring();
+    pod.signals.outbox.ring();
+    tracing::info!(%username, told = deliveries.len(), "account deleted by its owner");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Discovery for the pages: [`discover_for`] finds a remote person with the pod's
 //! store, outbound client and `federation.allow_http`, through
-//! [`super::people::discover`] (which owns the rules: fresh answers from the store, a
+//! [`crate::people::discover`] (which owns the rules: fresh answers from the store, a
 //! stored key never replaced by rediscovery).
-use super::people::{self, Person};
+use crate::people::{self, Person};
 use crate::pod::Pod;
 use crate::Result;
 

@@ -14,7 +14,7 @@
 //!   `federation.discoveries_per_minute` in all, [`CONCURRENCY`] pods at once;
 //! - **what an answer does** ([`discover_next`]): a person found is stored only when the
 //!   people store does not know them yet — a stored person is never overwritten, so a
-//!   stored key stays (the rule of [`super::people`]); a final answer (no such account,
+//!   stored key stays (the rule of [`crate::people`]); a final answer (no such account,
 //!   an unusable document) drops that person; a pod that does not answer backs off as a
 //!   whole ([`crate::retry::Backoff`], doubling from a minute to six hours), a person it
 //!   failed on [`MAX_ATTEMPTS`] times is dropped, and a pod still failing
@@ -24,8 +24,8 @@
 //! - [`QueueStore`] and [`QueueTx`], the storage this needs (implemented on sled in
 //!   `store::people_queue`; key layouts on the `discovery_*` trees).
 //!
-//! Not owned: discovery itself ([`super::people::try_fetch_person`]), the people store
-//! ([`super::people`]), which contacts an archive holds ([`crate::account::archive`]).
+//! Not owned: discovery itself ([`crate::people::try_fetch_person`]), the people store
+//! ([`crate::people`]), which contacts an archive holds ([`crate::account::archive`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,10 +34,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::entities::valid_diaspora_id;
-use super::people::{try_fetch_person, PeopleStore, PeopleTx, TxResult};
 use crate::account::now_unix;
 use crate::config::Config;
+use crate::federation::entities::valid_diaspora_id;
+use crate::people::{try_fetch_person, PeopleStore, PeopleTx, TxResult};
 use crate::pod::Pod;
 use crate::ratelimit::RateLimiter;
 use crate::retry::Backoff;

@@ -14,21 +14,25 @@
 //!   is logged and ignored. Only [`replace_identity`], called after a verified
 //!   migration, writes a key over another;
 //! - the marks that end a person here: `moved_to` (a verified migration) and
-//!   `closed_unix` (a verified `account_deletion`, see [`super::profiles`]); both stay
+//!   `closed_unix` (a verified `account_deletion`, see [`crate::people::profiles`]); both stay
 //!   through rediscovery, and [`discover`] answers such a person from the store;
 //! - [`PeopleStore`] and [`PeopleTx`], the storage this needs (implemented on the
 //!   store in `store::people`).
 //!
 //! Not owned: verifying migrations (the migration code calls [`replace_identity`]
 //! once it has), HTTP itself ([`crate::http_client`]), the formats
-//! ([`super::discovery`]). Contacts' keys in an imported archive are the user's data
+//! ([`crate::federation::discovery`]). Contacts' keys in an imported archive are the user's data
 //! and never enter this store.
+
+pub mod lookup;
+pub mod profiles;
+pub mod queue;
 
 use serde::{Deserialize, Serialize};
 
-use super::discovery::{parse_hcard, parse_jrd};
-use super::entities::valid_diaspora_id;
-use super::signature::{fingerprint, public_key_from_pem, public_key_to_pem, short_fingerprint};
+use crate::federation::discovery::{parse_hcard, parse_jrd};
+use crate::federation::entities::valid_diaspora_id;
+use crate::federation::signature::{fingerprint, public_key_from_pem, public_key_to_pem, short_fingerprint};
 use crate::http_client::{origin_of, HttpClient, Response};
 use crate::{Error, Result};
 

@@ -9,7 +9,7 @@
 //!   ([`envelope::encrypt_for`]), is queued in the durable outbox for
 //!   `POD/receive/users/GUID`, in the same unit of work as the change to the account,
 //!   and, on starting, the user's `profile` with it, as diaspora*'s `share_with` does
-//!   ([`super::profiles::profile_delivery`]). A newer message to the same person
+//!   ([`crate::people::profiles::profile_delivery`]). A newer message to the same person
 //!   replaces one still waiting, so an old one retried late can never undo it;
 //! - **receiving** ([`receive_private`], `POST /receive/users/GUID`): rate limits per
 //!   client and per account (decrypting attacker-chosen data with the `rsa` crate is
@@ -19,7 +19,7 @@
 //!   `sharing` while they share (in no aspect), removed when neither side shares.
 //!   The sender's pod joins the account's `known_pods` (a verified message).
 //!
-//! A private `profile` or `account_deletion` goes to [`super::profiles::apply`]; every
+//! A private `profile` or `account_deletion` goes to [`crate::people::profiles::apply`]; every
 //! other private entity is accepted and ignored: lifeboat is not a stream server. Whatever fails to decrypt or verify changes nothing; the reason is logged
 //! at `warn` and never told to the sender, who gets the same `202` either way.
 //!
@@ -29,22 +29,22 @@
 //! `contact`). Taking someone out of their last aspect stops sharing with them, as
 //! diaspora*'s `AspectMembership` does.
 //!
-//! Not owned: the formats ([`super::envelope`], [`super::entities`]), discovery
-//! ([`super::people`]), the outbox's worker ([`crate::delivery`]), the HTTP edge
+//! Not owned: the formats ([`crate::federation::envelope`], [`crate::federation::entities`]), discovery
+//! ([`crate::people`]), the outbox's worker ([`crate::delivery`]), the HTTP edge
 //! (`web::receive`, `web::account_data`).
 
 use rsa::RsaPrivateKey;
 
-use super::entities::{parse_entity, valid_diaspora_id, valid_guid, Contact, Entity};
-use super::envelope::{self, MagicEnvelope};
-use super::lookup::FoundPerson;
-use super::people::{self, Person};
-use super::profiles;
-use super::signature::{private_key_from_pem, public_key_from_pem};
 use crate::account::archive::add_known_pod;
 use crate::account::{self, profile, Account, AccountStore, ContactData};
 use crate::config::Config;
 use crate::delivery::NewDelivery;
+use crate::federation::entities::{parse_entity, valid_diaspora_id, valid_guid, Contact, Entity};
+use crate::federation::envelope::{self, MagicEnvelope};
+use crate::federation::signature::{private_key_from_pem, public_key_from_pem};
+use crate::people::lookup::FoundPerson;
+use crate::people::profiles;
+use crate::people::{self, Person};
 use crate::pod::Pod;
 use crate::{Error, Result};
 
@@ -57,7 +57,7 @@ pub const MAX_PRIVATE_BODY_BYTES: u64 = 512 * 1024;
 pub const MAX_CONTACTS: usize = 10_000;
 
 /// The `Content-Type` of an encrypted message.
-pub const CONTENT_TYPE: &str = "application/json";
+pub const CONTENT_TYPE: &str = crate::federation::envelope::PRIVATE_CONTENT_TYPE;
 
 /// The body limit of `POST /receive/users/GUID` on this pod.
 pub fn body_limit(config: &Config) -> u64 {

@@ -11,10 +11,10 @@ use crate::account::{self, credentials, Avatar, Closed, ContactData, ProfileData
 use crate::config::Config;
 use crate::delivery::{Delivery, DeliveryState};
 use crate::federation::entities::{parse_entity, Contact};
-use crate::federation::sharing::{self, Received as Private};
 use crate::federation::signature::{private_key_to_pem, public_key_to_pem};
 use crate::federation::test_support::{key_2048, other_key_2048, vector_key_pair};
 use crate::migration::receive::{receive_public as receive_at_public, Received as Public};
+use crate::sharing::{self, Received as Private};
 use crate::store::Store;
 
 const ALICE: &str = "alice@lifeboat.example";
@@ -502,12 +502,16 @@ async fn deleting_an_account_sends_a_signed_account_deletion_to_its_contacts_pod
     })
     .await
     .unwrap();
-    assert!(account::delete_account(&rig.pod, "alice", "wrong password")
-        .await
-        .is_err());
+    assert!(
+        crate::people::profiles::delete_account(&rig.pod, "alice", "wrong password")
+            .await
+            .is_err()
+    );
     assert!(rig.deliveries(&deletion_topic("alice")).is_empty());
 
-    account::delete_account(&rig.pod, "alice", PASSWORD).await.unwrap();
+    crate::people::profiles::delete_account(&rig.pod, "alice", PASSWORD)
+        .await
+        .unwrap();
     let alice = rig.account("alice");
     assert!(alice.closed.is_some() && alice.private_key_pem.is_empty() && alice.contacts.is_empty());
     assert!(alice.avatar.is_some(), "the avatar stays for 30 days");
