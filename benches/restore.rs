@@ -29,8 +29,8 @@ use base64::Engine as _;
 use lifeboat::account::archive::{read_archive, write_archive};
 use lifeboat::account::keys::KeyPair;
 use lifeboat::account::{Account, ContactData, ProfileData};
+use lifeboat::arrivals::restore::{self, Create, Unlock};
 use lifeboat::backup::push::push_signed_text;
-use lifeboat::backup::restore::{self, Create, Unlock};
 use lifeboat::config::Config;
 use lifeboat::federation::signature::{self, private_key_to_pem, public_key_to_pem};
 use lifeboat::passphrase::Passphrase;
@@ -256,14 +256,14 @@ async fn run(
         reads.push(started.elapsed());
         // …`prepare` alone, for the breakdown (its result is not written)…
         let started = Instant::now();
-        let arrival = lifeboat::migration::Arrival {
+        let arrival = lifeboat::arrivals::Arrival {
             archive: parsed,
             username: format!("probe{round}"),
             password: "a long enough password".into(),
             email: format!("probe{round}@example.org"),
             email_confirmed: true,
         };
-        let prepared = lifeboat::migration::prepare(&pod, arrival).await.unwrap();
+        let prepared = lifeboat::arrivals::prepare(&pod, arrival).await.unwrap();
         prepares.push(started.elapsed());
         drop(prepared);
         // …and the account step.

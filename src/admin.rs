@@ -162,17 +162,8 @@ pub async fn execute(pod: &Arc<Pod>, services: &Services, request: AdminRequest)
             password,
             email,
         } => {
-            let archive = crate::account::archive::read_archive(&archive, pod.config.accounts.max_import_bytes)?;
-            let email = crate::account::normalize_email(email.as_deref().unwrap_or(&archive.email))?;
-            let from = archive.old_diaspora_id.clone();
-            let arrival = crate::migration::Arrival {
-                archive,
-                username,
-                password,
-                email,
-                email_confirmed: true,
-            };
-            let (account, repairs) = crate::migration::arrive(pod, arrival).await?;
+            let imported = crate::arrivals::import::import_archive(pod, &archive, username, password, email).await?;
+            let (account, repairs, from) = (imported.account, imported.repairs, imported.old_id);
             let moved = match from {
                 Some(old) => format!(" (moved from {old}; the move is being announced)"),
                 None => " (the archive names no old identity: nothing to announce)".into(),

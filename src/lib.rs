@@ -9,7 +9,8 @@
 //! - [`delivery`]: the durable outbox every message to another pod goes through.
 //! - [`store`]: the embedded store, its trees and key layouts, units of work.
 //! - [`mail`]: outgoing mail, its durable queue and its transports.
-//! - [`migration`]: accounts arriving from another identity, and the AccountMigration.
+//! - [`arrivals`]: accounts arriving from another identity (archive import, restore,
+//!   move-in) and moves received from other pods (the AccountMigration).
 //! - [`http_client`]: the one hardened outbound HTTP client, pod origins, and the
 //!   address rules every request to another pod obeys.
 //! - [`tls`]: the certificate authorities trusted as a TLS client, and refused
@@ -32,6 +33,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod arrivals;
 pub mod backup;
 pub mod config;
 pub mod delivery;
@@ -39,7 +41,6 @@ pub mod error;
 pub mod federation;
 pub mod http_client;
 pub mod mail;
-pub mod migration;
 pub mod passphrase;
 pub mod people;
 pub mod pod;

@@ -42,7 +42,7 @@ pub async fn serve(config: Config) -> Result<()> {
     workers.spawn(pod.mailer.clone().run(stopped.clone()));
     workers.spawn(services.keys.clone().run(stopped.clone()));
     workers.spawn(services.outbox.clone().run(stopped.clone()));
-    workers.spawn(crate::backup::restore::run(
+    workers.spawn(crate::arrivals::restore::run(
         pod.clone(),
         services.restores.clone(),
         stopped.clone(),
@@ -54,7 +54,7 @@ pub async fn serve(config: Config) -> Result<()> {
             // Closed accounts' avatars are looked at hourly (a pass reads every account).
             let mut next_avatar_purge = std::time::Instant::now();
             loop {
-                if let Err(e) = crate::migration::receive::close_due(&pod).await {
+                if let Err(e) = crate::arrivals::received::close_due(&pod).await {
                     tracing::error!("closing moved accounts: {e}");
                 }
                 if std::time::Instant::now() >= next_avatar_purge {
@@ -63,8 +63,8 @@ pub async fn serve(config: Config) -> Result<()> {
                         tracing::error!("deleting closed accounts' avatars: {e}");
                     }
                 }
-                let resends = crate::migration::receive::RESENDS_PER_RUN;
-                if let Err(e) = crate::migration::receive::send_contact_resends(&pod, resends).await {
+                let resends = crate::arrivals::received::RESENDS_PER_RUN;
+                if let Err(e) = crate::arrivals::received::send_contact_resends(&pod, resends).await {
                     tracing::error!("re-sending contacts to moved identities: {e}");
                 }
                 tokio::select! {

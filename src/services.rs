@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::account::keys::KeyPool;
+use crate::arrivals::restore::Restores;
 use crate::backup::holder::{Holder, Policy};
-use crate::backup::restore::Restores;
 use crate::backup::sync::BackupSync;
 use crate::delivery::{Outbox, OutboxPolicy};
 use crate::pod::Pod;

@@ -10,9 +10,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use lifeboat::account::archive::write_archive;
 use lifeboat::account::{Account, AccountStore, Avatar, ContactData, ProfileData};
+use lifeboat::arrivals::restore::{self, Create, KeyCheck, MoveIn, Unlock};
 use lifeboat::backup::holder::{ConfirmAction, PushOutcome, SlotKey, SlotStore, RESTORED_KEPT_SECS};
 use lifeboat::backup::push::{push_signed_text, Fingerprint};
-use lifeboat::backup::restore::{self, Create, KeyCheck, MoveIn, Unlock};
 use lifeboat::config::Config;
 use lifeboat::federation::signature::{self, private_key_to_pem, public_key_to_pem};
 use lifeboat::mail::QueuedMail;
@@ -324,10 +324,10 @@ async fn a_backup_becomes_an_account_with_all_its_data_in_one_unit_of_work() {
     assert_eq!(queued(&r.pod), ["bob@pod-b.example", "carol@pod-c.example"]);
 
     // The move is signed once and queued for the old pod, the contacts' pods and known pods.
-    let outgoing = lifeboat::migration::outgoing(&r.pod, "alice2").unwrap().unwrap();
+    let outgoing = lifeboat::arrivals::outgoing(&r.pod, "alice2").unwrap().unwrap();
     assert_eq!(outgoing.old_id, "alice@old-pod.invalid");
     assert_eq!(outgoing.new_id, "alice2@127.0.0.1:9");
-    let deliveries = r.services.outbox.topic(&lifeboat::migration::topic("alice2")).unwrap();
+    let deliveries = r.services.outbox.topic(&lifeboat::arrivals::topic("alice2")).unwrap();
     let origins: Vec<&str> = deliveries.iter().map(|d| d.origin.as_str()).collect();
     for origin in [
         "https://old-pod.invalid",
@@ -630,7 +630,7 @@ async fn a_move_in_while_the_old_pod_is_down_is_accepted_and_noted() {
         .mails()
         .iter()
         .any(|m| m.to == "new@example.org" && m.subject.contains("Confirm")));
-    let deliveries = r.services.outbox.topic(&lifeboat::migration::topic("mover")).unwrap();
+    let deliveries = r.services.outbox.topic(&lifeboat::arrivals::topic("mover")).unwrap();
     assert!(deliveries.iter().any(|d| d.origin == format!("https://{OLD_HOST}")));
     assert_eq!(queued(&r.pod), ["bob@pod-b.example", "carol@pod-c.example"]);
     assert!(

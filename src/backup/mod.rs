@@ -19,5 +19,4 @@
 pub mod holder;
 pub mod pods;
 pub mod push;
-pub mod restore;
 pub mod sync;

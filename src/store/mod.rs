@@ -117,11 +117,11 @@ trees! {
     /// `discovery_due`: next attempt (Unix seconds, u64 BE) ++ host -> empty; the
     /// schedule of the discovery worker, one entry per host.
     DiscoveryDue = "discovery_due",
-    /// `moves_out`: username -> [`crate::migration::OutgoingMove`], the signed move of an arrived account.
+    /// `moves_out`: username -> [`crate::arrivals::OutgoingMove`], the signed move of an arrived account.
     MovesOut = "moves_out",
-    /// `moves_in`: old diaspora ID -> [`crate::migration::receive::ReceivedMove`], every verified move applied here.
+    /// `moves_in`: old diaspora ID -> [`crate::arrivals::received::ReceivedMove`], every verified move applied here.
     MovesIn = "moves_in",
-    /// `pending_closures`: username -> [`crate::migration::receive::PendingClosure`], local accounts whose move waits.
+    /// `pending_closures`: username -> [`crate::arrivals::received::PendingClosure`], local accounts whose move waits.
     PendingClosures = "pending_closures",
     /// `contact_moves`: username 0x00 new diaspora ID -> old diaspora ID (UTF-8), shown on the contacts page.
     ContactMoves = "contact_moves",
@@ -147,10 +147,10 @@ trees! {
     /// [`crate::backup::holder::MailHour`] (the global hourly confirmation-mail count).
     BackupCounters = "backup_counters",
     /// `restore_tokens`: SHA-256 of a restore link's token (32 bytes) ->
-    /// [`crate::backup::restore::RestoreToken`] (address, expiry, attempts left, the slot
+    /// [`crate::arrivals::restore::RestoreToken`] (address, expiry, attempts left, the slot
     /// the pass phrase opened). The token itself is never stored.
     RestoreTokens = "restore_tokens",
-    /// `restore_addresses`: normalised email -> [`crate::backup::restore::RestoreAddress`]
+    /// `restore_addresses`: normalised email -> [`crate::arrivals::restore::RestoreAddress`]
     /// (the link that is valid now, the restore mails of the last day).
     RestoreAddresses = "restore_addresses",
     /// `backup_pods`: pod origin (`scheme://host[:port]`, UTF-8) ->
@@ -524,9 +524,9 @@ fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Option<String> {
             .map_err(|_| Error::internal("a reference count is not 8 bytes")),
         Tree::People => decode::<crate::people::Person>(value).map(|_| ()),
         Tree::DiscoveryQueue | Tree::DiscoveryHosts | Tree::DiscoveryDue => people_queue::check_value(tree, key, value),
-        Tree::MovesOut => decode::<crate::migration::OutgoingMove>(value).map(|_| ()),
-        Tree::MovesIn => decode::<crate::migration::receive::ReceivedMove>(value).map(|_| ()),
-        Tree::PendingClosures => decode::<crate::migration::receive::PendingClosure>(value).map(|_| ()),
+        Tree::MovesOut => decode::<crate::arrivals::OutgoingMove>(value).map(|_| ()),
+        Tree::MovesIn => decode::<crate::arrivals::received::ReceivedMove>(value).map(|_| ()),
+        Tree::PendingClosures => decode::<crate::arrivals::received::PendingClosure>(value).map(|_| ()),
         Tree::ContactMoves => Ok(()),
         Tree::ContactResends => moves::check_resend_key(key),
         Tree::BackupSlots | Tree::BackupData | Tree::BackupAddresses | Tree::BackupTokens | Tree::BackupCounters => {

@@ -1,14 +1,14 @@
-//! Moves on sled: see [`crate::migration::MovesStore`] (trees `moves_out`, `moves_in`,
+//! Moves on sled: see [`crate::arrivals::MovesStore`] (trees `moves_out`, `moves_in`,
 //! `pending_closures`, `contact_moves`; layouts on their `Tree` variants) and what
-//! received moves still owe ([`crate::migration::receive::ResendStore`]). Tree
+//! received moves still owe ([`crate::arrivals::received::ResendStore`]). Tree
 //! `contact_resends`: username 0x00
 //! new diaspora ID -> empty value; one entry per local user whose `contact` must still
 //! be sent to an identity that moved.
 
 use super::{decode, Store, Tree, Tx};
 use crate::account::TxResult;
-use crate::migration::receive::{PendingClosure, ReceivedMove, Resend, ResendStore, ResendTx};
-use crate::migration::{MovesStore, MovesTx, OutgoingMove};
+use crate::arrivals::received::{PendingClosure, ReceivedMove, Resend, ResendStore, ResendTx};
+use crate::arrivals::{MovesStore, MovesTx, OutgoingMove};
 use crate::{Error, Result};
 
 /// `contact_moves` key: username 0x00 new diaspora ID.

@@ -1,9 +1,9 @@
-//! The restore flow's storage on sled: see [`crate::backup::restore::RestoreStore`] and
-//! [`crate::backup::restore::RestoreTx`]. Key layouts are documented on the [`Tree`]
+//! The restore flow's storage on sled: see [`crate::arrivals::restore::RestoreStore`] and
+//! [`crate::arrivals::restore::RestoreTx`]. Key layouts are documented on the [`Tree`]
 //! variants `restore_tokens` and `restore_addresses`.
 
 use super::{decode, Store, Tree, Tx};
-use crate::backup::restore::{RestoreAddress, RestoreStore, RestoreToken, RestoreTx, TxResult};
+use crate::arrivals::restore::{RestoreAddress, RestoreStore, RestoreToken, RestoreTx, TxResult};
 use crate::{Error, Result};
 
 /// Checks one value of a `restore_*` tree, for `lifeboat check`.

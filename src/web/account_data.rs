@@ -286,7 +286,7 @@ fn render_contacts(
                             td {
                                 strong.contact-name { (contact.person_name.clone().unwrap_or_else(|| contact.diaspora_id.clone())) }
                                 br; code.contact-id { (contact.diaspora_id) }
-                                @if let Ok(Some(old)) = crate::migration::receive::contact_moved_from(pod, &account.username, &contact.diaspora_id) {
+                                @if let Ok(Some(old)) = crate::arrivals::received::contact_moved_from(pod, &account.username, &contact.diaspora_id) {
                                     br; span.moved-notice { "moved from " (old) }
                                 }
                             }

@@ -628,10 +628,10 @@ async fn sealed_file(pod: &Pod, req: &mut Request, moving: bool) -> Result<Respo
 
 fn moves_section(pod: &Pod, account: &Account, csrf: &str) -> Result<Markup> {
     use crate::delivery::DeliveryState;
-    let pending = crate::migration::receive::pending_closure(pod, &account.username)?;
-    let outgoing = crate::migration::outgoing(pod, &account.username)?;
+    let pending = crate::arrivals::received::pending_closure(pod, &account.username)?;
+    let outgoing = crate::arrivals::outgoing(pod, &account.username)?;
     let deliveries = match &outgoing {
-        Some(_) => crate::delivery::topic_deliveries(&pod.store, &crate::migration::topic(&account.username))?,
+        Some(_) => crate::delivery::topic_deliveries(&pod.store, &crate::arrivals::topic(&account.username))?,
         None => Vec::new(),
     };
     let count = |f: fn(&DeliveryState) -> bool| deliveries.iter().filter(|d| f(&d.state)).count();
@@ -691,7 +691,7 @@ pub async fn not_me(pod: &Pod, req: &mut Request) -> Result<Response> {
         Ok(x) => x,
         Err(redirect) => return Ok(redirect),
     };
-    crate::migration::receive::cancel_closure(pod, &account.username).await?;
+    crate::arrivals::received::cancel_closure(pod, &account.username).await?;
     see_other("/settings?done=move_cancelled")
 }
 
@@ -701,6 +701,6 @@ pub async fn retry_delivery(pod: &Pod, outbox: &crate::delivery::Outbox, req: &m
         Err(redirect) => return Ok(redirect),
     };
     let id: u64 = form.text("id").parse().map_err(|_| Error::bad("no such delivery"))?;
-    outbox.retry(&crate::migration::topic(&account.username), id).await?;
+    outbox.retry(&crate::arrivals::topic(&account.username), id).await?;
     see_other("/settings?done=retrying#moved-in")
 }

@@ -6,7 +6,7 @@
 use warp::http::StatusCode;
 
 use super::{json, text, Request, Response};
-use crate::migration::receive::{receive_public, Received};
+use crate::arrivals::received::{receive_public, Received};
 use crate::pod::Pod;
 use crate::sharing;
 use crate::{Error, Result};

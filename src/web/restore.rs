@@ -5,7 +5,7 @@
 //! another pod"), and the settings card that shows an arrived account's move.
 //!
 //! Thin: each handler reads the form, calls one function of
-//! [`crate::backup::restore`], and renders the outcome in plain words. Pages reached
+//! [`crate::arrivals::restore`], and renders the outcome in plain words. Pages reached
 //! with a link's token answer `Cache-Control: no-store` (and, as every page,
 //! `Referrer-Policy: no-referrer`); the request log never shows query strings.
 
@@ -19,7 +19,7 @@ use super::accounts::page;
 use super::forms::{self, Form};
 use super::{Request, Response};
 use crate::account::session;
-use crate::backup::restore::{
+use crate::arrivals::restore::{
     self, accepts_move_ins, Create, Created, KeyCheck, MoveIn, RestoreView, Restores, Unlock, ATTEMPTS,
     WHAT_COMES_BACK, WHAT_DOES_NOT,
 };

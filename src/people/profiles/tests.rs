@@ -8,12 +8,12 @@ use rsa::RsaPrivateKey;
 
 use super::*;
 use crate::account::{self, credentials, Avatar, Closed, ContactData, ProfileData};
+use crate::arrivals::received::{receive_public as receive_at_public, Received as Public};
 use crate::config::Config;
 use crate::delivery::{Delivery, DeliveryState};
 use crate::federation::entities::{parse_entity, Contact};
 use crate::federation::signature::{private_key_to_pem, public_key_to_pem};
 use crate::federation::test_support::{key_2048, other_key_2048, vector_key_pair};
-use crate::migration::receive::{receive_public as receive_at_public, Received as Public};
 use crate::sharing::{self, Received as Private};
 use crate::store::Store;
 

@@ -9,10 +9,10 @@ use rsa::RsaPrivateKey;
 
 use super::*;
 use crate::account::archive::read_archive;
+use crate::arrivals::{arrive, Arrival};
 use crate::federation::discovery::{render_hcard, render_jrd, HcardPerson};
 use crate::federation::signature::public_key_to_pem;
 use crate::federation::test_support::{key_2048, other_key_2048, reply, LoopbackPod};
-use crate::migration::{arrive, Arrival};
 use crate::people::{self, Person};
 use crate::store::Store;
 

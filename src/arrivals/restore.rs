@@ -23,7 +23,7 @@
 //!    transaction, so two tabs cannot both succeed), the slot is marked restored, the
 //!    account is created with a fresh key pair and guid and the archive's data, and the
 //!    AccountMigration, signed once with the old key, is queued in the outbox
-//!    ([`crate::migration::prepare`] and [`crate::migration::write_in`]); the
+//!    ([`crate::arrivals::prepare`] and [`crate::arrivals::write_in`]); the
 //!    archive's contacts are queued for discovery in the background
 //!    ([`crate::people::queue`]). A failure at
 //!    any step leaves no account and the backup restorable.
@@ -43,7 +43,7 @@
 //! key only.
 //!
 //! **Applying the move to this pod's own data** happens only through its receiving path
-//! ([`crate::migration::apply_locally`], every check of docs/migration.md), once the
+//! ([`crate::arrivals::apply_locally`], every check of docs/migration.md), once the
 //! account is durable, and only when this pod knows the old identity with the archive's
 //! key — stored, or (for a move-in) just discovered at its pod and stored. Otherwise
 //! nothing is re-pointed here (the receiving path would refuse anyway: the old pod is
@@ -62,32 +62,34 @@
 //! [`RestoreTx`], implemented in `store::restore`. Not owned here: the pages
 //! (`web::restore`), slots (`holder`), the migration's format and outbox (`migration`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
-use super::holder::{mark_restored_in, Holder, SlotKey, SlotStore};
-use super::push::Fingerprint;
 use crate::account::archive::{read_archive, ImportedArchive};
 use crate::account::credentials::{random_token, token_hash};
-use crate::account::{check_password, check_username, normalize_email, now_unix, Account, AccountStore, Avatar};
+use crate::account::{check_password, check_username, normalize_email, now_unix, AccountStore};
+use crate::arrivals::{prepare, write_in, Arrival};
+use crate::backup::holder::{mark_restored_in, Holder, SlotKey, SlotStore};
+use crate::backup::push::Fingerprint;
 use crate::config::Config;
-use crate::federation::entities::valid_diaspora_id;
 use crate::federation::signature::{fingerprint, public_key_from_pem};
 use crate::mail::Mail;
-use crate::migration::{prepare, write_in, Arrival};
 use crate::passphrase::Passphrase;
-use crate::people::{fetch_person, store_person, PeopleStore};
+use crate::people::{fetch_person, PeopleStore};
 use crate::pod::Pod;
 use crate::sealed::KdfBounds;
 use crate::store::abort;
 use crate::store::backups::{SledSlotTx, SledSlots};
 use crate::{Error, Result};
 
+pub use super::move_in::{accepts_move_ins, move_in, MoveIn};
+use super::opened::Taken;
+pub use super::opened::{OpenedBackup, OpenedBackups};
+pub use super::outcome::{Create, Created, KeyCheck, LinkInfo, RestoreView, Unlock};
 /// What a unit of work returns.
 pub use crate::store::TxResult;
 
@@ -99,10 +101,10 @@ pub const ATTEMPTS: u8 = 5;
 pub const OPENED_TTL: Duration = Duration::from_secs(30 * 60);
 
 /// At most this many opened archives are held in memory at once (the oldest goes).
-const OPENED_MAX: usize = 16;
+pub(super) const OPENED_MAX: usize = 16;
 
 /// At most this many bytes of opened archives (their JSON size) are held at once.
-const OPENED_MAX_BYTES: usize = 256 * 1024 * 1024;
+pub(super) const OPENED_MAX_BYTES: usize = 256 * 1024 * 1024;
 
 /// The window of the per-address mail limit.
 const MAIL_WINDOW_SECS: u64 = 86400;
@@ -160,276 +162,6 @@ pub trait RestoreTx {
     fn restore_address(&self, email: &str) -> TxResult<RestoreAddress>;
     /// Writes the record; an empty one is removed.
     fn put_restore_address(&self, email: &str, record: &RestoreAddress) -> TxResult<()>;
-}
-
-// ---------------------------------------------------------------------------------
-// Opened archives, in memory only
-// ---------------------------------------------------------------------------------
-
-/// An archive whose pass phrase was given, waiting for the account form.
-#[derive(Clone)]
-pub struct OpenedBackup {
-    /// The archive (with the old private key, wiped when the last copy drops).
-    pub archive: Arc<ImportedArchive>,
-    /// The slot that opened.
-    pub slot: SlotKey,
-    /// SHA-256 of the backup that opened.
-    pub sha256: [u8; 32],
-    /// Whether the slot was confirmed by the address's owner.
-    pub confirmed: bool,
-    size: usize,
-    expires: Instant,
-}
-
-/// One link's place in [`OpenedBackups`].
-enum Held {
-    /// Waiting for the account form.
-    Open(OpenedBackup),
-    /// Taken by an account form being worked on now (another tab finds this).
-    Creating { expires: Instant },
-}
-
-impl Held {
-    fn expires(&self) -> Instant {
-        match self {
-            Held::Open(opened) => opened.expires,
-            Held::Creating { expires } => *expires,
-        }
-    }
-
-    fn size(&self) -> usize {
-        match self {
-            Held::Open(opened) => opened.size,
-            Held::Creating { .. } => 0,
-        }
-    }
-}
-
-/// What [`OpenedBackups::take`] finds.
-enum Taken {
-    Open(OpenedBackup),
-    /// Another request is creating the account from it right now.
-    Creating,
-    /// Not held (never opened, expired, or the pod restarted).
-    Missing,
-}
-
-/// The opened archives, keyed by the SHA-256 of their link's token. Memory only.
-#[derive(Default)]
-pub struct OpenedBackups {
-    entries: Mutex<HashMap<[u8; 32], Held>>,
-}
-
-impl OpenedBackups {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Held>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Keeps an opened archive; drops expired ones and, past the bounds, the oldest.
-    fn insert(&self, hash: [u8; 32], entry: OpenedBackup) {
-        let mut entries = self.lock();
-        let now = Instant::now();
-        entries.retain(|_, e| e.expires() > now);
-        entries.insert(hash, Held::Open(entry));
-        loop {
-            let bytes: usize = entries.values().map(Held::size).sum();
-            if entries.len() <= OPENED_MAX && bytes <= OPENED_MAX_BYTES {
-                break;
-            }
-            let oldest = entries
-                .iter()
-                .filter(|(k, _)| **k != hash)
-                .min_by_key(|(_, e)| e.expires())
-                .map(|(k, _)| *k);
-            match oldest {
-                Some(k) => {
-                    entries.remove(&k);
-                }
-                None => break,
-            }
-        }
-    }
-
-    /// The opened archive of a link, unless it expired or is being used right now.
-    pub fn get(&self, hash: &[u8; 32]) -> Option<OpenedBackup> {
-        let mut entries = self.lock();
-        match entries.get(hash) {
-            Some(Held::Open(e)) if e.expires > Instant::now() => Some(e.clone()),
-            Some(Held::Creating { .. }) => None,
-            Some(_) => {
-                entries.remove(hash);
-                None
-            }
-            None => None,
-        }
-    }
-
-    /// Takes the opened archive for the account form, leaving a mark that another
-    /// request (a second tab) finds meanwhile.
-    fn take(&self, hash: &[u8; 32]) -> Taken {
-        let mut entries = self.lock();
-        let now = Instant::now();
-        match entries.remove(hash) {
-            Some(Held::Open(opened)) if opened.expires > now => {
-                entries.insert(
-                    *hash,
-                    Held::Creating {
-                        expires: opened.expires,
-                    },
-                );
-                Taken::Open(opened)
-            }
-            Some(held @ Held::Creating { .. }) if held.expires() > now => {
-                entries.insert(*hash, held);
-                Taken::Creating
-            }
-            _ => Taken::Missing,
-        }
-    }
-
-    /// Forgets the opened archive of a link.
-    pub fn remove(&self, hash: &[u8; 32]) {
-        self.lock().remove(hash);
-    }
-
-    /// Drops every expired entry.
-    pub fn purge_expired(&self) {
-        let now = Instant::now();
-        self.lock().retain(|_, e| e.expires() > now);
-    }
-
-    /// How many archives are held (for tests).
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether none is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-// ---------------------------------------------------------------------------------
-// What the pages show
-// ---------------------------------------------------------------------------------
-
-/// What the account form shows of an opened archive.
-#[derive(Clone, Debug)]
-pub struct RestoreView {
-    /// The address the link was mailed to (the new account's address).
-    pub email: String,
-    /// The identity the archive belongs to.
-    pub old_id: Option<String>,
-    /// The name to show: first and last name, else the old username.
-    pub display_name: String,
-    /// The carried avatar, if any.
-    pub avatar: Option<Avatar>,
-    pub aspects: usize,
-    pub contacts: usize,
-    pub followed_tags: usize,
-    pub blocks: usize,
-    /// Posts carried verbatim (`user.posts`).
-    pub posts: usize,
-    /// Comments, likes and other relayables carried verbatim (`user.relayables`).
-    pub relayables: usize,
-}
-
-impl RestoreView {
-    fn of(archive: &ImportedArchive, email: &str) -> RestoreView {
-        let name = [
-            archive.profile.first_name.as_deref(),
-            archive.profile.last_name.as_deref(),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|s| !s.trim().is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-        let verbatim: serde_json::Value = serde_json::from_str(&archive.verbatim_json).unwrap_or_default();
-        let count = |key: &str| verbatim["user"][key].as_array().map_or(0, Vec::len);
-        RestoreView {
-            email: email.to_string(),
-            old_id: archive.old_diaspora_id.clone(),
-            display_name: if name.is_empty() {
-                archive.username.clone()
-            } else {
-                name
-            },
-            avatar: archive.avatar.clone(),
-            aspects: archive.aspects.len(),
-            contacts: archive.contacts.len(),
-            followed_tags: archive.followed_tags.len(),
-            blocks: archive.blocks.len(),
-            posts: count("posts"),
-            relayables: count("relayables"),
-        }
-    }
-}
-
-/// How the old identity's key was checked, which decides whether the move is applied
-/// to this pod's own data (through its receiving path).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KeyCheck {
-    /// This pod stores the old identity with the archive's key.
-    Stored,
-    /// The old identity's pod publishes the archive's key (a move-in); it is now stored.
-    Published,
-    /// This pod stores the old identity with another key (a restore; a move-in refuses).
-    Mismatch,
-    /// This pod knows the old identity as moved elsewhere already (a restore).
-    AlreadyMoved { to: String },
-    /// Neither a stored nor a published key: `why` says what discovery answered.
-    Unknown { why: Option<String> },
-    /// The archive names no old identity: there is nothing to announce.
-    NoIdentity,
-}
-
-impl KeyCheck {
-    /// Whether the move is handed to this pod's own receiving path.
-    pub fn applies_here(&self) -> bool {
-        matches!(self, KeyCheck::Stored | KeyCheck::Published)
-    }
-}
-
-/// The outcome of a pass-phrase attempt.
-#[derive(Clone, Debug)]
-pub enum Unlock {
-    /// A backup opened: the account form may be shown.
-    Ready(RestoreView),
-    /// A backup opened, but its identity still answers as an active account.
-    StillActive { old_id: String, pod_origin: String },
-    /// No backup opened with that pass phrase. With 0 attempts left the link is gone.
-    WrongPassphrase { attempts_left: u8 },
-}
-
-/// What a valid link shows before anything is entered.
-#[derive(Clone, Debug)]
-pub struct LinkInfo {
-    pub email: String,
-    pub attempts_left: u8,
-    pub expires_unix: u64,
-}
-
-/// The outcome of the account form.
-#[derive(Debug)]
-pub enum Create {
-    /// The account exists, durably.
-    Done(Box<Created>),
-    /// The opened archive is no longer in memory (restart, or it waited too long):
-    /// the pass phrase must be entered again.
-    Reopen,
-}
-
-/// A restored or moved-in account.
-#[derive(Debug)]
-pub struct Created {
-    pub account: Account,
-    pub old_id: Option<String>,
-    pub key_check: KeyCheck,
-    /// Pods the AccountMigration was queued for.
-    pub announced_to: usize,
-    /// What the archive's import repaired or left out, in words for the user.
-    pub repairs: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------
@@ -744,7 +476,7 @@ async fn opened_backup(pod: &Pod, restores: &Restores, hash: [u8; 32], mut opene
 
 /// The origin of the pod where `old_id` still answers WebFinger and hCard as an active
 /// account, or `None` when it does not (gone, closed, unreachable).
-async fn still_active(pod: &Pod, old_id: &str) -> Result<Option<String>> {
+pub(super) async fn still_active(pod: &Pod, old_id: &str) -> Result<Option<String>> {
     let http = pod.http.clone();
     let id = old_id.to_string();
     let allow_http = pod.config.federation.allow_http;
@@ -762,7 +494,7 @@ async fn still_active(pod: &Pod, old_id: &str) -> Result<Option<String>> {
 
 /// Whether `username` may be given to a new account here: well formed, not an admin's
 /// name, never used before (closed accounts keep theirs for good).
-fn check_new_username(pod: &Pod, username: &str) -> Result<()> {
+pub(super) fn check_new_username(pod: &Pod, username: &str) -> Result<()> {
     check_username(username)?;
     if pod.config.accounts.admins.iter().any(|a| a == username) {
         return Err(Error::Conflict("this username is reserved".into()));
@@ -773,7 +505,7 @@ fn check_new_username(pod: &Pod, username: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_email_free(pod: &Pod, email: &str) -> Result<()> {
+pub(super) fn check_email_free(pod: &Pod, email: &str) -> Result<()> {
     if AccountStore::username_for_email(&pod.store, email)?.is_some() {
         return Err(Error::Conflict(format!(
             "an account on this pod already uses the address {email}; an address belongs to one account only"
@@ -782,7 +514,7 @@ fn check_email_free(pod: &Pod, email: &str) -> Result<()> {
     Ok(())
 }
 
-fn same_key(a: &str, b: &str) -> bool {
+pub(super) fn same_key(a: &str, b: &str) -> bool {
     match (public_key_from_pem(a), public_key_from_pem(b)) {
         (Ok(a), Ok(b)) => fingerprint(&a) == fingerprint(&b),
         _ => false,
@@ -790,7 +522,7 @@ fn same_key(a: &str, b: &str) -> bool {
 }
 
 /// What this pod's people store says about the archive's identity and key.
-fn stored_key_check(pod: &Pod, archive: &ImportedArchive) -> Result<KeyCheck> {
+pub(super) fn stored_key_check(pod: &Pod, archive: &ImportedArchive) -> Result<KeyCheck> {
     let Some(old_id) = &archive.old_diaspora_id else {
         return Ok(KeyCheck::NoIdentity);
     };
@@ -872,7 +604,7 @@ async fn create_from(
     pod.signals.outbox.ring();
     pod.signals.discovery.ring();
     if key_check.applies_here() {
-        crate::migration::apply_locally(pod, &prepared).await;
+        crate::arrivals::apply_locally(pod, &prepared).await;
     }
     tracing::info!(
         username = %prepared.account.username,
@@ -909,168 +641,6 @@ pub fn held_backup(pod: &Pod, restores: &Restores, token: &str) -> Result<(Vec<u
         .backup(&key)?
         .ok_or_else(|| Error::Gone("this pod no longer holds that backup".into()))?;
     Ok((bytes, format!("diaspora-backup-{}.lfbk", key.fingerprint.short())))
-}
-
-// ---------------------------------------------------------------------------------
-// Move in
-// ---------------------------------------------------------------------------------
-
-/// Whether this pod takes accounts moving in: it offers migration and registrations
-/// are open.
-pub fn accepts_move_ins(config: &Config) -> bool {
-    config.backups.allow_backups_and_migration && config.accounts.open_registrations
-}
-
-/// What the "Moving from another pod" form gives.
-pub struct MoveIn {
-    /// The old diaspora ID, as typed.
-    pub old_id: String,
-    pub username: String,
-    pub password: String,
-    /// The new account's address; the archive's when `None`.
-    pub email: Option<String>,
-    /// The `.lfbk` file.
-    pub file: Vec<u8>,
-    pub passphrase: Passphrase,
-}
-
-/// Creates an account from a `.lfbk` the user brings (see the module doc).
-pub async fn move_in(pod: &Pod, request: MoveIn) -> Result<Created> {
-    if !accepts_move_ins(&pod.config) {
-        return Err(Error::Forbidden("this pod does not take accounts moving in".into()));
-    }
-    let old_id = request.old_id.trim().to_ascii_lowercase();
-    if !valid_diaspora_id(&old_id) {
-        return Err(Error::bad(
-            "your old diaspora* ID must look like username@pod.example.org",
-        ));
-    }
-    if old_id.split_once('@').map(|(_, host)| host) == Some(pod.config.public_host().as_str()) {
-        return Err(Error::bad(format!(
-            "{old_id} is an account of this pod already: there is nothing to move"
-        )));
-    }
-    check_new_username(pod, &request.username)?;
-    check_password(&request.password)?;
-    let typed_email = request.email.as_deref().map(normalize_email).transpose()?;
-    if request.file.is_empty() {
-        return Err(Error::bad("choose your backup file (.lfbk)"));
-    }
-    let plaintext = Zeroizing::new(
-        pod.kdf
-            .open(request.file, request.passphrase, KdfBounds::HOLDER)
-            .await?,
-    );
-    let max = pod.config.accounts.max_import_bytes;
-    let archive = tokio::task::spawn_blocking(move || read_archive(&plaintext, max))
-        .await
-        .map_err(Error::internal)??;
-    match &archive.old_diaspora_id {
-        Some(id) if id.eq_ignore_ascii_case(&old_id) => {}
-        Some(id) => {
-            return Err(Error::bad(format!(
-                "this file is the backup of {id}, not of {old_id}"
-            )))
-        }
-        None => {
-            return Err(Error::bad(
-                "this file names no diaspora* identity, so there is no move to make; a podmin can import it as a new account",
-            ))
-        }
-    }
-    let email = match typed_email {
-        Some(email) => email,
-        None => normalize_email(&archive.email)
-            .map_err(|e| Error::bad(format!("the address in your backup cannot be used ({e}): type one")))?,
-    };
-    check_email_free(pod, &email)?;
-    let (key_check, discovered) = move_in_key_check(pod, &old_id, &archive.public_key_pem).await?;
-    let arrival = Arrival {
-        archive,
-        username: request.username.clone(),
-        password: request.password.clone(),
-        email: email.clone(),
-        email_confirmed: false,
-    };
-    let prepared = prepare(pod, arrival).await?;
-    let confirm_token = random_token();
-    let mail_id = pod.store.generate_id()?;
-    pod.store.transaction(|tx| {
-        write_in(pod, tx, &prepared)?;
-        crate::account::queue_confirmation(pod, tx, &prepared.account, &email, &confirm_token, mail_id)
-    })?;
-    pod.store.durable().await?;
-    if let Some(person) = discovered {
-        // The key its pod publishes now, so this pod's receiving path verifies the move
-        // with it even once the old pod has closed the account.
-        if let Err(e) = store_person(&pod.store, person) {
-            tracing::error!(%old_id, "storing the discovered old identity: {e}");
-        }
-    }
-    pod.signals.outbox.ring();
-    pod.mailer.wake();
-    pod.signals.discovery.ring();
-    if key_check.applies_here() {
-        crate::migration::apply_locally(pod, &prepared).await;
-    }
-    tracing::info!(
-        username = %prepared.account.username,
-        from = %old_id,
-        key = ?key_check,
-        deliveries = prepared.deliveries.len(),
-        "account moved in"
-    );
-    Ok(Created {
-        announced_to: prepared.deliveries.len(),
-        account: prepared.account,
-        old_id: Some(old_id),
-        key_check,
-        repairs: prepared.repairs,
-    })
-}
-
-/// The archive's key against the key this pod stores for `old_id`, else the one its pod
-/// publishes; a mismatch is refused. Also returns the discovered person to store.
-async fn move_in_key_check(
-    pod: &Pod,
-    old_id: &str,
-    archive_key: &str,
-) -> Result<(KeyCheck, Option<crate::people::Person>)> {
-    let refused = |whose: &str| {
-        Error::Forbidden(format!(
-            "the key in this file is not the key {whose} for {old_id}, so the move is refused: \
-             the file belongs to another account, or to an older key of this one. Download a new \
-             file from your old pod's settings (\"Move to another pod\")."
-        ))
-    };
-    if let Some(person) = pod.store.person(old_id)? {
-        if let Some(to) = person.moved_to {
-            return Err(Error::Conflict(format!(
-                "{old_id} has already moved to {to}; an identity moves only once"
-            )));
-        }
-        return if same_key(&person.public_key_pem, archive_key) {
-            Ok((KeyCheck::Stored, None))
-        } else {
-            Err(refused("this pod knows"))
-        };
-    }
-    let http = pod.http.clone();
-    let id = old_id.to_string();
-    let allow_http = pod.config.federation.allow_http;
-    let found = tokio::task::spawn_blocking(move || fetch_person(&http, &id, allow_http))
-        .await
-        .map_err(Error::internal)?;
-    match found {
-        Ok(person) if same_key(&person.public_key_pem, archive_key) => Ok((KeyCheck::Published, Some(person))),
-        Ok(_) => Err(refused("its pod publishes")),
-        Err(e) => Ok((
-            KeyCheck::Unknown {
-                why: Some(e.client_message()),
-            },
-            None,
-        )),
-    }
 }
 
 // ---------------------------------------------------------------------------------

@@ -1,5 +1,8 @@
-//! Moves: an account arriving from another identity (an archive import, a move-in, a
-//! restore) and the diaspora* `AccountMigration` that tells every pod about it.
+//! Arrivals: accounts coming to this pod from another identity — an archive the
+//! podmin imports ([`import`]), a backup restored here ([`restore`]), a `.lfbk` a user
+//! moves in with ([`move_in`]) — and the moves other pods announce ([`received`]). This
+//! module holds what every arrival shares, and the diaspora* `AccountMigration` that
+//! tells every pod about it (docs/migration.md).
 //!
 //! Arriving is one unit of work: the new account `username@this-pod` gets a fresh key
 //! pair and guid (as diaspora* does), the archive's data, the old identity recorded as
@@ -11,9 +14,14 @@
 //! background ([`crate::people::queue`]), so their keys are known here
 //! before their pods may be gone.
 //!
-//! Tree `moves_out`: username -> [`OutgoingMove`].
+//! The storage moves need is [`MovesStore`] / [`MovesTx`] (`store::moves`).
 
-pub mod receive;
+pub mod import;
+pub mod move_in;
+pub mod opened;
+pub mod outcome;
+pub mod received;
+pub mod restore;
 
 use rsa::RsaPrivateKey;
 use serde::{Deserialize, Serialize};
@@ -47,8 +55,8 @@ pub struct OutgoingMove {
 /// user's contact moved from (`contact_moves`, for the contacts page's notice).
 pub trait MovesStore {
     fn outgoing_move(&self, username: &str) -> Result<Option<OutgoingMove>>;
-    fn received_move(&self, old_id: &str) -> Result<Option<receive::ReceivedMove>>;
-    fn pending_closure(&self, username: &str) -> Result<Option<receive::PendingClosure>>;
+    fn received_move(&self, old_id: &str) -> Result<Option<received::ReceivedMove>>;
+    fn pending_closure(&self, username: &str) -> Result<Option<received::PendingClosure>>;
     /// The usernames with a pending closure.
     fn pending_closures(&self) -> Result<Vec<String>>;
     fn cancel_closure(&self, username: &str) -> Result<()>;
@@ -58,9 +66,9 @@ pub trait MovesStore {
 /// The same inside a unit of work, and the writes.
 pub trait MovesTx {
     fn put_outgoing_move(&self, username: &str, outgoing: &OutgoingMove) -> TxResult<()>;
-    fn received_move(&self, old_id: &str) -> TxResult<Option<receive::ReceivedMove>>;
-    fn put_received_move(&self, received: &receive::ReceivedMove) -> TxResult<()>;
-    fn put_pending_closure(&self, username: &str, closure: &receive::PendingClosure) -> TxResult<()>;
+    fn received_move(&self, old_id: &str) -> TxResult<Option<received::ReceivedMove>>;
+    fn put_received_move(&self, received: &received::ReceivedMove) -> TxResult<()>;
+    fn put_pending_closure(&self, username: &str, closure: &received::PendingClosure) -> TxResult<()>;
     fn remove_pending_closure(&self, username: &str) -> TxResult<()>;
     fn note_contact_moved(&self, username: &str, new_id: &str, old_id: &str) -> TxResult<()>;
 }
@@ -319,7 +327,7 @@ pub fn outgoing(pod: &Pod, username: &str) -> Result<Option<OutgoingMove>> {
 /// not verify against it, nothing local is re-pointed.
 pub async fn apply_locally(pod: &Pod, prepared: &Prepared) {
     let Some(outgoing) = &prepared.outgoing else { return };
-    match receive::receive_public(pod, &outgoing.envelope_xml).await {
+    match received::receive_public(pod, &outgoing.envelope_xml).await {
         Ok(outcome) => tracing::info!(old = %outgoing.old_id, ?outcome, "move applied to this pod's own data"),
         Err(e) => tracing::warn!(old = %outgoing.old_id, "move not applied to this pod's own data: {e}"),
     }

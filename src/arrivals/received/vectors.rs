@@ -118,7 +118,7 @@ fn lifeboat_output() -> Vec<(&'static str, String)> {
     let resend = contact_entity_delivery("alice", &key, &nora, &contact_for(ALICE, NORA, true, true)).unwrap();
     let base = format!("https://{HOST}");
     let profile = crate::account::profile::entity(&alice_account(), HOST, &base);
-    let migration = crate::migration::sign_move(OTTO, profile, &vector_key("otto"), &key);
+    let migration = crate::arrivals::sign_move(OTTO, profile, &vector_key("otto"), &key);
     vec![
         (
             "contact-alice-to-nora.json",
