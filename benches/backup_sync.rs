@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lifeboat::account::{self, Account, AccountTx, ProfileData};
-use lifeboat::backup::sync::{self, SyncEvent};
+use lifeboat::backup::home::{self as sync, SyncEvent};
 use lifeboat::config::{Config, Span};
 use lifeboat::federation::signature::{private_key_to_pem, public_key_to_pem};
 use lifeboat::pod::Pod;
@@ -177,7 +177,7 @@ async fn bench() {
         started.elapsed().as_secs_f64()
     );
 
-    let home_sync = lifeboat::backup::sync::BackupSync::new(home.signals.backups.clone());
+    let home_sync = lifeboat::backup::home::BackupSync::new(home.signals.backups.clone());
     sync::refresh_pods(&home).await.unwrap();
     let now = account::now_unix();
     let started = Instant::now();

@@ -228,7 +228,7 @@ pub async fn execute(pod: &Arc<Pod>, services: &Services, request: AdminRequest)
 
 /// `lifeboat people list`: one line per known person.
 fn format_people(people: &[crate::people::Person]) -> String {
-    use crate::backup::sync::utc;
+    use crate::backup::home::utc;
     let mut out = String::new();
     for person in people {
         let key = crate::federation::signature::public_key_from_pem(&person.public_key_pem)
@@ -253,7 +253,7 @@ fn format_people(people: &[crate::people::Person]) -> String {
 
 /// `lifeboat people queue`: one line per pod with people waiting.
 fn format_queue(hosts: &[(String, crate::people::queue::HostState, usize)]) -> String {
-    use crate::backup::sync::utc;
+    use crate::backup::home::utc;
     let waiting: usize = hosts.iter().map(|(_, _, n)| n).sum();
     let mut out = format!("{waiting} people waiting to be discovered, on {} pods\n", hosts.len());
     for (host, state, n) in hosts {

@@ -74,7 +74,7 @@ pub async fn serve(config: Config) -> Result<()> {
             }
         });
     }
-    workers.spawn(crate::backup::sync::run(
+    workers.spawn(crate::backup::home::run(
         pod.clone(),
         services.backups.clone(),
         stopped.clone(),

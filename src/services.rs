@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::account::keys::KeyPool;
 use crate::arrivals::restore::Restores;
 use crate::backup::holder::{Holder, Policy};
-use crate::backup::sync::BackupSync;
+use crate::backup::home::BackupSync;
 use crate::delivery::{Outbox, OutboxPolicy};
 use crate::pod::Pod;
 use crate::retry::Backoff;

@@ -23,7 +23,7 @@
 use std::sync::OnceLock;
 
 use lifeboat::account::archive::{read_archive, ImportedArchive};
-use lifeboat::backup::pods::{parse_nodeinfo, parse_nodeinfo_links};
+use lifeboat::backup::home::pods::{parse_nodeinfo, parse_nodeinfo_links};
 use lifeboat::backup::push::{decoded_len, RawContent, RawPush, StatusRequest};
 use lifeboat::federation::envelope::{decrypt_unwrapped, MagicEnvelope};
 use lifeboat::federation::signature::public_key_from_pem;

@@ -17,6 +17,6 @@
 //! Not here: sealing (`sealed`).
 
 pub mod holder;
-pub mod pods;
+
+pub mod home;
 pub mod push;
-pub mod sync;

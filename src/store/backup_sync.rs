@@ -1,12 +1,12 @@
-//! The home pod's backup state on sled: see [`crate::backup::sync::SyncStore`]. Key
+//! The home pod's backup state on sled: see [`crate::backup::home::SyncStore`]. Key
 //! layouts are documented on the [`Tree`] variants `backup_sync`, `backup_sync_due`,
 //! `backup_nudges` and `backup_choices`; and the pod directory
-//! ([`crate::backup::pods::PodDirectory`], tree `backup_pods`).
+//! ([`crate::backup::home::pods::PodDirectory`], tree `backup_pods`).
 
 use super::{decode, Store, Tree, Tx};
 use crate::account::now_unix;
-use crate::backup::pods::PodInfo;
-use crate::backup::sync::{Nudge, SyncState, SyncStore, SyncTx, TxResult};
+use crate::backup::home::pods::PodInfo;
+use crate::backup::home::{Nudge, SyncState, SyncStore, SyncTx, TxResult};
 use crate::Result;
 
 /// The schedule key: due time (Unix seconds, big-endian, so keys sort by time), then
@@ -159,7 +159,7 @@ pub fn check_value(tree: Tree, key: &[u8], value: &[u8]) -> Result<()> {
     }
 }
 
-impl crate::backup::pods::PodDirectory for Store {
+impl crate::backup::home::pods::PodDirectory for Store {
     fn pod(&self, origin: &str) -> Result<Option<PodInfo>> {
         self.tree(Tree::BackupPods).get(origin)?.map(|b| decode(&b)).transpose()
     }
@@ -175,7 +175,7 @@ impl crate::backup::pods::PodDirectory for Store {
     }
 }
 
-impl crate::backup::pods::PodDirectoryTx for Tx<'_> {
+impl crate::backup::home::pods::PodDirectoryTx for Tx<'_> {
     fn pod(&self, origin: &str) -> TxResult<Option<PodInfo>> {
         self.get(Tree::BackupPods, origin.as_bytes())
     }

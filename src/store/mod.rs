@@ -154,15 +154,15 @@ trees! {
     /// (the link that is valid now, the restore mails of the last day).
     RestoreAddresses = "restore_addresses",
     /// `backup_pods`: pod origin (`scheme://host[:port]`, UTF-8) ->
-    /// [`crate::backup::pods::PodInfo`] (what its NodeInfo last said about backups).
+    /// [`crate::backup::home::pods::PodInfo`] (what its NodeInfo last said about backups).
     BackupPods = "backup_pods",
-    /// `backup_sync`: username -> [`crate::backup::sync::SyncState`] (the account's backup
+    /// `backup_sync`: username -> [`crate::backup::home::SyncState`] (the account's backup
     /// pod, what it acknowledged, the next sequence, deletes owed to pods left behind).
     BackupSync = "backup_sync",
     /// `backup_sync_due`: next look (Unix seconds, u64 BE) ++ username -> empty; the
     /// schedule of the backup worker, one entry per account at most.
     BackupSyncDue = "backup_sync_due",
-    /// `backup_nudges`: username -> [`crate::backup::sync::Nudge`]: account changes (and
+    /// `backup_nudges`: username -> [`crate::backup::home::Nudge`]: account changes (and
     /// other reasons to look) not yet taken up by the backup worker.
     BackupNudges = "backup_nudges",
     /// `backup_choices`: username -> origin (String): the backup pod the user picked in

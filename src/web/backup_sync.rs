@@ -1,14 +1,14 @@
 //! The "Backup pod" section of the settings, and `POST /settings/backups/pod` (the
-//! user picks another backup pod). Thin: reads [`crate::backup::sync::overview`] and
-//! hands the choice to [`crate::backup::sync::choose`].
+//! user picks another backup pod). Thin: reads [`crate::backup::home::overview`] and
+//! hands the choice to [`crate::backup::home::choose`].
 
 use maud::{html, Markup};
 
 use super::accounts::{render_settings, require};
 use super::{forms, see_other, Request, Response};
 use crate::account::Account;
-use crate::backup::pods::PodView;
-use crate::backup::sync::{self, SlotState};
+use crate::backup::home::pods::PodView;
+use crate::backup::home::{self, SlotState};
 use crate::pod::Pod;
 use crate::{Error, Result};
 
@@ -25,7 +25,7 @@ fn vetting(view: Option<&PodView>) -> &'static str {
 
 /// The section, for `render_settings`. `done` is the page's `done` parameter.
 pub fn section(pod: &Pod, account: &Account, csrf: &str, done: Option<&str>) -> Markup {
-    let overview = match sync::overview(pod, account) {
+    let overview = match home::overview(pod, account) {
         Ok(o) => o,
         Err(e) => {
             tracing::error!(username = %account.username, "backup overview: {e}");
@@ -41,7 +41,7 @@ pub fn section(pod: &Pod, account: &Account, csrf: &str, done: Option<&str>) -> 
             }
             @if let Some(since) = overview.failing_too_long {
                 p.notice.error role="alert" {
-                    strong { "Your backup has not succeeded since " (sync::utc(since)) "." }
+                    strong { "Your backup has not succeeded since " (home::utc(since)) "." }
                     " We keep trying, and move it to another pod if this one keeps failing; you can also choose another pod below."
                 }
             }
@@ -70,7 +70,7 @@ pub fn section(pod: &Pod, account: &Account, csrf: &str, done: Option<&str>) -> 
                         @if state.pod_refuses {
                             p.notice.error { strong { "Failing" } ": " (host(origin)) " no longer accepts backups. We move your backup as soon as another pod is available." }
                         } @else if let Some(since) = state.failing_since {
-                            p.notice.error { strong { "Failing" } " since " (sync::utc(since)) ". We retry with growing pauses." }
+                            p.notice.error { strong { "Failing" } " since " (home::utc(since)) ". We retry with growing pauses." }
                         }
                         p { "If this pod ever disappears, restore your account at "
                             a href={ (origin) "/restore_backup" } { (origin) "/restore_backup" }
@@ -79,12 +79,12 @@ pub fn section(pod: &Pod, account: &Account, csrf: &str, done: Option<&str>) -> 
                 }
                 p { "Last successful backup: "
                     @match state.last_success {
-                        Some((at, sequence)) => { (sync::utc(at)) " (sequence " (sequence) ")" }
+                        Some((at, sequence)) => { (home::utc(at)) " (sequence " (sequence) ")" }
                         None => { "none yet" }
                     }
                 }
                 @if let Some(error) = &state.last_error {
-                    p { "Last error: " (sync::utc(error.at_unix)) ": " (error.text) }
+                    p { "Last error: " (home::utc(error.at_unix)) ": " (error.text) }
                 }
                 @if let Some(fp) = &overview.short_fingerprint {
                     p.hint { "Your account key's short fingerprint is " code { (fp) } "; the backup pod's confirmation email shows the same." }
@@ -134,7 +134,7 @@ pub async fn choose_pod(pod: &Pod, req: &mut Request) -> Result<Response> {
         Ok(account) => account,
         Err(redirect) => return Ok(redirect),
     };
-    match sync::choose(pod, &account, form.text("pod")).await {
+    match home::choose(pod, &account, form.text("pod")).await {
         Ok(_) => see_other("/settings?done=backup_pod_chosen#backup-pod"),
         Err(e @ (Error::BadRequest(_) | Error::Conflict(_))) => {
             render_settings(pod, req, &account, e.status(), Some(&e.client_message()))

@@ -339,7 +339,7 @@ async fn an_account_deletion_removes_the_person_everywhere_and_they_are_not_adde
     assert_eq!(rig.contact_ids("carol"), [ALICE]);
     assert!(rig.bob().closed_unix.is_some());
     assert!(
-        crate::backup::sync::SyncStore::nudges(&rig.pod.store)
+        crate::backup::home::SyncStore::nudges(&rig.pod.store)
             .unwrap()
             .iter()
             .any(|(username, _)| username == "alice"),
