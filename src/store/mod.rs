@@ -26,6 +26,7 @@ use crate::{Error, Result};
 pub mod accounts;
 pub mod backup_sync;
 pub mod backups;
+mod commit;
 pub mod held;
 pub mod mail;
 pub mod moves;
@@ -33,7 +34,12 @@ pub mod outbox;
 pub mod people;
 pub mod people_queue;
 pub mod restore;
+mod room;
 mod sled_files;
+
+use commit::*;
+pub use room::Room;
+use room::*;
 
 /// The schema this binary writes. Bump it when a layout changes; start-up refuses a
 /// store whose schema is newer than this and upgrades an older one.
@@ -641,68 +647,6 @@ pub fn abort<T>(e: Error) -> TxResult<T> {
     Err(e.into())
 }
 
-/// The free space kept on the data folder's disk. sled, once one of its writes fails
-/// for want of space, refuses every later one until the process restarts; so the
-/// store refuses work that would write (an [`Error::InsufficientStorage`], 507) while
-/// less than `min_free` is free, before anything is written, and the pod takes
-/// writes again as soon as space returns. The margin covers what is already on its
-/// way to disk (a batch of commits, sled's own upkeep).
-#[derive(Clone, Debug)]
-pub struct Room {
-    dir: PathBuf,
-    min_free: u64,
-}
-
-impl Room {
-    /// Refuses when writing `more` bytes would leave less than the margin free. A
-    /// filesystem that cannot tell its free space is not refused.
-    pub fn check(&self, more: u64) -> Result<()> {
-        match free_bytes(&self.dir) {
-            Some(free) if free < self.min_free.saturating_add(more) => {
-                tracing::warn!(
-                    free,
-                    min_free = self.min_free,
-                    more,
-                    "the data folder's disk is full; writes refused"
-                );
-                Err(Error::disk_full())
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-/// The bytes an unprivileged process can still write on `dir`'s filesystem.
-fn free_bytes(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `path` is a valid C string and `stats` is written by the call before it is read.
-    let stats = unsafe {
-        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
-            return None;
-        }
-        stats.assume_init()
-    };
-    Some((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
-}
-
-/// Creates the data folder, and each missing folder above it, so that its entry
-/// survives a power cut: each one's parent is synced once it exists.
-fn create_folder_durably(dir: &Path) -> Result<()> {
-    let missing: Vec<&Path> = dir
-        .ancestors()
-        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
-        .collect();
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::internal(format!("cannot create data folder {}: {e}", dir.display())))?;
-    for made in missing.iter().rev() {
-        let parent = made.parent().filter(|p| !p.as_os_str().is_empty());
-        held::sync_folder(parent.unwrap_or(Path::new(".")))?;
-    }
-    Ok(())
-}
-
 /// Refuses a newer schema; returns the store's schema (this binary's for a new store).
 fn check_schema(db: &sled::Db) -> Result<u32> {
     let meta = db.open_tree(Tree::Meta.name())?;
@@ -725,156 +669,6 @@ fn check_schema(db: &sled::Db) -> Result<u32> {
                 )));
             }
             Ok(version)
-        }
-    }
-}
-
-/// Work queued by [`Store::after_durable`].
-type AfterDurable = Box<dyn FnOnce() + Send>;
-
-fn committer_stopped() -> Error {
-    Error::internal("the store's committer stopped")
-}
-
-/// What a unit of work given to the committer returns, its type erased.
-type UnitValue = Box<dyn Any + Send>;
-type UnitResult = TxResult<UnitValue>;
-/// A unit of work given to the committer.
-type Unit = Box<dyn Fn(&Tx) -> UnitResult + Send>;
-/// Answers a caller of the committer.
-type Answer = Box<dyn FnOnce(Result<UnitValue>) + Send>;
-
-/// One caller of [`Store::commit`] or [`Store::durable`]: the file to sync first, the
-/// unit to run once it is synced, and how to answer once the batch is flushed.
-struct CommitJob {
-    file: Option<Arc<File>>,
-    unit: Option<Unit>,
-    done: Answer,
-}
-
-/// Why the committer's shared transaction stopped: one unit aborted.
-struct UnitAborted(usize, Error);
-
-/// The committer thread. Takes every job that arrived while the previous batch ran,
-/// syncs their files (each once: a sync covers every write that finished before it
-/// started), runs their units in one transaction, then flushes once, so many
-/// concurrent writers share few syncs. Work queued by [`Store::after_durable`]
-/// before a flush started runs once it succeeded. Ends when the store is dropped.
-fn group_commit(
-    db: sled::Db,
-    files: Arc<sled_files::SledFiles>,
-    trees: Vec<sled::Tree>,
-    jobs: std::sync::mpsc::Receiver<CommitJob>,
-    after_durable: Arc<Mutex<Vec<AfterDurable>>>,
-) {
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while let Ok(more) = jobs.try_recv() {
-            batch.push(more);
-        }
-        let started = std::time::Instant::now();
-        // 1. Files, each once; a job whose file failed to sync has its outcome already.
-        let mut synced: Vec<(*const File, std::result::Result<(), String>)> = Vec::new();
-        let mut outcomes: Vec<Option<Result<UnitValue>>> = Vec::with_capacity(batch.len());
-        for job in &batch {
-            let failed = job.file.as_ref().and_then(|file| {
-                let at = synced
-                    .iter()
-                    .position(|(f, _)| *f == Arc::as_ptr(file))
-                    .unwrap_or_else(|| {
-                        synced.push((Arc::as_ptr(file), file.sync_data().map_err(|e| e.to_string())));
-                        synced.len() - 1
-                    });
-                synced[at].1.clone().err()
-            });
-            outcomes.push(failed.map(|e| Err(Error::internal(format!("sync: {e}")))));
-        }
-        // 2. The units whose files are durable, in one transaction.
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_units(&trees, &batch, &mut outcomes)
-        }));
-        if ran.is_err() {
-            for outcome in outcomes.iter_mut().filter(|o| o.is_none()) {
-                *outcome = Some(Err(Error::internal("a unit of work panicked")));
-            }
-        }
-        // 3. One flush for everything so far.
-        let queued = std::mem::take(&mut *after_durable.lock().unwrap_or_else(|e| e.into_inner()));
-        let flushed = match db.flush().map_err(Error::from).and_then(|_| files.sync()) {
-            Ok(()) => {
-                for work in queued {
-                    work();
-                }
-                Ok(())
-            }
-            Err(e) => {
-                // Not durable: the work waits for the next flush.
-                after_durable.lock().unwrap_or_else(|e| e.into_inner()).extend(queued);
-                Err((matches!(e, Error::InsufficientStorage(_)), e.to_string()))
-            }
-        };
-        tracing::trace!(
-            jobs = batch.len(),
-            us = started.elapsed().as_micros() as u64,
-            "group commit"
-        );
-        for (job, outcome) in batch.into_iter().zip(outcomes) {
-            let outcome = match (outcome, &flushed) {
-                (Some(Err(e)), _) => Err(e),
-                (_, Err((true, _))) => Err(Error::disk_full()),
-                (_, Err((false, e))) => Err(Error::internal(format!("flush: {e}"))),
-                (Some(Ok(value)), Ok(())) => Ok(value),
-                (None, Ok(())) => Ok(Box::new(()) as UnitValue),
-            };
-            (job.done)(outcome);
-        }
-    }
-}
-
-/// Runs the batch's units that have no outcome yet in one transaction, taking out
-/// each unit that aborts (its outcome is its error) until the rest commit.
-fn run_units(trees: &[sled::Tree], batch: &[CommitJob], outcomes: &mut [Option<Result<UnitValue>>]) {
-    use sled::transaction::TransactionError;
-    use sled::Transactional;
-    loop {
-        let pending: Vec<usize> = (0..batch.len())
-            .filter(|&i| outcomes[i].is_none() && batch[i].unit.is_some())
-            .collect();
-        if pending.is_empty() {
-            return;
-        }
-        let committed = trees.transaction(|trees| {
-            let tx = Tx { trees };
-            let mut values = Vec::with_capacity(pending.len());
-            for &i in &pending {
-                let unit = batch[i].unit.as_ref().expect("pending units have a unit");
-                match unit(&tx).map_err(|e| e.0) {
-                    Ok(value) => values.push((i, value)),
-                    Err(ConflictableTransactionError::Abort(e)) => {
-                        return Err(ConflictableTransactionError::Abort(UnitAborted(i, e)))
-                    }
-                    Err(ConflictableTransactionError::Conflict) => return Err(ConflictableTransactionError::Conflict),
-                    Err(ConflictableTransactionError::Storage(e)) => {
-                        return Err(ConflictableTransactionError::Storage(e))
-                    }
-                }
-            }
-            Ok(values)
-        });
-        match committed {
-            Ok(values) => {
-                for (i, value) in values {
-                    outcomes[i] = Some(Ok(value));
-                }
-                return;
-            }
-            Err(TransactionError::Abort(UnitAborted(i, e))) => outcomes[i] = Some(Err(e)),
-            Err(TransactionError::Storage(e)) => {
-                for &i in &pending {
-                    outcomes[i] = Some(Err(Error::from(e.clone())));
-                }
-                return;
-            }
         }
     }
 }

@@ -1,229 +1,8 @@
-//! The diaspora* archive: an account's portable form (docs/formats.md, "The account
-//! archive").
-//!
-//! Owns reading an archive that a user brings ([`read_archive`]: plain JSON, gzip, or
-//! what lifeboat itself writes), every check it must pass before lifeboat holds it, and
-//! writing an account back out ([`write_archive`]) as a version "2.0" archive that
-//! validates against diaspora*'s schema and that diaspora*'s importer takes. Also owns
-//! the rules of the archive's lifeboat-only parts: `known_pods` ([`add_known_pod`],
-//! capped at [`KNOWN_PODS_CAP`]) and the carried avatar ([`sniff_image`],
-//! [`AVATAR_MAX_BYTES`]).
-//!
-//! What an import checks, in this order, reporting each problem as
-//! `path: what is wrong`:
-//! 1. the size, also after decompression, without ever unpacking more than the limit;
-//! 2. `version` is "2.0" (what diaspora* writes since its archive became importable;
-//!    the older 1.x exports had another shape and no importer reads them);
-//! 3. diaspora*'s own schemas (the [`schema`] submodule), which diaspora*'s importer
-//!    applies too, so nothing accepted here could later stop a move to a diaspora* pod;
-//! 4. what lifeboat and diaspora*'s validators need beyond the schema: the private key
-//!    parses (and has 2,048 to 4,096 bits), the profile keeps diaspora*'s limits
-//!    (docs/formats.md, "What diaspora*'s validators refuse"), contacts and blocks are
-//!    diaspora IDs, guids are guids, public keys parse, the `lifeboat` key is well
-//!    formed.
-//!
-//! Sections lifeboat does not use are kept verbatim (in order) and written back
-//! unchanged; the contacts' public keys stay the user's data and never become keys this
-//! pod trusts for those people (the people store is filled by discovery only).
-//!
-//! Not owned here: creating the account (the caller sets username, guid, keys and
-//! password, then calls [`apply_to`]), sealing (`sealed`), HTTP (`web`).
+//! Reading an archive a user brings: plain JSON or gzip within the size cap, then
+//! every check in the order the module doc of `archive` gives, with the repairs
+//! listed.
 
-mod json;
-mod schema;
-
-use std::io::{BufRead, BufReader, Read};
-
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use flate2::read::MultiGzDecoder;
-use serde::Deserialize as _;
-use serde_json::{Map, Value};
-
-use json::{Json, Object};
-
-use super::model::{Account, Avatar, ContactData, MovedFrom, ProfileData};
-use crate::federation::entities::{valid_diaspora_id, valid_guid, validate_profile, Profile};
-use crate::federation::signature::{
-    canonical_public_key_pem, check_key_strength, decode_standard_base64, private_key_from_pem, private_key_to_pem,
-    public_key_to_pem,
-};
-use crate::http_client::origin_of;
-use crate::{Error, Result};
-
-/// The archive version lifeboat reads and writes (diaspora*'s current one).
-pub const ARCHIVE_VERSION: &str = "2.0";
-/// The most pods `known_pods` holds; past it the oldest are dropped (docs/formats.md,
-/// "known_pods").
-pub const KNOWN_PODS_CAP: usize = 2_000;
-pub use super::profile::{sniff_image, AVATAR_MAX_BYTES};
-/// The version of the archive's `lifeboat` key this binary writes. 2: the contact
-/// flags mean what diaspora*'s mean (archives of version 1 have them the other way
-/// round, and are read so).
-pub const LIFEBOAT_KEY_VERSION: u64 = 2;
-/// The longest contact public key text read (a 4,096-bit key in PEM is ~800 bytes).
-const MAX_CONTACT_KEY_PEM_BYTES: usize = 16 * 1024;
-/// The most problems one refusal lists.
-const MAX_PROBLEMS_SHOWN: usize = 8;
-
-/// The keys of `user` that lifeboat reads into the account; every other key of `user`
-/// is kept verbatim.
-const USER_KEYS: &[&str] = &[
-    "username",
-    "email",
-    "language",
-    "private_key",
-    "profile",
-    "contact_groups",
-    "contacts",
-    "followed_tags",
-    "blocks",
-];
-/// The top-level keys lifeboat reads; every other one is kept verbatim.
-const TOP_KEYS: &[&str] = &["version", "user", "lifeboat"];
-
-/// An archive that passed every check, in the account's terms.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ImportedArchive {
-    /// `user.username` as the archive has it (the old pod's username).
-    pub username: String,
-    /// `user.email`, as written (the caller normalises it).
-    pub email: String,
-    /// `user.language`; "en" when the archive has none.
-    pub language: String,
-    /// The old identity's private key, re-encoded as PKCS#1 PEM.
-    pub private_key_pem: String,
-    /// Its public key, SPKI PEM.
-    pub public_key_pem: String,
-    pub profile: ProfileData,
-    /// Aspect names in the archive's order, without duplicates.
-    pub aspects: Vec<String>,
-    /// Contacts in the archive's order, one per diaspora ID (the first wins).
-    pub contacts: Vec<ContactData>,
-    pub followed_tags: Vec<String>,
-    /// Blocked diaspora IDs.
-    pub blocks: Vec<String>,
-    /// The sections lifeboat does not use, in the shape [`Account::verbatim_json`]
-    /// documents: `{"user": {...}, "top": {...}}`.
-    pub verbatim_json: String,
-    /// The identity the archive belongs to: `lifeboat.diaspora_id`, else the profile's
-    /// `author` (where diaspora*'s exports carry it).
-    pub old_diaspora_id: Option<String>,
-    /// `lifeboat.guid`, when the archive came from lifeboat.
-    pub old_guid: Option<String>,
-    /// Origins of the pods that know the account (docs/formats.md, "known_pods"),
-    /// oldest first.
-    pub known_pods: Vec<String>,
-    /// `lifeboat.avatar`, checked by its bytes.
-    pub avatar: Option<Avatar>,
-    /// What was repaired or left out to make the archive one diaspora* keeps (aspect
-    /// names, contacts that cannot be read...), in words for the user.
-    pub repairs: Vec<String>,
-}
-
-/// The old private key is wiped from memory when an archive is dropped (a restore
-/// keeps an opened archive only until the account exists; docs/restore.md, "Where the
-/// opened archive waits").
-impl Drop for ImportedArchive {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.private_key_pem);
-    }
-}
-
-impl ImportedArchive {
-    /// Where an account made from this archive came from, for
-    /// [`Account::moved_from`]; `None` when the archive names no old identity.
-    pub fn moved_from(&self, at_unix: u64) -> Option<MovedFrom> {
-        Some(MovedFrom {
-            diaspora_id: self.old_diaspora_id.clone()?,
-            guid: self.old_guid.clone(),
-            public_key_pem: self.public_key_pem.clone(),
-            at_unix,
-        })
-    }
-}
-
-/// Copies the archive's data into an account: profile, avatar, aspects, contacts,
-/// followed tags, blocks, verbatim sections and known pods. Username, guid, email,
-/// language, keys, password and `moved_from` are the account creator's to set
-/// (see [`ImportedArchive::moved_from`]).
-pub fn apply_to(archive: &ImportedArchive, account: &mut Account) {
-    account.profile = archive.profile.clone();
-    account.avatar = archive.avatar.clone();
-    account.aspects = archive.aspects.clone();
-    account.contacts = archive.contacts.clone();
-    account.followed_tags = archive.followed_tags.clone();
-    account.blocks = archive.blocks.clone();
-    account.verbatim_json = archive.verbatim_json.clone();
-    account.known_pods = archive.known_pods.clone();
-}
-
-/// [`apply_to`], moving the data out of the archive instead of copying it (what a new
-/// account made from an archive does: the archive is not used for its data again).
-pub fn move_into(archive: &mut ImportedArchive, account: &mut Account) {
-    use std::mem::take;
-    account.profile = take(&mut archive.profile);
-    account.avatar = archive.avatar.take();
-    account.aspects = take(&mut archive.aspects);
-    account.contacts = take(&mut archive.contacts);
-    account.followed_tags = take(&mut archive.followed_tags);
-    account.blocks = take(&mut archive.blocks);
-    account.verbatim_json = take(&mut archive.verbatim_json);
-    account.known_pods = take(&mut archive.known_pods);
-}
-
-/// `BASE/avatars/GUID`: where lifeboat serves an uploaded avatar, and the `image_url`
-/// an exported profile carries for it.
-pub fn avatar_url(base_url: &str, guid: &str) -> String {
-    format!("{}/avatars/{guid}", base_url.trim_end_matches('/'))
-}
-
-/// Adds a pod to `known_pods`, normalised to its origin (`https://host[:port]`), unless
-/// it is already there; past [`KNOWN_PODS_CAP`] the oldest entries are dropped. Returns
-/// whether the list changed. A pod already listed keeps its place, so that seeing it
-/// again does not change the archive (and trigger a backup push).
-///
-/// Only for pods learnt from the account's own data or from a *signature-verified*
-/// message concerning the account — never a host that an unauthenticated request merely
-/// named (docs/formats.md, "known_pods"): that would let anyone grow the archive, or
-/// turn a move into a flood of deliveries to hosts of their choosing.
-pub fn add_known_pod(list: &mut Vec<String>, origin: &str) -> bool {
-    let Ok(origin) = origin_of(origin) else {
-        return false;
-    };
-    if list.contains(&origin) {
-        return false;
-    }
-    list.push(origin);
-    if list.len() > KNOWN_PODS_CAP {
-        let excess = list.len() - KNOWN_PODS_CAP;
-        list.drain(..excess);
-    }
-    true
-}
-
-/// [`add_known_pod`] for many pods at once, with the same result, in time linear in
-/// their number (an archive with thousands of contacts adds thousands).
-fn add_known_pods<S: AsRef<str>>(list: &mut Vec<String>, origins: impl IntoIterator<Item = S>) {
-    let mut queue: std::collections::VecDeque<String> = std::mem::take(list).into();
-    let mut present: std::collections::HashSet<String> = queue.iter().cloned().collect();
-    for origin in origins {
-        let Ok(origin) = origin_of(origin.as_ref()) else {
-            continue;
-        };
-        if present.contains(&origin) {
-            continue;
-        }
-        present.insert(origin.clone());
-        queue.push_back(origin);
-        if queue.len() > KNOWN_PODS_CAP {
-            if let Some(oldest) = queue.pop_front() {
-                present.remove(&oldest);
-            }
-        }
-    }
-    *list = queue.into();
-}
+use super::*;
 
 // ---------------------------------------------------------------------------------
 // Reading
@@ -240,7 +19,7 @@ pub fn read_archive(bytes: &[u8], max_decompressed: u64) -> Result<ImportedArchi
 }
 
 /// The archive's JSON, decompressed if need be.
-fn parse_json(bytes: &[u8], max: u64) -> Result<Json<'_>> {
+pub(super) fn parse_json(bytes: &[u8], max: u64) -> Result<Json<'_>> {
     if bytes.starts_with(&crate::sealed::MAGIC) {
         return Err(Error::bad(
             "this is a sealed lifeboat backup (.lfbk): it opens only with its pass phrase, through \"Moving from another pod\" or a restore",
@@ -263,7 +42,7 @@ fn parse_json(bytes: &[u8], max: u64) -> Result<Json<'_>> {
 
 /// Parses the JSON while decompressing it, through a [`Read::take`] of one byte past
 /// `max`: reading stops there, whatever the compressed file claims.
-fn parse_gzip(bytes: &[u8], max: u64) -> Result<Json<'static>> {
+pub(super) fn parse_gzip(bytes: &[u8], max: u64) -> Result<Json<'static>> {
     let mut limited = MultiGzDecoder::new(bytes).take(max.saturating_add(1));
     let parsed = {
         let mut reader = BufReader::new(&mut limited);
@@ -297,7 +76,7 @@ fn parse_gzip(bytes: &[u8], max: u64) -> Result<Json<'static>> {
     }
 }
 
-fn io_reason(e: &serde_json::Error) -> String {
+pub(super) fn io_reason(e: &serde_json::Error) -> String {
     // serde_json adds " at line 0 column 0" to I/O errors; the cause is what matters.
     let text = e.to_string();
     match text.find(" at line ") {
@@ -306,7 +85,7 @@ fn io_reason(e: &serde_json::Error) -> String {
     }
 }
 
-fn too_large(max: u64, compressed: bool) -> Error {
+pub(super) fn too_large(max: u64, compressed: bool) -> Error {
     const MIB: u64 = 1024 * 1024;
     let size = if max >= MIB && max % MIB == 0 {
         format!("{max} bytes ({} MiB)", max / MIB)
@@ -322,7 +101,7 @@ fn too_large(max: u64, compressed: bool) -> Error {
 
 /// Problems found so far; each is `path: what is wrong`.
 #[derive(Default)]
-struct Problems(Vec<String>);
+pub(super) struct Problems(Vec<String>);
 
 impl Problems {
     fn push(&mut self, path: impl std::fmt::Display, problem: impl std::fmt::Display) {
@@ -342,7 +121,7 @@ impl Problems {
     }
 }
 
-fn check_archive(document: Json<'_>) -> Result<ImportedArchive> {
+pub(super) fn check_archive(document: Json<'_>) -> Result<ImportedArchive> {
     if document.as_object().is_none() {
         return Err(Error::bad("the archive is not valid: expected a JSON object"));
     }
@@ -406,8 +185,8 @@ fn check_archive(document: Json<'_>) -> Result<ImportedArchive> {
             std::mem::swap(&mut contact.sharing, &mut contact.receiving);
         }
     }
-    let (mut aspects, became, mut repairs) = super::profile::repair_aspect_names(&written_aspects);
-    repairs.extend(super::profile::place_contacts_in_aspects(
+    let (mut aspects, became, mut repairs) = crate::account::profile::repair_aspect_names(&written_aspects);
+    repairs.extend(crate::account::profile::place_contacts_in_aspects(
         &mut aspects,
         &became,
         &mut contacts,
@@ -471,7 +250,7 @@ fn check_archive(document: Json<'_>) -> Result<ImportedArchive> {
     })
 }
 
-fn check_version(version: Option<&Json>) -> Result<()> {
+pub(super) fn check_version(version: Option<&Json>) -> Result<()> {
     let problem = match version {
         Some(Json::String(v)) if v == ARCHIVE_VERSION => return Ok(()),
         None => format!("version: missing (diaspora* archives say \"version\": \"{ARCHIVE_VERSION}\")"),
@@ -484,7 +263,7 @@ fn check_version(version: Option<&Json>) -> Result<()> {
 }
 
 /// The private key re-encoded as PKCS#1 PEM, and its public key as SPKI PEM.
-fn read_private_key(pem: &str) -> std::result::Result<(String, String), String> {
+pub(super) fn read_private_key(pem: &str) -> std::result::Result<(String, String), String> {
     let key = private_key_from_pem(pem).map_err(|_| "not an RSA private key in PEM form".to_string())?;
     let public_key = key.to_public_key();
     check_key_strength(&public_key).map_err(|e| e.to_string())?;
@@ -493,7 +272,7 @@ fn read_private_key(pem: &str) -> std::result::Result<(String, String), String> 
 }
 
 /// An optional text field: absent, null and empty are all `None`.
-fn optional_text(data: &Object, key: &str, path: &str, problems: &mut Problems) -> Option<String> {
+pub(super) fn optional_text(data: &Object, key: &str, path: &str, problems: &mut Problems) -> Option<String> {
     match data.get(key) {
         None | Some(Json::Null) => None,
         Some(Json::String(text)) if text.is_empty() => None,
@@ -505,7 +284,7 @@ fn optional_text(data: &Object, key: &str, path: &str, problems: &mut Problems) 
     }
 }
 
-fn optional_bool(data: &Object, key: &str, path: &str, problems: &mut Problems) -> Option<bool> {
+pub(super) fn optional_bool(data: &Object, key: &str, path: &str, problems: &mut Problems) -> Option<bool> {
     match data.get(key) {
         None | Some(Json::Null) => None,
         Some(Json::Bool(b)) => Some(*b),
@@ -519,7 +298,7 @@ fn optional_bool(data: &Object, key: &str, path: &str, problems: &mut Problems) 
 /// An image URL carried over only when it is an absolute http(s) URL: diaspora* writes
 /// a path to its default picture for people without one, which means nothing on
 /// another pod.
-fn usable_image_url(url: Option<String>) -> Option<String> {
+pub(super) fn usable_image_url(url: Option<String>) -> Option<String> {
     url.filter(|url| {
         let lower = url.to_ascii_lowercase();
         (lower.starts_with("https://") || lower.starts_with("http://"))
@@ -529,7 +308,7 @@ fn usable_image_url(url: Option<String>) -> Option<String> {
 
 /// The profile (and its author) from `user.profile`, checked against diaspora*'s
 /// validators.
-fn read_profile(profile: Option<&Json>, problems: &mut Problems) -> (Option<String>, ProfileData) {
+pub(super) fn read_profile(profile: Option<&Json>, problems: &mut Problems) -> (Option<String>, ProfileData) {
     const PATH: &str = "user.profile.entity_data";
     let empty = Object::default();
     let data = profile
@@ -614,7 +393,7 @@ fn read_profile(profile: Option<&Json>, problems: &mut Problems) -> (Option<Stri
 
 /// `validate_profile` names the field in words ("first name is longer than ..."); the
 /// path already names it, so the words go.
-fn field_problem(problem: &str, key: &str) -> String {
+pub(super) fn field_problem(problem: &str, key: &str) -> String {
     let words = key.replace('_', " ");
     problem
         .strip_prefix(&words)
@@ -625,7 +404,7 @@ fn field_problem(problem: &str, key: &str) -> String {
 }
 
 /// The aspect names as the archive writes them (repaired by the caller).
-fn aspect_names(groups: Option<&Json>) -> Vec<String> {
+pub(super) fn aspect_names(groups: Option<&Json>) -> Vec<String> {
     groups
         .and_then(Json::as_array)
         .into_iter()
@@ -636,7 +415,7 @@ fn aspect_names(groups: Option<&Json>) -> Vec<String> {
 
 /// The contacts that can be read; each one that cannot is left out, with a note for
 /// the user in `left_out` (one odd contact never refuses the whole archive).
-fn read_contacts<'a>(contacts: Option<&'a Json<'a>>, left_out: &mut Vec<String>) -> Vec<ContactData> {
+pub(super) fn read_contacts<'a>(contacts: Option<&'a Json<'a>>, left_out: &mut Vec<String>) -> Vec<ContactData> {
     let items: &[Json] = contacts.and_then(Json::as_array).unwrap_or_default();
     // Each contact is checked on its own (its public key is the costly part), so
     // thousands are split over two threads; duplicates are dropped afterwards, in order.
@@ -677,7 +456,11 @@ fn read_contacts<'a>(contacts: Option<&'a Json<'a>>, left_out: &mut Vec<String>)
 /// One contact, checked; with its diaspora ID as written (for spotting duplicates).
 /// `following` and `followed` mirror the two flags and are not read (diaspora*'s
 /// importer does not read them either).
-fn read_contact<'a>(index: usize, contact: &'a Json<'a>, left_out: &mut Vec<String>) -> Option<(&'a str, ContactData)> {
+pub(super) fn read_contact<'a>(
+    index: usize,
+    contact: &'a Json<'a>,
+    left_out: &mut Vec<String>,
+) -> Option<(&'a str, ContactData)> {
     let flag = |key: &str| contact.get(key).and_then(Json::as_bool).unwrap_or(false);
     let text = |key: &str| contact.get(key).and_then(Json::as_str);
     let written_id = text("account_id").unwrap_or_default().trim();
@@ -717,7 +500,7 @@ fn read_contact<'a>(index: usize, contact: &'a Json<'a>, left_out: &mut Vec<Stri
     Some((written_id, contact_data))
 }
 
-fn read_blocks(blocks: Option<&Json>, problems: &mut Problems) -> Vec<String> {
+pub(super) fn read_blocks(blocks: Option<&Json>, problems: &mut Problems) -> Vec<String> {
     let mut out = Vec::new();
     for (index, block) in blocks.and_then(Json::as_array).into_iter().flatten().enumerate() {
         let id = block.as_str().unwrap_or_default().trim();
@@ -734,7 +517,7 @@ fn read_blocks(blocks: Option<&Json>, problems: &mut Problems) -> Vec<String> {
 }
 
 /// The strings of an array, in order, without duplicates.
-fn unique_strings(value: Option<&Json>) -> Vec<String> {
+pub(super) fn unique_strings(value: Option<&Json>) -> Vec<String> {
     value
         .and_then(Json::as_array)
         .into_iter()
@@ -744,7 +527,7 @@ fn unique_strings(value: Option<&Json>) -> Vec<String> {
         .fold(Vec::new(), push_unique)
 }
 
-fn push_unique(mut list: Vec<String>, item: String) -> Vec<String> {
+pub(super) fn push_unique(mut list: Vec<String>, item: String) -> Vec<String> {
     if !list.contains(&item) {
         list.push(item);
     }
@@ -752,7 +535,7 @@ fn push_unique(mut list: Vec<String>, item: String) -> Vec<String> {
 }
 
 /// Every `subscribed_pods_uris` entry of the user's posts.
-fn subscribed_pods<'a>(posts: Option<&'a Json<'a>>) -> impl Iterator<Item = &'a str> {
+pub(super) fn subscribed_pods<'a>(posts: Option<&'a Json<'a>>) -> impl Iterator<Item = &'a str> {
     posts
         .and_then(Json::as_array)
         .into_iter()
@@ -765,7 +548,7 @@ fn subscribed_pods<'a>(posts: Option<&'a Json<'a>>) -> impl Iterator<Item = &'a 
 
 /// What the archive's own `lifeboat` key says.
 #[derive(Default)]
-struct LifeboatKey {
+pub(super) struct LifeboatKey {
     /// Whether the archive has the key at all (lifeboat wrote it).
     present: bool,
     /// `lifeboat.version`: 1 when absent (written before the contact flags took
@@ -777,7 +560,7 @@ struct LifeboatKey {
     avatar: Option<Avatar>,
 }
 
-fn read_lifeboat_key(value: Option<&Json>, problems: &mut Problems) -> LifeboatKey {
+pub(super) fn read_lifeboat_key(value: Option<&Json>, problems: &mut Problems) -> LifeboatKey {
     let mut key = LifeboatKey::default();
     let Some(value) = value else {
         return key;
@@ -836,7 +619,7 @@ fn read_lifeboat_key(value: Option<&Json>, problems: &mut Problems) -> LifeboatK
 
 /// `{"content_type", "data": standard base64}`, re-checked by its bytes (the bytes
 /// decide the type; the declared one is only checked to be a string).
-fn read_avatar(value: &Json) -> std::result::Result<Avatar, (&'static str, String)> {
+pub(super) fn read_avatar(value: &Json) -> std::result::Result<Avatar, (&'static str, String)> {
     let object = value
         .as_object()
         .ok_or(("lifeboat.avatar", "expected an object".to_string()))?;
@@ -865,153 +648,6 @@ fn read_avatar(value: &Json) -> std::result::Result<Avatar, (&'static str, Strin
     })
 }
 
-fn avatar_too_large() -> String {
+pub(super) fn avatar_too_large() -> String {
     format!("the avatar is larger than {} KiB", AVATAR_MAX_BYTES / 1024)
 }
-
-// ---------------------------------------------------------------------------------
-// Writing
-// ---------------------------------------------------------------------------------
-
-/// Writes `account` as a version "2.0" archive (compact JSON, the same bytes for the
-/// same account): `version`, `user` with lifeboat's parts first and the verbatim
-/// sections after them, the verbatim top-level sections, then the `lifeboat` key.
-/// `host` makes the diaspora ID (`username@host`); `base_url` the avatar's URL.
-pub fn write_archive(account: &Account, host: &str, base_url: &str) -> Result<Vec<u8>> {
-    let diaspora_id = account.diaspora_id(host);
-    let (verbatim_user, verbatim_top) = split_verbatim(&account.verbatim_json)?;
-    let private_key = if account.private_key_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----") {
-        account.private_key_pem.clone()
-    } else {
-        private_key_to_pem(&private_key_from_pem(&account.private_key_pem)?)?
-    };
-
-    let mut user = Map::new();
-    user.insert("username".into(), account.username.clone().into());
-    user.insert("email".into(), account.email.clone().into());
-    user.insert("language".into(), account.language.clone().into());
-    user.insert("private_key".into(), private_key.into());
-    user.insert("profile".into(), profile_entity(account, &diaspora_id, base_url));
-    let groups = account
-        .aspects
-        .iter()
-        .map(|name| Value::Object(Map::from_iter([("name".to_string(), Value::from(name.clone()))])))
-        .collect();
-    user.insert("contact_groups".into(), Value::Array(groups));
-    user.insert(
-        "contacts".into(),
-        Value::Array(account.contacts.iter().map(contact_entry).collect()),
-    );
-    user.insert("followed_tags".into(), account.followed_tags.clone().into());
-    user.insert("blocks".into(), account.blocks.clone().into());
-    for (key, value) in verbatim_user {
-        if !user.contains_key(&key) {
-            user.insert(key, value);
-        }
-    }
-
-    let mut top = Map::new();
-    top.insert("version".into(), ARCHIVE_VERSION.into());
-    top.insert("user".into(), Value::Object(user));
-    for (key, value) in verbatim_top {
-        if !TOP_KEYS.contains(&key.as_str()) {
-            top.insert(key, value);
-        }
-    }
-    let mut lifeboat = Map::new();
-    lifeboat.insert("version".into(), LIFEBOAT_KEY_VERSION.into());
-    lifeboat.insert("guid".into(), account.guid.clone().into());
-    lifeboat.insert("diaspora_id".into(), diaspora_id.into());
-    lifeboat.insert("known_pods".into(), account.known_pods.clone().into());
-    if let Some(avatar) = &account.avatar {
-        let mut carried = Map::new();
-        carried.insert("content_type".into(), avatar.content_type.clone().into());
-        carried.insert("data".into(), STANDARD.encode(&avatar.data).into());
-        lifeboat.insert("avatar".into(), Value::Object(carried));
-    }
-    top.insert("lifeboat".into(), Value::Object(lifeboat));
-    serde_json::to_vec(&Value::Object(top)).map_err(Error::from)
-}
-
-/// The verbatim sections of `user` and of the top level, in their order.
-fn split_verbatim(verbatim_json: &str) -> Result<(Map<String, Value>, Map<String, Value>)> {
-    if verbatim_json.trim().is_empty() {
-        return Ok((Map::new(), Map::new()));
-    }
-    let value: Value = serde_json::from_str(verbatim_json)
-        .map_err(|e| Error::internal(format!("the account's verbatim archive sections are damaged: {e}")))?;
-    let section = |name: &str| match value.get(name) {
-        Some(Value::Object(map)) => map.clone(),
-        _ => Map::new(),
-    };
-    Ok((section("user"), section("top")))
-}
-
-/// `user.profile` as diaspora*'s `profile` entity. Absent values are left out (the
-/// importer keeps its own value for a missing key, as for a null one).
-fn profile_entity(account: &Account, diaspora_id: &str, base_url: &str) -> Value {
-    let profile = &account.profile;
-    let mut data = Map::new();
-    let mut text = |key: &str, value: Option<&str>| {
-        if let Some(value) = value.filter(|v| !v.is_empty()) {
-            data.insert(key.to_string(), value.into());
-        }
-    };
-    text("author", Some(diaspora_id));
-    text("edited_at", profile.edited_at.as_deref());
-    text("first_name", profile.first_name.as_deref());
-    text("last_name", profile.last_name.as_deref());
-    let uploaded = account.avatar.as_ref().map(|_| avatar_url(base_url, &account.guid));
-    match &uploaded {
-        Some(url) => {
-            text("image_url", Some(url));
-            text("image_url_medium", Some(url));
-            text("image_url_small", Some(url));
-        }
-        None => {
-            text("image_url", profile.image_url.as_deref());
-            text("image_url_medium", profile.image_url_medium.as_deref());
-            text("image_url_small", profile.image_url_small.as_deref());
-        }
-    }
-    text("bio", profile.bio.as_deref());
-    text("birthday", profile.birthday.as_deref());
-    text("gender", profile.gender.as_deref());
-    text("location", profile.location.as_deref());
-    data.insert("searchable".into(), profile.searchable.into());
-    data.insert("public".into(), profile.public.into());
-    data.insert("nsfw".into(), profile.nsfw.into());
-    if let Some(tags) = profile.tag_string.as_deref().filter(|t| !t.is_empty()) {
-        data.insert("tag_string".into(), tags.into());
-    }
-    let mut entity = Map::new();
-    entity.insert("entity_type".into(), "profile".into());
-    entity.insert("entity_data".into(), Value::Object(data));
-    Value::Object(entity)
-}
-
-/// One `user.contacts` entry, its keys in diaspora*'s order; optional strings are left
-/// out when unknown (the schema wants strings there, not nulls).
-fn contact_entry(contact: &ContactData) -> Value {
-    let mut entry = Map::new();
-    // diaspora*'s exporter writes `following` = `sharing`, `followed` = `receiving`.
-    entry.insert("sharing".into(), contact.sharing.into());
-    entry.insert("receiving".into(), contact.receiving.into());
-    entry.insert("following".into(), contact.sharing.into());
-    entry.insert("followed".into(), contact.receiving.into());
-    if let Some(guid) = &contact.person_guid {
-        entry.insert("person_guid".into(), guid.clone().into());
-    }
-    if let Some(name) = &contact.person_name {
-        entry.insert("person_name".into(), name.clone().into());
-    }
-    entry.insert("account_id".into(), contact.diaspora_id.clone().into());
-    if let Some(key) = &contact.public_key {
-        entry.insert("public_key".into(), key.clone().into());
-    }
-    entry.insert("contact_groups_membership".into(), contact.aspects.clone().into());
-    Value::Object(entry)
-}
-
-#[cfg(test)]
-mod tests;
