@@ -801,6 +801,9 @@ pub async fn look(pod: &Arc<Pod>, username: &str, now: u64) -> Result<Report> {
     };
     let account = AccountStore::account(&pod.store, username)?;
     let running = account.as_ref().filter(|a| why_off(a).is_none());
+    if let Some(why) = account.as_ref().and_then(why_off) {
+        tracing::debug!(%username, "backups: not running: {why}");
+    }
     for _ in 0..MAX_ROUNDS {
         let choice = pod.store.backup_choice(username)?;
         let mut mails = Vec::new();
@@ -1129,6 +1132,7 @@ async fn push(
     let archive = crate::account::archive::write_archive(account, &pod.config.public_host(), &pod.config.public_url())?;
     let content = content_digest(&archive, &key);
     if !state.force_push && state.acked.as_ref().is_some_and(|a| a.content == content) {
+        tracing::debug!(username = %account.username, "backups: unchanged since the last push, not pushed");
         state.push_due = Some(now + timing.push_interval);
         report.skipped += 1;
         return Ok(false);

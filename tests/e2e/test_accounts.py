@@ -3,7 +3,6 @@ by a real SMTP server; and the podmin's account commands."""
 
 import re
 import signal
-import time
 
 import requests
 from selenium.webdriver.common.by import By

@@ -14,7 +14,6 @@ import os
 import re
 import struct
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
