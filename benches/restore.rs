@@ -19,7 +19,7 @@
 //!
 //! Not measured (and printed so at the start): the Argon2 derivation that opens the
 //! backup; the liveness check `unlock` makes (the old identity's WebFinger and hCard:
-//! here `old-pod.invalid`, which fails at once, while a real pod that is gone can take
+//! here `old-pod.invalid`, a name that does not resolve, while a real pod that is gone can take
 //! up to `federation.request_timeout` to fail); the key generation; pages, HTTP and
 //! mail; the delivery of the AccountMigration (it is only queued).
 //!
@@ -145,8 +145,8 @@ fn main() {
         &[
             "the Argon2id derivation that opens the backup (unlock's KDF, run untimed)",
             "the liveness check in unlock (WebFinger + hCard of the old identity): untimed, and here \
-             against old-pod.invalid, which fails at once; a real pod that is gone can take up to \
-             federation.request_timeout (30 s by default) to fail",
+             against old-pod.invalid, a name that does not resolve; a real pod that is gone can take \
+             up to federation.request_timeout (30 s by default) to fail",
             "generating the new RSA-4096 key pair (taken from the pre-filled pool)",
             "the pages, HTTP, and the mails",
             "delivering the AccountMigration (queued in the outbox only)",
