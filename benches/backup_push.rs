@@ -14,6 +14,8 @@
 //! `BENCH_LIFEBOAT_BIN` (another build's binary, to compare builds).
 //! Keys are cached in the target folder, since generating 4096-bit keys takes a while.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -87,6 +89,15 @@ fn main() {
     );
 
     let server = Server::start();
+    common::print_conditions(
+        &server.dir,
+        &[
+            "sealing and signing the pushes (the client does it before the clock starts)",
+            "TLS: plain http on loopback",
+            "the confirmation mails and links (each slot is confirmed before the clock starts)",
+            "the key pool filling (waited out before the clock starts)",
+        ],
+    );
     let emails: Vec<String> = (0..key_count).map(|i| format!("bench{i}@example.org")).collect();
     let pems: Vec<String> = keys
         .iter()

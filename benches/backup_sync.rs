@@ -17,6 +17,8 @@
 //!    (default 2): one account changes through `account::update`, and the delay until
 //!    its push starts is measured (target: within the debounce).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -108,6 +110,15 @@ async fn bench() {
     config.backups.kdf_memory_kib = 19456;
     config.backups.kdf_time_cost = 2;
     let home = Pod::new(config, Store::open(home_dir.path()).unwrap()).unwrap();
+    common::print_conditions(
+        home_dir.path(),
+        &[
+            "key generation: accounts share 8 RSA-2048 keys (not 4096) made before the clock starts",
+            "the Argon2id derivation: one sealing key, derived once, seals every account's backup",
+            "TLS: the holder is served in-process on loopback over plain http (its CPU is counted)",
+            "mail delivery (queued mails are never sent)",
+        ],
+    );
 
     let started = Instant::now();
     let keys: Vec<(String, String)> = (0..8)

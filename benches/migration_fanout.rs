@@ -5,10 +5,20 @@
 //! retry by their backoff. The receivers run in a child process (this binary, started
 //! again with `--receivers`), so the memory figure is the sender's alone. Run with
 //! `cargo bench --bench migration_fanout`.
+//!
+//! What is sent is a real public Magic Envelope carrying an AccountMigration, as a
+//! restore makes it: the new identity's profile (names, bio, picture URLs, tags) signed
+//! by a fresh RSA-4096 key, the envelope by the old identity's RSA-4096 key. Signing is
+//! done once before the clock starts (a restore signs once too); the receivers read the
+//! whole body but do not verify it.
+
+mod common;
 
 use std::time::{Duration, Instant};
 
 use lifeboat::delivery::{DeliveryState, NewDelivery, Outbox, OutboxPolicy};
+use lifeboat::federation::entities::{AccountMigration, Profile};
+use lifeboat::federation::envelope::{MagicEnvelope, CONTENT_TYPE};
 use lifeboat::http_client::{ClientPolicy, HttpClient};
 use lifeboat::retry::Backoff;
 use lifeboat::store::Store;
@@ -88,6 +98,44 @@ async fn serve_receivers() {
     let _ = stdin.read(&mut byte).await;
 }
 
+/// The AccountMigration a restore sends for alice@old-pod.example, now
+/// alice@new-pod.example: signed by a new and an old RSA-4096 key, as the real one is.
+fn signed_migration() -> String {
+    let old_key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 4096).expect("old key");
+    let new_key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 4096).expect("new key");
+    let picture = "https://new-pod.example/avatars/0123456789abcdef0123456789abcdef";
+    let profile = Profile {
+        author: "alice@new-pod.example".into(),
+        edited_at: Some("2026-01-01T12:00:00Z".into()),
+        full_name: Some("Alice Liddell".into()),
+        first_name: Some("Alice".into()),
+        last_name: Some("Liddell".into()),
+        image_url: Some(picture.into()),
+        image_url_medium: Some(picture.into()),
+        image_url_small: Some(picture.into()),
+        bio: Some(
+            "Curiouser and curiouser! Beekeeper, reader, occasional photographer of clouds over the Saône.".into(),
+        ),
+        location: Some("Lyon".into()),
+        searchable: Some(true),
+        public: Some(false),
+        nsfw: Some(false),
+        tag_string: Some("#bees #books #lyon #photography #clouds".into()),
+        ..Default::default()
+    };
+    let migration = AccountMigration::new_signed("alice@old-pod.example", profile, &new_key);
+    let envelope = MagicEnvelope::sign(&migration.to_xml(), "alice@old-pod.example", &old_key);
+    let xml = envelope.to_xml();
+    envelope
+        .verify(&old_key.to_public_key())
+        .expect("the envelope verifies");
+    migration
+        .verify_signature(&new_key.to_public_key())
+        .expect("the entity verifies");
+    MagicEnvelope::parse(&xml).expect("the envelope parses");
+    xml
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     if std::env::args().any(|a| a == "--receivers") {
@@ -131,14 +179,28 @@ async fn main() {
         },
         lifeboat::pod::Signal::default(),
     );
-    let envelope = bytes::Bytes::from(vec![b'x'; 4096]);
+    let envelope = bytes::Bytes::from(signed_migration().into_bytes());
+    common::print_conditions(
+        dir.path(),
+        &[
+            "signing the AccountMigration (done once, before the clock starts)",
+            "TLS: the receivers speak plain http on loopback, so no handshakes",
+            "DNS: every receiver is an IP address",
+            "the receivers' verification: they read the body and answer 202",
+        ],
+    );
+    println!(
+        "message:       a signed AccountMigration Magic Envelope, {} bytes, to each of {} pods",
+        envelope.len(),
+        origins.len()
+    );
     let deliveries: Vec<NewDelivery> = origins
         .iter()
         .map(|origin| NewDelivery {
             topic: "move:bench".into(),
             origin: origin.clone(),
             path: "/receive/public".into(),
-            content_type: "application/magic-envelope+xml".into(),
+            content_type: CONTENT_TYPE.into(),
             body: envelope.clone(),
         })
         .collect();

@@ -1,6 +1,9 @@
 //! A restored slot answers `410 {"status": "restored"}` to pushes, deletes and status
-//! checks, over real HTTP against a lifeboat served in-process (the restore flow does
-//! not exist yet, so the test marks the slot restored through the holder itself).
+//! checks, over real HTTP against a lifeboat served in-process. The slot is marked
+//! restored through the holder itself, so that an unconfirmed slot holding a backup
+//! that is no archive will do; the restore flow that marks it is tested in
+//! `tests/restore.rs`, and the 410 after a real restore in `tests/e2e/test_restore.py`
+//! (pushes) and `tests/e2e/test_backup_sync.py` (status checks).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use lifeboat::account::archive::write_archive;
 use lifeboat::account::{Account, AccountStore, Avatar, ContactData, ProfileData};
-use lifeboat::arrivals::restore::{self, Create, KeyCheck, MoveIn, Unlock};
+use lifeboat::arrivals::restore::{self, Create, KeyCheck, MoveIn, RestoreAddress, RestoreStore, RestoreTx, Unlock};
 use lifeboat::backup::holder::{ConfirmAction, PushOutcome, SlotKey, SlotStore, RESTORED_KEPT_SECS};
 use lifeboat::backup::push::{push_signed_text, Fingerprint};
 use lifeboat::config::Config;
@@ -171,16 +171,21 @@ impl Rig {
             .collect()
     }
 
-    /// Pushes a backup signed by `key` and confirms it through its mailed link.
-    async fn held(&self, email: &str, key: &RsaPrivateKey, lfbk: &[u8], confirm: bool) -> SlotKey {
+    /// Pushes `lfbk` as the slot's backup number `sequence`, signed by `key`.
+    async fn push(&self, email: &str, key: &RsaPrivateKey, lfbk: &[u8], sequence: u64) -> PushOutcome {
         let sha: [u8; 32] = Sha256::digest(lfbk).into();
-        let text = push_signed_text(email, 1, AT, Some(&sha));
+        let text = push_signed_text(email, sequence, AT, Some(&sha));
         let body = json!({"version": 1, "email": email,
-            "public_key": public_key_to_pem(&key.to_public_key()), "sequence": 1, "created_at": AT,
+            "public_key": public_key_to_pem(&key.to_public_key()), "sequence": sequence, "created_at": AT,
             "backup": B64.encode(lfbk), "signature": signature::sign_base64(key, text.as_bytes())});
         let holder = self.services.holder.clone();
-        let outcome = holder.push(body.to_string().as_bytes()).await.unwrap();
-        assert_eq!(outcome, PushOutcome::AwaitingConfirmation);
+        holder.push(body.to_string().as_bytes()).await.unwrap()
+    }
+
+    /// Pushes a backup signed by `key` and confirms it through its mailed link.
+    async fn held(&self, email: &str, key: &RsaPrivateKey, lfbk: &[u8], confirm: bool) -> SlotKey {
+        let holder = self.services.holder.clone();
+        assert_eq!(self.push(email, key, lfbk, 1).await, PushOutcome::AwaitingConfirmation);
         if confirm {
             let token = self.token_in_last_mail("/backups/confirm?token=");
             holder.decide(&token, ConfirmAction::Confirm).await.unwrap();
@@ -289,6 +294,55 @@ async fn a_backup_becomes_an_account_with_all_its_data_in_one_unit_of_work() {
         .await
         .is_err());
 
+    // The unit of work: when one of its steps fails, none of them happened. The home pod
+    // sends a newer backup after the pass phrase opened this one, so marking the slot
+    // restored fails, after the link was consumed and before the account was written,
+    // in the same unit.
+    let newer = sealed_backup(email, old_key());
+    assert_eq!(r.push(email, old_key(), &newer, 2).await, PushOutcome::Stored(2));
+    let failed = restore::create(&r.pod, &r.services.restores, &token, "alice2", "a long enough password").await;
+    assert!(
+        matches!(failed, Err(Error::Conflict(ref m)) if m.contains("the backup changed on this pod")),
+        "{failed:?}"
+    );
+    assert!(AccountStore::accounts(&r.pod.store).unwrap().is_empty(), "no account");
+    assert!(
+        lifeboat::arrivals::outgoing(&r.pod, "alice2").unwrap().is_none(),
+        "no move"
+    );
+    assert!(r
+        .services
+        .outbox
+        .topic(&lifeboat::arrivals::topic("alice2"))
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        restore::link_info(&r.pod, &token).unwrap().attempts_left,
+        3,
+        "the link stays"
+    );
+    let addresses = RestoreStore::restore_addresses(&r.pod.store).unwrap();
+    assert!(
+        addresses.iter().any(|(e, a)| e == email && a.current.is_some()),
+        "the address still points at the link"
+    );
+    let holder = r.services.holder.clone();
+    assert!(
+        holder.store().slot(&slot).unwrap().unwrap().restored_at.is_none(),
+        "the slot is not restored"
+    );
+    // The archive is asked for again, and the newer backup opens.
+    assert!(matches!(
+        restore::create(&r.pod, &r.services.restores, &token, "alice2", "a long enough password").await,
+        Ok(Create::Reopen)
+    ));
+    assert!(matches!(
+        restore::unlock(&r.pod, &r.services.restores, &token, pass(PASSPHRASE))
+            .await
+            .unwrap(),
+        Unlock::Ready(_)
+    ));
+
     let created = match restore::create(&r.pod, &r.services.restores, &token, "alice2", "a long enough password")
         .await
         .unwrap()
@@ -342,10 +396,10 @@ async fn a_backup_becomes_an_account_with_all_its_data_in_one_unit_of_work() {
         "this pod did not know the old identity: nothing to apply here"
     );
 
-    // The slot is restored: pushes answer 410, and it cannot be restored again.
-    let holder = r.services.holder.clone();
+    // The slot is restored, with the backup that opened; it cannot be restored again.
     let held = holder.store().slot(&slot).unwrap().unwrap();
     assert!(held.restored_at.is_some());
+    assert_eq!(held.sha256, Some(Sha256::digest(&newer).into()));
     assert!(holder.restorable(email).unwrap().is_empty());
     assert!(
         !restore::send_link(&r.pod, &r.services.restores, email).await.unwrap(),
@@ -392,8 +446,7 @@ async fn two_tabs_confirming_at_once_make_one_account() {
         match outcome {
             Ok(Create::Done(_)) => {}
             Err(Error::Gone(message)) => assert!(message.contains("another tab"), "{message}"),
-            Err(e) => panic!("the other tab gets a plain refusal, not {e:?}"),
-            Ok(Create::Reopen) => {}
+            other => panic!("the other tab is told the link was just used, not {other:?}"),
         }
     }
     let names: Vec<String> = AccountStore::accounts(&r.pod.store)
@@ -446,7 +499,8 @@ async fn five_wrong_pass_phrases_kill_the_link_and_create_nothing() {
 async fn a_new_link_revokes_the_old_one_and_links_are_capped_per_day() {
     let r = rig(|_| {});
     let email = "links@example.org";
-    r.held(email, old_key(), &sealed_backup(email, old_key()), false).await;
+    let lfbk = sealed_backup(email, old_key());
+    r.held(email, old_key(), &lfbk, false).await;
     let first = r.link(email).await;
     let second = r.link(email).await;
     assert!(restore::link_info(&r.pod, &first).is_err(), "revoked");
@@ -474,13 +528,81 @@ async fn a_new_link_revokes_the_old_one_and_links_are_capped_per_day() {
             .unwrap(),
         Unlock::Ready(_)
     ));
-    // The download hands back the held file unchanged.
+    // The download hands back the held file unchanged, and changes nothing.
     let (bytes, name) = restore::held_backup(&r.pod, &r.services.restores, &third).unwrap();
-    assert_eq!(sealed::open(&bytes, PASSPHRASE).unwrap()[..1], *b"{");
-    assert!(name.ends_with(".lfbk"));
-    // Expired links and stale records are swept.
+    assert_eq!(bytes, lfbk);
+    assert!(
+        name.starts_with("diaspora-backup-") && name.ends_with(".lfbk"),
+        "{name}"
+    );
+    assert_eq!(
+        restore::held_backup(&r.pod, &r.services.restores, &third).unwrap().0,
+        lfbk
+    );
+    assert!(restore::link_info(&r.pod, &third).is_ok());
+    // A sweep leaves a link that has not expired.
     restore::sweep(&r.pod, &r.services.restores).await.unwrap();
     assert!(restore::link_info(&r.pod, &third).is_ok(), "not expired yet");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_removes_expired_links_and_stale_address_records_only() {
+    // Links that expire within seconds (the configuration allows a minute at least).
+    let r = rig(|c| c.backups.restore_link_ttl = lifeboat::config::Span::secs(2));
+    let email = "sweep@example.org";
+    r.held(email, old_key(), &sealed_backup(email, old_key()), true).await;
+    let token = r.link(email).await;
+    let now = lifeboat::account::now_unix();
+    let day = 86_400;
+    // Two other addresses' records: one whose mails are all over a day old, one mailed
+    // an hour ago; neither has a live link.
+    r.pod
+        .store
+        .transaction(|tx| {
+            tx.put_restore_address(
+                "stale@example.org",
+                &RestoreAddress {
+                    current: None,
+                    mailed_unix: vec![now - 2 * day, now - day - 60],
+                },
+            )?;
+            tx.put_restore_address(
+                "recent@example.org",
+                &RestoreAddress {
+                    current: None,
+                    mailed_unix: vec![now - 3600],
+                },
+            )
+        })
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while restore::link_info(&r.pod, &token).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "the link never expired");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        RestoreStore::restore_tokens(&r.pod.store).unwrap().len(),
+        1,
+        "an expired link stays stored until the sweep"
+    );
+
+    restore::sweep(&r.pod, &r.services.restores).await.unwrap();
+    assert!(
+        RestoreStore::restore_tokens(&r.pod.store).unwrap().is_empty(),
+        "the expired link is gone"
+    );
+    let addresses: std::collections::HashMap<String, RestoreAddress> = RestoreStore::restore_addresses(&r.pod.store)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert!(!addresses.contains_key("stale@example.org"), "{addresses:?}");
+    assert_eq!(addresses["recent@example.org"].mailed_unix, vec![now - 3600]);
+    // The swept address no longer points at its dead link, and keeps today's mail count.
+    let mine = &addresses[email];
+    assert_eq!((mine.current, mine.mailed_unix.len()), (None, 1));
+    // A new link works.
+    let again = r.link(email).await;
+    assert!(restore::link_info(&r.pod, &again).is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -236,6 +236,7 @@ pub fn request_link(pod: &Arc<Pod>, restores: &Restores, email: &str) {
 /// was queued.
 pub async fn send_link(pod: &Pod, restores: &Restores, email: &str) -> Result<bool> {
     if restores.holder.restorable(email)?.is_empty() {
+        tracing::info!("restore link not mailed: no backup that can be restored is held for the address");
         return Ok(false);
     }
     let token = random_token();

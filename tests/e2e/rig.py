@@ -333,6 +333,13 @@ class Pod:
         if self._tmp:
             self._tmp.cleanup()
 
+    def stored_files(self):
+        """Every file this pod has written: all of its data folder, and its log beside it.
+        Scans for what must never be stored read these."""
+        files = [p for p in self.data_dir.rglob("*") if p.is_file()]
+        assert self.log_path.is_file(), f"no log at {self.log_path}"
+        return files + [self.log_path]
+
     def log(self):
         try:
             return self.log_path.read_text(errors="replace")

@@ -3,8 +3,12 @@ schema validity with a real JSON Schema validator, sealed files opened by libsod
 and contacts found across two real pods."""
 
 import gzip
+import html
+import http.server
 import json
 import re
+import socket
+import threading
 from pathlib import Path
 
 import jsonschema
@@ -149,13 +153,112 @@ def test_a_user_adds_a_contact_on_another_pod_through_discovery(start_pod, brows
     assert contact["public_key"].split() == key.split(), "the contact carries kate's real key"
 
 
-def test_malformed_discovery_answers_give_a_clear_error(start_pod):
+class MalformedPod:
+    """A small HTTP server on loopback that answers discovery as a broken pod would:
+    `user@host` picks the answer (see `answers`). TLS attempts are closed at once (the
+    pod tries https first, then http, which the rig allows)."""
+
+    def __init__(self, hcard):
+        self.hcard = hcard
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def handle(self):
+                if self.connection.recv(1, socket.MSG_PEEK) == b"\x16":
+                    return  # a TLS ClientHello: this pod speaks plain http only
+                super().handle()
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                outer.answer(self)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"http://{self.host}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def jrd(self, name, hcard=True):
+        links = [{"rel": "http://joindiaspora.com/seed_location", "type": "text/html", "href": self.url + "/"}]
+        if hcard:
+            links.append({"rel": "http://microformats.org/profile/hcard", "type": "text/html", "href": f"{self.url}/hcard/{name}"})
+        return json.dumps({"subject": f"acct:{name}@{self.host}", "links": links}).encode()
+
+    def answer(self, h):
+        def send(body, status=200, content_type="application/jrd+json", length=True, headers=()):
+            h.send_response(status)
+            h.send_header("Content-Type", content_type)
+            for header in headers:
+                h.send_header(*header)
+            if length:
+                h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+
+        path = h.path
+        if path.startswith("/.well-known/webfinger"):
+            name = re.search(r"resource=acct:([a-z_]+)%40|resource=acct:([a-z_]+)@", path)
+            name = (name.group(1) or name.group(2)) if name else ""
+            if name == "notjson":
+                return send(b"{this is not JSON")
+            if name == "nohcard":
+                return send(self.jrd(name, hcard=False))
+            if name in ("nokey", "badkey"):
+                return send(self.jrd(name))
+            if name == "huge":
+                return send(b" " * (3 * 1024 * 1024))
+            if name == "endless":
+                return send(b" " * (3 * 1024 * 1024), length=False)
+            if name == "loop":
+                return send(b"", status=302, headers=[("Location", path)])
+        key = re.compile(r'<pre class="key">.*?</pre>', re.S)
+        if path == "/hcard/nokey":
+            return send(key.sub("", self.hcard).encode(), content_type="text/html")
+        if path == "/hcard/badkey":
+            broken = '<pre class="key">-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5IGF0IGFsbA==\n-----END PUBLIC KEY-----</pre>'
+            return send(key.sub(broken, self.hcard).encode(), content_type="text/html")
+        send(b"not found", status=404, content_type="text/plain")
+
+
+def test_malformed_discovery_answers_give_a_clear_error_and_add_nothing(start_pod, tmp_path):
     c = start_pod("c")
     c.cli("user", "add", "mia", "--email", "mia@example.org", input="mia's password\n")
+    c.cli("user", "add", "ned", "--email", "ned@example.org", input="ned's password\n")
+    ned = c.get("/.well-known/webfinger", params={"resource": f"acct:ned@{c.host}"}).json()
+    real_hcard = requests.get(next(l["href"] for l in ned["links"] if l["rel"].endswith("hcard"))).text
+    assert '<pre class="key">' in real_hcard, "the broken hCards below are a real one with its key taken out or spoilt"
+    broken = MalformedPod(real_hcard)
     s = sign_in(c, "mia", "mia's password")
-    # a pod that is down, and a host that serves no WebFinger (this pod's own static page server)
-    for target in ("nobody@127.0.0.1:9", f"ghost@{c.host}"):
-        r = s.post(c.url + "/contacts", data={"csrf": s.cookies["lb_csrf"], "diaspora_id": target})
-        assert r.status_code in (404, 502), (target, r.status_code)
-        assert "could not discover" in r.text or "no such person" in r.text.lower() or "discover" in r.text
+    cases = [
+        ("nobody@127.0.0.1:9", "could not be reached"),  # a pod that is down
+        (f"ghost@{c.host}", "has no such account (WebFinger answered 404)"),
+        (f"notjson@{broken.host}", "WebFinger answer is not JSON"),
+        (f"nohcard@{broken.host}", "WebFinger answer has no http(s) hCard link"),
+        (f"nokey@{broken.host}", "hCard has no public key (.key)"),
+        (f"badkey@{broken.host}", "hCard public key (.key) is not an RSA public key"),
+        (f"huge@{broken.host}", f"{broken.url} sent a response larger than {2 * 1024 * 1024} bytes"),
+        (f"endless@{broken.host}", f"{broken.url} sent a response larger than {2 * 1024 * 1024} bytes"),
+        (f"loop@{broken.host}", f"{broken.url} redirected more than 5 times"),
+    ]
+    try:
+        for target, reason in cases:
+            r = s.post(c.url + "/contacts", data={"csrf": s.cookies["lb_csrf"], "diaspora_id": target})
+            assert r.status_code == 502, (target, r.status_code)
+            alert = re.search(r'<p class="notice error" role="alert">(.*?)</p>', r.text, re.S)
+            assert alert, (target, r.text)
+            message = html.unescape(alert.group(1))
+            assert message.startswith(f"could not discover {target}: "), (target, message)
+            assert reason in message, (target, message)
+    finally:
+        broken.close()
     assert "No contacts yet." in s.get(c.url + "/contacts").text
+    out = tmp_path / "mia.json"
+    c.cli("archive", "export", "mia", "--out", str(out))
+    archive = json.loads(out.read_text())
+    assert archive["user"]["contacts"] == []
+    assert not [p for p in archive["lifeboat"]["known_pods"] if broken.host in p or "127.0.0.1:9" in p], archive["lifeboat"]["known_pods"]

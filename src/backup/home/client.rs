@@ -76,6 +76,7 @@ pub(super) async fn push(
     let archive = crate::account::archive::write_archive(account, &pod.config.public_host(), &pod.config.public_url())?;
     let content = content_digest(&archive, &key);
     if !state.force_push && state.acked.as_ref().is_some_and(|a| a.content == content) {
+        tracing::debug!(username = %account.username, "backups: unchanged since the last push, not pushed");
         state.push_due = Some(now + timing.push_interval);
         report.skipped += 1;
         return Ok(false);

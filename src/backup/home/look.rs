@@ -22,6 +22,9 @@ pub async fn look(pod: &Arc<Pod>, sync: &BackupSync, username: &str, now: u64) -
     };
     let account = AccountStore::account(&pod.store, username)?;
     let running = account.as_ref().filter(|a| why_off(a).is_none());
+    if let Some(why) = account.as_ref().and_then(why_off) {
+        tracing::debug!(%username, "backups: not running: {why}");
+    }
     for _ in 0..MAX_ROUNDS {
         let choice = pod.store.backup_choice(username)?;
         let mut mails = Vec::new();
