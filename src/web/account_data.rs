@@ -3,12 +3,12 @@
 //! one unit of work through [`crate::account::update`] (contacts through
 //! [`crate::sharing`], which also tells the person), and redirects back.
 
-use maud::{html, Markup};
+use maud::html;
 use warp::http::StatusCode;
 
-use super::accounts::{page, require};
 use super::forms::{self, Form};
-use super::pages::notice_for;
+use super::layout::notice_for;
+use super::layout::{csrf_field_for, error_box, page, require};
 use super::{see_other, Request, Response};
 use crate::account::{self, profile, Account};
 use crate::pod::Pod;
@@ -17,15 +17,6 @@ use crate::{Error, Result};
 
 /// The largest form accepted here (an avatar upload plus the fields).
 const FORM_LIMIT: u64 = 640 * 1024;
-
-fn csrf_field(pod: &Pod, req: &Request) -> Markup {
-    let (token, _) = forms::csrf(pod, req);
-    html! { input type="hidden" name="csrf" value=(token); }
-}
-
-fn error_box(error: Option<&str>) -> Markup {
-    html! { @if let Some(e) = error { p.notice.error role="alert" { (e) } } }
-}
 
 macro_rules! signed_in {
     ($pod:expr, $req:expr) => {
@@ -92,7 +83,7 @@ fn render_profile(
         p { "Other pods see this profile as " code { (account.diaspora_id(&pod.config.public_host())) } ". "
             a href=(format!("/people/{}", account.guid)) { "See your public page" } "." }
         form.stack method="post" action="/profile" enctype="multipart/form-data" {
-            (csrf_field(pod, req))
+            (csrf_field_for(pod, req))
             img.avatar src=(large) alt="Your picture";
             label for="avatar" { "Picture" }
             input #avatar type="file" name="avatar" accept="image/png,image/jpeg,image/gif,image/webp";
@@ -191,7 +182,7 @@ fn render_aspects(
                         td { (account.contacts.iter().filter(|c| c.aspects.contains(aspect)).count()) }
                         td {
                             form.inline method="post" action="/aspects/delete" {
-                                (csrf_field(pod, req))
+                                (csrf_field_for(pod, req))
                                 input type="hidden" name="name" value=(aspect);
                                 button.secondary type="submit" { "Delete" }
                             }
@@ -201,7 +192,7 @@ fn render_aspects(
             }
         }
         form.stack method="post" action="/aspects" {
-            (csrf_field(pod, req))
+            (csrf_field_for(pod, req))
             label for="aspect_name" { "New aspect" }
             input #aspect_name type="text" name="name" required maxlength=(profile::MAX_ASPECT_CHARS) aria-describedby="aspect_name_hint";
             p.hint #aspect_name_hint { "At most " (profile::MAX_ASPECT_CHARS) " characters. Deleting an aspect stops sharing with the contacts who are in no other." }
@@ -261,7 +252,7 @@ fn render_contacts(
         (notice_for(req.query_param("done").as_deref()))
         (error_box(error))
         form.stack method="post" action="/contacts" {
-            (csrf_field(pod, req))
+            (csrf_field_for(pod, req))
             label for="diaspora_id" { "Add a person by their diaspora* ID" }
             input #diaspora_id type="text" name="diaspora_id" required placeholder="alice@pod.example.org";
             @if account.aspects.is_empty() {
@@ -298,7 +289,7 @@ fn render_contacts(
                             }
                             td {
                                 form method="post" action="/contacts/aspects" {
-                                    (csrf_field(pod, req))
+                                    (csrf_field_for(pod, req))
                                     input type="hidden" name="diaspora_id" value=(contact.diaspora_id);
                                     @for aspect in &account.aspects {
                                         label {
@@ -312,7 +303,7 @@ fn render_contacts(
                             }
                             td {
                                 form.inline method="post" action="/contacts/remove" {
-                                    (csrf_field(pod, req))
+                                    (csrf_field_for(pod, req))
                                     input type="hidden" name="diaspora_id" value=(contact.diaspora_id);
                                     button.secondary type="submit" { "Remove" }
                                 }
@@ -412,7 +403,7 @@ fn render_list(
         (notice_for(req.query_param("done").as_deref()))
         (error_box(error))
         form.stack method="post" action=(list.path) {
-            (csrf_field(pod, req))
+            (csrf_field_for(pod, req))
             label for="item" { (list.field_label) }
             input #item type="text" name="item" required placeholder=(list.placeholder);
             button type="submit" { "Add" }
@@ -422,7 +413,7 @@ fn render_list(
                 li {
                     span.item { (item) } " "
                     form.inline method="post" action=(format!("{}/remove", list.path)) {
-                        (csrf_field(pod, req))
+                        (csrf_field_for(pod, req))
                         input type="hidden" name="item" value=(item);
                         button.secondary type="submit" { "Remove" }
                     }

@@ -5,7 +5,7 @@
 use maud::html;
 use warp::http::StatusCode;
 
-use super::accounts::{page, require};
+use super::layout::{page, require};
 use super::{Request, Response};
 use crate::backup::holder::Holder;
 use crate::pod::Pod;

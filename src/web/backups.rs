@@ -9,7 +9,7 @@ use maud::html;
 use serde_json::json;
 use warp::http::StatusCode;
 
-use super::{form_pairs, html, json, pages, Request, Response};
+use super::{form_pairs, html, json, Request, Response};
 use crate::backup::holder::{ConfirmAction, Holder, PushOutcome, StatusOutcome};
 use crate::pod::Pod;
 use crate::store::backups::SledSlots;
@@ -72,7 +72,7 @@ pub fn confirm_page(pod: &Arc<Pod>, holder: &Holder<SledSlots>, req: &Request) -
     let token = req.query_param("token").unwrap_or_default();
     let pending = holder.pending(&token)?;
     let host = pod.config.public_host();
-    Ok(html(pages::layout(
+    Ok(html(super::layout::layout(
         "Confirm a backup",
         html! {
             h1 { "Is this your backup?" }
@@ -109,7 +109,7 @@ pub async fn confirm_post(pod: &Arc<Pod>, holder: &Holder<SledSlots>, mut req: R
     let token = field("token").unwrap_or_default();
     let done = holder.decide(token, action).await?;
     let url = pod.config.public_url();
-    Ok(html(pages::layout(
+    Ok(html(super::layout::layout(
         "Backup",
         match action {
             ConfirmAction::Confirm => html! {

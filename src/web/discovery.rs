@@ -98,7 +98,7 @@ pub fn person_page(pod: &Pod, guid: &str) -> Result<Response> {
         };
         return Ok(html_status(
             StatusCode::GONE,
-            super::pages::layout("Account moved or closed", body),
+            super::layout::layout("Account moved or closed", body),
         ));
     }
     let base = pod.config.public_url();
@@ -118,7 +118,7 @@ pub fn person_page(pod: &Pod, guid: &str) -> Result<Response> {
     };
     Ok(html_status(
         StatusCode::OK,
-        super::pages::layout(&account.display_name(), body),
+        super::layout::layout(&account.display_name(), body),
     ))
 }
 

@@ -8,15 +8,16 @@
 pub mod account_data;
 pub mod accounts;
 pub mod admin_pages;
-pub mod backup_sync;
 pub mod backups;
 pub mod client_addr;
 pub mod discovery;
 pub mod forms;
+pub mod layout;
 pub mod nodeinfo;
 pub mod pages;
 pub mod receive;
 pub mod restore;
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -250,7 +251,7 @@ async fn dispatch(pod: &Arc<Pod>, svc: &Services, mut req: Request) -> Result<Re
         (&Method::POST, ["users", "password", "forgot"]) => accounts::forgot(pod, &mut req).await,
         (&Method::GET, ["users", "password", "reset"]) => accounts::reset_form(pod, &req).await,
         (&Method::POST, ["users", "password", "reset"]) => accounts::reset(pod, &mut req).await,
-        (&Method::GET, ["settings"]) => accounts::settings(pod, &req).await,
+        (&Method::GET, ["settings"]) => settings::settings(pod, &req).await,
         (&Method::GET, ["admin"]) => admin_pages::admin(pod, &svc.holder, &req).await,
         (&Method::GET, ["profile"]) => account_data::profile_form(pod, &req).await,
         (&Method::POST, ["profile"]) => account_data::save_profile(pod, &mut req).await,
@@ -264,17 +265,17 @@ async fn dispatch(pod: &Arc<Pod>, svc: &Services, mut req: Request) -> Result<Re
         (&Method::GET, ["tags" | "blocks"]) => account_data::list_page(pod, &req).await,
         (&Method::POST, ["tags" | "blocks"]) => account_data::list_add(pod, &mut req).await,
         (&Method::POST, ["tags" | "blocks", "remove"]) => account_data::list_remove(pod, &mut req).await,
-        (&Method::POST, ["settings", "email"]) => accounts::change_email(pod, &mut req).await,
-        (&Method::POST, ["settings", "password"]) => accounts::change_password(pod, &mut req).await,
-        (&Method::POST, ["settings", "delete"]) => accounts::delete(pod, &mut req).await,
-        (&Method::POST, ["settings", "passphrase"]) => accounts::set_passphrase(pod, &mut req).await,
-        (&Method::POST, ["settings", "backups", "opt_out"]) => accounts::opt_out(pod, &mut req).await,
-        (&Method::POST, ["settings", "backups", "pod"]) => backup_sync::choose_pod(pod, &mut req).await,
-        (&Method::POST, ["settings", "download", "archive"]) => accounts::download_archive(pod, &mut req).await,
-        (&Method::POST, ["settings", "download", "backup"]) => accounts::download_backup(pod, &mut req).await,
-        (&Method::POST, ["settings", "move"]) => accounts::start_move(pod, &mut req).await,
-        (&Method::POST, ["settings", "not_me"]) => accounts::not_me(pod, &mut req).await,
-        (&Method::POST, ["settings", "move", "retry"]) => accounts::retry_delivery(pod, &svc.outbox, &mut req).await,
+        (&Method::POST, ["settings", "email"]) => settings::change_email(pod, &mut req).await,
+        (&Method::POST, ["settings", "password"]) => settings::change_password(pod, &mut req).await,
+        (&Method::POST, ["settings", "delete"]) => settings::delete(pod, &mut req).await,
+        (&Method::POST, ["settings", "passphrase"]) => settings::set_passphrase(pod, &mut req).await,
+        (&Method::POST, ["settings", "backups", "opt_out"]) => settings::opt_out(pod, &mut req).await,
+        (&Method::POST, ["settings", "backups", "pod"]) => settings::choose_pod(pod, &mut req).await,
+        (&Method::POST, ["settings", "download", "archive"]) => settings::download_archive(pod, &mut req).await,
+        (&Method::POST, ["settings", "download", "backup"]) => settings::download_backup(pod, &mut req).await,
+        (&Method::POST, ["settings", "move"]) => settings::start_move(pod, &mut req).await,
+        (&Method::POST, ["settings", "not_me"]) => settings::not_me(pod, &mut req).await,
+        (&Method::POST, ["settings", "move", "retry"]) => settings::retry_delivery(pod, &svc.outbox, &mut req).await,
         (&Method::POST, ["api", "lifeboat", "v1", "backups"]) => backups::push(pod, &svc.holder, req).await,
         (&Method::POST, ["api", "lifeboat", "v1", "backups", "status"]) => backups::status(pod, &svc.holder, req).await,
         (&Method::GET, ["restore_backup"]) => restore::form(pod, &req).await,

@@ -15,8 +15,8 @@ use base64::Engine as _;
 use maud::{html, Markup};
 use warp::http::{header, HeaderValue, StatusCode};
 
-use super::accounts::page;
 use super::forms::{self, Form};
+use super::layout::{csrf_field, error_box, page};
 use super::{Request, Response};
 use crate::account::session;
 use crate::arrivals::restore::{
@@ -26,14 +26,6 @@ use crate::arrivals::restore::{
 use crate::passphrase::Passphrase;
 use crate::pod::Pod;
 use crate::{Error, Result};
-
-fn csrf_field(token: &str) -> Markup {
-    html! { input type="hidden" name="csrf" value=(token); }
-}
-
-fn error_box(error: Option<&str>) -> Markup {
-    html! { @if let Some(e) = error { p.notice.error role="alert" { (e) } } }
-}
 
 fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();
