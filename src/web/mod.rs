@@ -101,39 +101,7 @@ impl Request {
 
 /// Decodes `application/x-www-form-urlencoded` pairs.
 pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
-    fn decode(part: &[u8]) -> String {
-        let mut out = Vec::with_capacity(part.len());
-        let mut i = 0;
-        while i < part.len() {
-            match part[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < part.len() => {
-                    match std::str::from_utf8(&part[i + 1..i + 3])
-                        .ok()
-                        .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    {
-                        Some(byte) => {
-                            out.push(byte);
-                            i += 2;
-                        }
-                        None => out.push(b'%'),
-                    }
-                }
-                other => out.push(other),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-    body.split(|&b| b == b'&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let mut it = pair.splitn(2, |&b| b == b'=');
-            let key = decode(it.next().unwrap_or_default());
-            let value = decode(it.next().unwrap_or_default());
-            (key, value)
-        })
-        .collect()
+    form_urlencoded::parse(body).into_owned().collect()
 }
 
 /// The warp filter serving the whole pod.
@@ -385,5 +353,9 @@ mod tests {
                 ("f".into(), "%4".into()),
             ]
         );
+        // An escape at the very end is decoded (the hand-written decoder it replaced
+        // left it as it was), and invalid UTF-8 becomes U+FFFD.
+        assert_eq!(form_pairs(b"g=%41"), vec![("g".into(), "A".into())]);
+        assert_eq!(form_pairs(b"h=%FF"), vec![("h".into(), "\u{FFFD}".into())]);
     }
 }
