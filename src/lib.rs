@@ -53,6 +53,7 @@ pub mod sharing;
 pub mod store;
 pub mod systemd;
 pub mod tls;
+pub mod token;
 pub mod web;
 
 pub use error::{Error, Result};

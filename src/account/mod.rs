@@ -20,6 +20,7 @@ pub use model::{Account, Avatar, Closed, ContactData, MovedFrom, ProfileData};
 use crate::mail::Mail;
 use crate::pod::Pod;
 use crate::store::{abort, Store, Tx};
+use crate::token::LinkToken;
 use crate::{Error, Result};
 
 /// How long an emailed link to confirm an address stays valid.
@@ -55,9 +56,10 @@ pub trait AccountTx {
         self.write_account(previous, account)?;
         self.note_account_changed(&account.username)
     }
-    fn put_token(&self, token: &str, record: &TokenRecord) -> TxResult<()>;
+    /// Stores a token's record under the token's hash ([`LinkToken::hash`]).
+    fn put_token(&self, hash: &[u8; 32], record: &TokenRecord) -> TxResult<()>;
     /// Removes and returns a token's record (single use).
-    fn take_token(&self, token: &str) -> TxResult<Option<TokenRecord>>;
+    fn take_token(&self, hash: &[u8; 32]) -> TxResult<Option<TokenRecord>>;
 }
 
 pub use crate::store::TxResult;
@@ -152,7 +154,7 @@ async fn create(pod: &Pod, form: SignUp, email_confirmed: bool) -> Result<Accoun
         sealing_key,
         backups_opted_out: form.backups_opted_out,
     };
-    let confirmation = (!email_confirmed).then(|| (credentials::random_token(), pod.store.generate_id()));
+    let confirmation = (!email_confirmed).then(|| (LinkToken::generate(), pod.store.generate_id()));
     let confirmation = match confirmation {
         Some((token, id)) => Some((token, id?)),
         None => None,
@@ -197,11 +199,11 @@ pub(crate) fn queue_confirmation(
     tx: &Tx,
     account: &Account,
     email: &str,
-    token: &str,
+    token: &LinkToken,
     mail_id: u64,
 ) -> TxResult<()> {
     tx.put_token(
-        token,
+        &token.hash(),
         &TokenRecord {
             username: account.username.clone(),
             purpose: TokenPurpose::ConfirmEmail {
@@ -211,7 +213,11 @@ pub(crate) fn queue_confirmation(
         },
     )?;
     let host = pod.config.public_host();
-    let link = format!("{}/users/confirm_email?token={token}", pod.config.public_url());
+    let link = format!(
+        "{}/users/confirm_email?token={}",
+        pod.config.public_url(),
+        token.as_str()
+    );
     let mail = Mail {
         to: email.to_string(),
         subject: format!("Confirm your email address for {}@{host}", account.username),
@@ -225,9 +231,11 @@ pub(crate) fn queue_confirmation(
 
 /// Confirms an address from an emailed link; returns the username.
 pub async fn confirm_email(pod: &Pod, token: &str) -> Result<String> {
+    let unknown = || Error::NotFound("this link is unknown, used or expired".into());
+    let hash = LinkToken::hash_of(token).ok_or_else(unknown)?;
     let username = pod.store.transaction(|tx| {
-        let Some(record) = tx.take_token(token)? else {
-            return abort(Error::NotFound("this link is unknown, used or expired".into()));
+        let Some(record) = tx.take_token(&hash)? else {
+            return abort(unknown());
         };
         let TokenPurpose::ConfirmEmail { email } = &record.purpose else {
             return abort(Error::NotFound("this link is unknown, used or expired".into()));
@@ -320,9 +328,13 @@ pub async fn request_password_reset(pod: &Pod, email: &str) -> Result<()> {
     if account.closed.is_some() {
         return Ok(());
     }
-    let token = credentials::random_token();
+    let token = LinkToken::generate();
     let mail_id = pod.store.generate_id()?;
-    let link = format!("{}/users/password/reset?token={token}", pod.config.public_url());
+    let link = format!(
+        "{}/users/password/reset?token={}",
+        pod.config.public_url(),
+        token.as_str()
+    );
     let mail = Mail {
         to: account.email.clone(),
         subject: format!("Reset your password for {}@{}", account.username, pod.config.public_host()),
@@ -333,7 +345,7 @@ pub async fn request_password_reset(pod: &Pod, email: &str) -> Result<()> {
     };
     pod.store.transaction(|tx| {
         tx.put_token(
-            &token,
+            &token.hash(),
             &TokenRecord {
                 username: username.clone(),
                 purpose: TokenPurpose::ResetPassword,
@@ -354,8 +366,10 @@ pub async fn reset_password(pod: &Pod, token: &str, new_password: &str) -> Resul
     let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password))
         .await
         .map_err(Error::internal)??;
+    let link = LinkToken::hash_of(token)
+        .ok_or_else(|| Error::NotFound("this link is unknown, used or expired; ask for a new one".into()))?;
     let username = pod.store.transaction(|tx| {
-        let record = match tx.take_token(token)? {
+        let record = match tx.take_token(&link)? {
             Some(r) if r.purpose == TokenPurpose::ResetPassword && r.expires_unix >= now_unix() => r,
             _ => {
                 return abort(Error::NotFound(
@@ -422,7 +436,7 @@ pub async fn change_email(pod: &Pod, username: &str, password: &str, new_email: 
             "an account with this email address exists already".into(),
         ));
     }
-    let token = credentials::random_token();
+    let token = LinkToken::generate();
     let mail_id = pod.store.generate_id()?;
     pod.store
         .transaction(|tx| queue_confirmation(pod, tx, &account, &email, &token, mail_id))?;

@@ -9,7 +9,6 @@ use zeroize::Zeroizing;
 use super::outcome::{Created, KeyCheck};
 use super::restore::*;
 use crate::account::archive::read_archive;
-use crate::account::credentials::random_token;
 use crate::account::{check_password, normalize_email};
 use crate::arrivals::{prepare, write_in, Arrival};
 use crate::config::Config;
@@ -102,7 +101,7 @@ pub async fn move_in(pod: &Pod, request: MoveIn) -> Result<Created> {
         email_confirmed: false,
     };
     let prepared = prepare(pod, arrival).await?;
-    let confirm_token = random_token();
+    let confirm_token = crate::token::LinkToken::generate();
     let mail_id = pod.store.generate_id()?;
     pod.store.transaction(|tx| {
         write_in(pod, tx, &prepared)?;

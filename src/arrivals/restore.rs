@@ -70,7 +70,6 @@ use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 use crate::account::archive::{read_archive, ImportedArchive};
-use crate::account::credentials::{random_token, token_hash};
 use crate::account::{check_password, check_username, normalize_email, now_unix, AccountStore};
 use crate::arrivals::{prepare, write_in, Arrival};
 use crate::backup::holder::{mark_restored_in, Holder, SlotKey, SlotStore};
@@ -84,6 +83,7 @@ use crate::pod::Pod;
 use crate::sealed::KdfBounds;
 use crate::store::abort;
 use crate::store::backups::{SledSlotTx, SledSlots};
+use crate::token::LinkToken;
 use crate::{Error, Result};
 
 pub use super::move_in::{accepts_move_ins, move_in, MoveIn};
@@ -191,15 +191,9 @@ impl Restores {
     }
 }
 
-/// The SHA-256 of a link's token, or `None` when the text cannot be one (43 characters
-/// of base64url, as [`random_token`] makes them).
+/// The SHA-256 of a link's token, or `None` when the text cannot be one.
 fn link_hash(token: &str) -> Option<[u8; 32]> {
-    let token = token.trim();
-    (token.len() == 43
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-    .then(|| token_hash(token))
+    LinkToken::hash_of(token)
 }
 
 fn invalid_link() -> Error {
@@ -239,13 +233,13 @@ pub async fn send_link(pod: &Pod, restores: &Restores, email: &str) -> Result<bo
         tracing::info!("restore link not mailed: no backup that can be restored is held for the address");
         return Ok(false);
     }
-    let token = random_token();
-    let hash = token_hash(&token);
+    let token = LinkToken::generate();
+    let hash = token.hash();
     let mail_id = pod.store.generate_id()?;
     let now = now_unix();
     let ttl = pod.config.backups.restore_link_ttl.get().as_secs();
     let per_day = pod.config.backups.restore_links_per_day as usize;
-    let mail = link_mail(&pod.config, email, &token);
+    let mail = link_mail(&pod.config, email, token.as_str());
     let revoked = pod.store.transaction(|tx| {
         let mut address = tx.restore_address(email)?;
         address.mailed_unix.retain(|at| at + MAIL_WINDOW_SECS > now);

@@ -97,12 +97,12 @@ impl AccountTx for Tx<'_> {
         super::backup_sync::note_account_changed(self, username)
     }
 
-    fn put_token(&self, token: &str, record: &TokenRecord) -> TxResult<()> {
-        self.put(Tree::Tokens, &crate::account::credentials::token_hash(token), record)
+    fn put_token(&self, hash: &[u8; 32], record: &TokenRecord) -> TxResult<()> {
+        self.put(Tree::Tokens, hash, record)
     }
 
-    fn take_token(&self, token: &str) -> TxResult<Option<TokenRecord>> {
-        let key = crate::account::credentials::token_hash(token);
+    fn take_token(&self, hash: &[u8; 32]) -> TxResult<Option<TokenRecord>> {
+        let key = *hash;
         let record = self.get(Tree::Tokens, &key)?;
         self.tree(Tree::Tokens).remove(&key)?;
         Ok(record)

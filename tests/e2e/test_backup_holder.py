@@ -107,13 +107,13 @@ def status(pod, k, email):
 
 def confirm_link(smtp, email):
     body = smtp.body(smtp.wait_for(email, "backup"))
-    return re.search(r"(http://\S+/backups/confirm\?token=[0-9a-f]{64})", body).group(1), body
+    return re.search(r"(http://\S+/backups/confirm\?token=[A-Za-z0-9_-]{43})", body).group(1), body
 
 
 def decide(pod, link, action):
     page = pod.get(link[len(pod.url):])
     assert page.status_code == 200, page.text
-    token = re.search(r'name="token" value="([0-9a-f]{64})"', page.text).group(1)
+    token = re.search(r'name="token" value="([A-Za-z0-9_-]{43})"', page.text).group(1)
     return pod.post("/backups/confirm", data={"token": token, "action": action})
 
 

@@ -131,9 +131,9 @@ def unseal(lfbk, passphrase=PASSPHRASE):
 
 def confirm_at_holder(holder, smtp, email):
     body = smtp.body(smtp.wait_for(email, f"Is this your diaspora* account's backup? ({holder.host})"))
-    link = re.search(r"(http://\S+/backups/confirm\?token=[0-9a-f]{64})", body).group(1)
+    link = re.search(r"(http://\S+/backups/confirm\?token=[A-Za-z0-9_-]{43})", body).group(1)
     page = holder.get(link[len(holder.url) :])
-    token = re.search(r'name="token" value="([0-9a-f]{64})"', page.text).group(1)
+    token = re.search(r'name="token" value="([A-Za-z0-9_-]{43})"', page.text).group(1)
     r = holder.post("/backups/confirm", data={"token": token, "action": "confirm"})
     assert r.status_code == 200 and "Backup confirmed" in r.text, r.text
 

@@ -134,9 +134,9 @@ def push_backup(b, private_key_pem, email, lfbk, sequence=1):
 
 def confirm_held_backup(b, smtp, email):
     body = smtp.body(smtp.wait_for(email, "backup"))
-    link = re.search(r"(http://\S+/backups/confirm\?token=[0-9a-f]{64})", body).group(1)
+    link = re.search(r"(http://\S+/backups/confirm\?token=[A-Za-z0-9_-]{43})", body).group(1)
     page = b.get(link[len(b.url):])
-    token = re.search(r'name="token" value="([0-9a-f]{64})"', page.text).group(1)
+    token = re.search(r'name="token" value="([A-Za-z0-9_-]{43})"', page.text).group(1)
     r = b.post("/backups/confirm", data={"token": token, "action": "confirm"})
     assert r.status_code == 200 and "Backup confirmed" in r.text, r.text
 

@@ -28,13 +28,13 @@ pub use units::*;
 use std::future::Future;
 use std::sync::Arc;
 
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::push::{Fingerprint, Push, RawContent, RawPush, StatusRequest};
 use crate::config::Config;
 use crate::mail::{Mail, Mailer};
+use crate::token::LinkToken;
 use crate::{Error, Result};
 
 /// What a unit of work returns: a conflict makes the store run it again; an abort
@@ -370,7 +370,7 @@ struct PushContext {
     policy: Arc<Policy>,
     now: u64,
     mail_id: Option<u64>,
-    token: [u8; 32],
+    token: LinkToken,
 }
 
 /// What a push's unit of work did, so the caller knows to wake the mailer.

@@ -119,8 +119,7 @@ impl<S: SlotStore> Holder<S> {
         // staged bytes are durable; 8. answered once the unit is durable too.
         let needs_mail = held.as_ref().is_none_or(|s| !s.confirmed);
         let mail_id = if needs_mail { Some(self.store.mail_id()?) } else { None };
-        let mut token = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut token);
+        let token = LinkToken::generate();
         let context = PushContext {
             policy: self.policy.clone(),
             now,

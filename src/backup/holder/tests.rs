@@ -89,7 +89,7 @@ impl Rig {
     fn token_in_last_mail(&self) -> String {
         let text = self.mails().last().unwrap().text.clone();
         let at = text.find("token=").unwrap() + 6;
-        text[at..at + 64].to_string()
+        text[at..at + crate::token::TOKEN_CHARS].to_string()
     }
 
     fn key(&self, key: &RsaPrivateKey, email: &str) -> SlotKey {
@@ -390,4 +390,32 @@ async fn a_slot_keeps_its_latest_bytes_and_refused_replaced_or_deleted_ones_are_
     assert!(!holds(&r, &two), "the deleted backup is erased");
     tidy_now(&r);
     assert!(held_bytes(&r).is_empty(), "no segment is left");
+}
+
+#[tokio::test]
+async fn a_confirmation_link_mailed_before_tokens_took_one_form_still_works() {
+    let r = rig(|_| {});
+    let k = &keys()[0];
+    r.holder.push(&body(k, "old@b.org", 1, Some(&lfbk("1")))).await.unwrap();
+    // An older holder mailed 64 hex digits and stored the SHA-256 of the bytes they spell.
+    let raw = [7u8; 32];
+    let legacy = hex::encode(raw);
+    let legacy_hash: [u8; 32] = Sha256::digest(raw).into();
+    let key = r.key(k, "old@b.org");
+    let current = crate::token::LinkToken::hash_of(&r.token_in_last_mail()).unwrap();
+    r.holder
+        .store()
+        .unit(|tx| {
+            let record = tx.token(&current)?.unwrap();
+            tx.remove_token(&current)?;
+            tx.put_token(&legacy_hash, &record)?;
+            let mut slot = tx.slot(&key)?.unwrap();
+            slot.confirm_token = Some(legacy_hash);
+            tx.put_slot(&key, &slot)
+        })
+        .unwrap();
+    assert_eq!(r.holder.pending(&legacy).unwrap().email, "old@b.org");
+    r.holder.decide(&legacy, ConfirmAction::Confirm).await.unwrap();
+    assert!(r.holder.store().slot(&key).unwrap().unwrap().confirmed);
+    assert!(r.holder.pending(&"0".repeat(63)).is_err(), "neither form");
 }

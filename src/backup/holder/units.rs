@@ -48,13 +48,14 @@ pub(super) fn insufficient() -> Error {
     Error::InsufficientStorage("this pod's backup storage is full".into())
 }
 
-/// The SHA-256 of a link's token (64 hex digits), or `None` if it is not one.
+/// The stored form of a confirmation link's token, or `None` if the text is not one.
+/// Links mailed before tokens took one form (64 hex digits, hashed as the bytes they
+/// spell) keep working until they expire.
 pub(super) fn token_hash(token: &str) -> Option<[u8; 32]> {
-    let bytes = hex::decode(token).ok()?;
-    if bytes.len() != 32 {
-        return None;
-    }
-    Some(Sha256::digest(&bytes).into())
+    LinkToken::hash_of(token).or_else(|| {
+        let bytes = hex::decode(token.trim()).ok()?;
+        (bytes.len() == 32).then(|| Sha256::digest(&bytes).into())
+    })
 }
 
 /// 507 when storing `len` bytes in `held`'s slot (a new slot when `None`) would take
@@ -245,7 +246,7 @@ pub(super) fn maybe_mail<T: SlotTx>(
     }
     hour.count += 1;
     tx.put_mail_hour(&hour)?;
-    let hash: [u8; 32] = Sha256::digest(cx.token).into();
+    let hash = cx.token.hash();
     if let Some(previous) = slot.confirm_token.replace(hash) {
         tx.remove_token(&previous)?;
     }
@@ -259,6 +260,6 @@ pub(super) fn maybe_mail<T: SlotTx>(
     )?;
     slot.confirm_mailed_unix = Some(cx.now);
     address.last_mail_unix = Some(cx.now);
-    tx.enqueue_mail(mail_id, &confirmation_mail(&cx.policy, key, &hex::encode(cx.token)))?;
+    tx.enqueue_mail(mail_id, &confirmation_mail(&cx.policy, key, cx.token.as_str()))?;
     Ok(true)
 }
