@@ -85,7 +85,7 @@ pub struct AdminReply {
 #[derive(Serialize, Deserialize)]
 enum Wire {
     Ok(AdminReply),
-    Err { status: u16, message: String },
+    Err { code: String, message: String },
 }
 
 /// Runs one command against the pod.
@@ -320,7 +320,7 @@ async fn answer(pod: Arc<Pod>, services: Arc<Services>, stream: UnixStream) -> R
         .await?;
     let wire = match serde_json::from_str::<AdminRequest>(&line) {
         Err(e) => Wire::Err {
-            status: 400,
+            code: "bad_request".into(),
             message: format!("unreadable admin request: {e}"),
         },
         Ok(request) => {
@@ -329,7 +329,7 @@ async fn answer(pod: Arc<Pod>, services: Arc<Services>, stream: UnixStream) -> R
             match execute(&pod, &services, request).await {
                 Ok(reply) => Wire::Ok(reply),
                 Err(e) => Wire::Err {
-                    status: e.status().as_u16(),
+                    code: e.code().to_string(),
                     message: e.to_string(),
                 },
             }
@@ -362,14 +362,6 @@ pub async fn send(data_dir: &Path, request: &AdminRequest) -> Result<AdminReply>
         .map_err(|e| Error::internal(format!("unreadable reply from the server: {e}")))?
     {
         Wire::Ok(reply) => Ok(reply),
-        Wire::Err { status: 400, message } => Err(Error::BadRequest(message)),
-        Wire::Err { status: 404, message } => Err(Error::NotFound(message)),
-        Wire::Err { status: 409, message } => Err(Error::Conflict(message)),
-        Wire::Err { status: 403, message } => Err(Error::Forbidden(message)),
-        // `mail test` against a failing mail server: the podmin reads its reason as is.
-        Wire::Err { status: 502, message } => Err(Error::Upstream(message)),
-        Wire::Err { message, .. } => Err(Error::Internal(
-            message.strip_prefix("internal error: ").unwrap_or(&message).to_string(),
-        )),
+        Wire::Err { code, message } => Err(Error::from_code(&code, message)),
     }
 }

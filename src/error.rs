@@ -1,17 +1,19 @@
 //! The crate-wide error type.
 //!
 //! Policy:
-//! - Every failure that can reach a client is an [`Error`] variant that knows its HTTP
-//!   status and a message that is safe to show: it names what was wrong with the
-//!   request, never internal paths, keys, tokens, pass phrases or storage details.
-//! - Internal failures (storage, I/O, encoding, bugs) become [`Error::Internal`]: the
-//!   client sees "internal error", and the full cause is logged once, at the edge that
-//!   answers the request (`web`), at `error` level. Nothing secret is put into an
-//!   internal message in the first place.
-//! - Domain code returns `Result<T>`; only the edges (HTTP handlers, CLI commands)
-//!   turn an `Error` into a status, a page or an exit code.
-
-use warp::http::StatusCode;
+//! - Every failure that can reach a client is an [`Error`] variant whose kind says what
+//!   went wrong (a bad request, a refusal, a conflict...) and whose message is safe to
+//!   show: it names what was wrong with the request, never internal paths, keys,
+//!   tokens, pass phrases or storage details. The edges turn the kind into an answer:
+//!   `web` maps it to an HTTP status (`web::HttpStatus`), the admin socket to its
+//!   [`Error::code`], `main` to an exit code.
+//! - Internal failures (storage, I/O, encoding, bugs) become [`Error::Internal`], which
+//!   keeps its cause (the source error, with what was being done): the client sees
+//!   "internal error", and the whole chain is logged once, at the edge that answers the
+//!   request, at `error` level. Nothing secret is put into an internal message in the
+//!   first place.
+//! - Domain code returns `Result<T>`; only the edges turn an `Error` into a status, a
+//!   page or an exit code.
 
 /// The result type of every fallible lifeboat function.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -54,24 +56,77 @@ pub enum Error {
     Config(Vec<String>),
     /// Anything the client cannot act on: storage, I/O, bugs. Logged, never shown.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(Internal),
+}
+
+/// An internal failure: what was being done, and the error that stopped it (when one
+/// did). Shown whole in the log only.
+#[derive(Debug)]
+pub struct Internal {
+    context: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Internal {
+    /// The cause, when the failure came from another error.
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
+}
+
+impl std::fmt::Display for Internal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.context)?;
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = self.source.as_deref().map(|e| e as _);
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Internal {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
 }
 
 impl Error {
-    /// The HTTP status this error answers with.
-    pub fn status(&self) -> StatusCode {
+    /// The kind of error as a short name (`bad_request`, `not_found`...), for edges that
+    /// carry it without HTTP (the admin socket); [`Error::from_code`] reads it back.
+    pub fn code(&self) -> &'static str {
         match self {
-            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::Gone(_) => StatusCode::GONE,
-            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Error::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
-            Error::Upstream(_) => StatusCode::BAD_GATEWAY,
-            Error::Config(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::BadRequest(_) => "bad_request",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::Gone(_) => "gone",
+            Error::TooLarge(_) => "too_large",
+            Error::RateLimited(_) => "rate_limited",
+            Error::InsufficientStorage(_) => "insufficient_storage",
+            Error::Upstream(_) => "upstream",
+            Error::Config(_) => "config",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// The error of a [`Error::code`] and its message (an unknown code is internal).
+    pub fn from_code(code: &str, message: String) -> Error {
+        match code {
+            "bad_request" => Error::BadRequest(message),
+            "unauthorized" => Error::Unauthorized(message),
+            "forbidden" => Error::Forbidden(message),
+            "not_found" => Error::NotFound(message),
+            "conflict" => Error::Conflict(message),
+            "gone" => Error::Gone(message),
+            "too_large" => Error::TooLarge(message),
+            "rate_limited" => Error::RateLimited(message),
+            "insufficient_storage" => Error::InsufficientStorage(message),
+            "upstream" => Error::Upstream(message),
+            "config" => Error::Config(vec![message]),
+            _ => Error::internal(message.strip_prefix("internal error: ").unwrap_or(&message)),
         }
     }
 
@@ -93,9 +148,23 @@ impl Error {
         Error::BadRequest(msg.into())
     }
 
-    /// Shorthand for [`Error::Internal`].
+    /// An internal failure described by `msg` alone.
     pub fn internal(msg: impl std::fmt::Display) -> Self {
-        Error::Internal(msg.to_string())
+        Error::Internal(Internal {
+            context: msg.to_string(),
+            source: None,
+        })
+    }
+
+    /// An internal failure: `context` (what was being done) and the error that stopped it.
+    pub fn internal_from(
+        context: impl std::fmt::Display,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Internal(Internal {
+            context: context.to_string(),
+            source: Some(Box::new(source)),
+        })
     }
 }
 
@@ -104,13 +173,13 @@ impl From<std::io::Error> for Error {
         if e.kind() == std::io::ErrorKind::StorageFull {
             return Error::disk_full();
         }
-        Error::Internal(format!("i/o: {e}"))
+        Error::internal_from("i/o", e)
     }
 }
 
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
-        Error::Internal(format!("json: {e}"))
+        Error::internal_from("json", e)
     }
 }
 
@@ -121,10 +190,41 @@ mod tests {
     #[test]
     fn internal_details_are_not_shown_to_clients() {
         let e = Error::internal("/var/lib/lifeboat/db: permission denied");
-        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(e.code(), "internal");
         assert_eq!(e.client_message(), "internal error");
         let e = Error::bad("sequence must be between 1 and 2^53-1");
-        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(e.code(), "bad_request");
         assert_eq!(e.client_message(), "sequence must be between 1 and 2^53-1");
+    }
+
+    #[test]
+    fn an_internal_error_keeps_its_cause_and_shows_the_chain() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied");
+        let e = Error::from(io);
+        let Error::Internal(internal) = &e else { panic!("{e:?}") };
+        assert_eq!(
+            internal.cause().map(|c| c.to_string()).as_deref(),
+            Some("permission denied"),
+            "the source error is kept, not only its text"
+        );
+        assert_eq!(e.to_string(), "internal error: i/o: permission denied");
+        assert_eq!(e.client_message(), "internal error");
+    }
+
+    #[test]
+    fn codes_read_back_to_the_same_kind() {
+        for e in [
+            Error::bad("x"),
+            Error::NotFound("x".into()),
+            Error::Upstream("x".into()),
+            Error::Gone("x".into()),
+        ] {
+            let back = Error::from_code(e.code(), e.to_string());
+            assert_eq!((back.code(), back.to_string()), (e.code(), e.to_string()));
+        }
+        assert_eq!(
+            Error::from_code("internal", "internal error: boom".into()).to_string(),
+            "internal error: boom"
+        );
     }
 }

@@ -82,3 +82,15 @@ fn no_source_file_is_over_800_lines() {
         .collect();
     assert!(long.is_empty(), "split these by concern:\n{}", long.join("\n"));
 }
+
+#[test]
+fn the_error_type_knows_nothing_of_http() {
+    let text = std::fs::read_to_string(src().join("error.rs")).unwrap();
+    for word in ["warp", "StatusCode", "http::"] {
+        assert!(
+            !code_lines(&src().join("error.rs")).iter().any(|(_, code)| code.contains(word)),
+            "error.rs names {word}: the HTTP mapping lives in web/ (HttpStatus)"
+        );
+    }
+    assert!(text.contains("source"), "internal errors keep their source");
+}

@@ -579,7 +579,7 @@ impl From<sled::Error> for Error {
     fn from(e: sled::Error) -> Self {
         match e {
             sled::Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => Error::disk_full(),
-            e => Error::Internal(format!("storage: {e}")),
+            e => Error::internal_from("storage", e),
         }
     }
 }

@@ -9,6 +9,7 @@ use warp::http::StatusCode;
 use super::forms::{self, Form};
 use super::layout::notice_for;
 use super::layout::{csrf_field_for, error_box, page, require};
+use super::HttpStatus;
 use super::{see_other, Request, Response};
 use crate::account::{self, profile, Account};
 use crate::pod::Pod;

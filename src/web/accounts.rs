@@ -7,6 +7,7 @@ use warp::http::StatusCode;
 
 use super::forms::{self};
 use super::layout::{csrf_field, error_box, page};
+use super::HttpStatus;
 use super::{see_other, Request, Response};
 use crate::account::{self, session, SignUp};
 use crate::pod::Pod;

@@ -17,6 +17,7 @@ use warp::http::{header, HeaderValue, StatusCode};
 
 use super::forms::{self, Form};
 use super::layout::{csrf_field, error_box, page};
+use super::HttpStatus;
 use super::{Request, Response};
 use crate::account::session;
 use crate::arrivals::restore::{

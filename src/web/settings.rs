@@ -9,6 +9,7 @@ use warp::http::StatusCode;
 
 use super::forms::{self, Form};
 use super::layout::{csrf_field, error_box, notice_for, page, require};
+use super::HttpStatus;
 use super::{see_other, Request, Response};
 use crate::account::{self, session, Account};
 use crate::backup::home::pods::PodView;
