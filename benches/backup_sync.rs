@@ -141,35 +141,24 @@ async fn bench() {
     let accounts: Vec<Account> = (0..count)
         .map(|i| {
             let (private_pem, public_pem) = keys[i % keys.len()].clone();
-            Account {
-                username: format!("u{i:05}"),
-                guid: format!("benchguid{i:012}"),
-                email: format!("u{i:05}@example.org"),
-                email_confirmed: true,
-                password_hash: String::new(),
-                language: "en".into(),
-                private_key_pem: private_pem,
-                public_key_pem: public_pem,
-                created_unix: 0,
-                profile: ProfileData {
-                    first_name: Some(format!("User {i}")),
-                    bio: Some("Benchmarks their backups daily. ".repeat(8)),
-                    searchable: true,
-                    ..Default::default()
-                },
-                aspects: vec!["Family".into(), "Friends".into(), "Work".into()],
-                contacts: Vec::new(),
-                followed_tags: vec!["diaspora".into(), "backups".into()],
-                blocks: Vec::new(),
-                verbatim_json: "{}".into(),
-                known_pods: Vec::new(),
-                avatar: None,
-                moved_from: None,
-                closed: None,
-                moving: false,
-                sealing_key: Some(sealing.clone()),
-                backups_opted_out: false,
-            }
+            lifeboat::testing::account(&format!("u{i:05}"))
+                .guid(&format!("benchguid{i:012}"))
+                .email(&format!("u{i:05}@example.org"))
+                .with(|a| {
+                    a.private_key_pem = private_pem;
+                    a.public_key_pem = public_pem;
+                    a.profile = ProfileData {
+                        first_name: Some(format!("User {i}")),
+                        bio: Some("Benchmarks their backups daily. ".repeat(8)),
+                        searchable: true,
+                        ..Default::default()
+                    };
+                    a.aspects = vec!["Family".into(), "Friends".into(), "Work".into()];
+                    a.followed_tags = vec!["diaspora".into(), "backups".into()];
+                    a.sealing_key = Some(sealing.clone());
+                    a.backups_opted_out = false;
+                })
+                .build()
         })
         .collect();
     for chunk in accounts.chunks(100) {

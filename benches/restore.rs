@@ -74,35 +74,27 @@ fn archive_with_contacts(old_key: &RsaPrivateKey, contact_keys: &[String], pods:
             aspects: vec![aspects[i % 4].to_string(), aspects[(i / 4) % 4].to_string()],
         })
         .collect();
-    let account = Account {
-        username: "alice".into(),
-        guid: "0123456789abcdef0123456789abcdef".into(),
-        email: "alice@example.org".into(),
-        email_confirmed: true,
-        password_hash: String::new(),
-        language: "en".into(),
-        private_key_pem: private_key_to_pem(old_key).unwrap(),
-        public_key_pem: public_key_to_pem(&old_key.to_public_key()),
-        created_unix: 1_700_000_000,
-        profile: ProfileData {
-            first_name: Some("Alice".into()),
-            last_name: Some("Liddell".into()),
-            searchable: true,
-            ..Default::default()
-        },
-        aspects: aspects.iter().map(|a| a.to_string()).collect(),
-        contacts,
-        followed_tags: (0..50).map(|i| format!("tag{i}")).collect(),
-        blocks: (0..100).map(|i| format!("spammer{i}@spam.example")).collect(),
-        verbatim_json: json!({"user": user, "top": {"others_data": fixture["others_data"].clone()}}).to_string(),
-        known_pods: Vec::new(),
-        avatar: None,
-        moved_from: None,
-        closed: None,
-        moving: false,
-        sealing_key: None,
-        backups_opted_out: false,
-    };
+    let account = lifeboat::testing::account("alice")
+        .guid("0123456789abcdef0123456789abcdef")
+        .email("alice@example.org")
+        .with(|a| {
+            a.private_key_pem = private_key_to_pem(old_key).unwrap();
+            a.public_key_pem = public_key_to_pem(&old_key.to_public_key());
+            a.created_unix = 1_700_000_000;
+            a.profile = ProfileData {
+                first_name: Some("Alice".into()),
+                last_name: Some("Liddell".into()),
+                searchable: true,
+                ..Default::default()
+            };
+            a.aspects = aspects.iter().map(|a| a.to_string()).collect();
+            a.contacts = contacts;
+            a.followed_tags = (0..50).map(|i| format!("tag{i}")).collect();
+            a.blocks = (0..100).map(|i| format!("spammer{i}@spam.example")).collect();
+            a.verbatim_json = json!({"user": user, "top": {"others_data": fixture["others_data"].clone()}}).to_string();
+            a.backups_opted_out = false;
+        })
+        .build();
     write_archive(&account, "old-pod.invalid", "https://old-pod.invalid").unwrap()
 }
 
@@ -394,11 +386,9 @@ fn breakdown(old_key: &RsaPrivateKey, contact_keys: &[String], new_key: &RsaPriv
         })
     );
     let parsed = read_archive(&archive, 256 << 20).unwrap();
-    let mut account = lifeboat::account::Account {
-        contacts: parsed.contacts.clone(),
-        verbatim_json: parsed.verbatim_json.clone(),
-        ..unreachable_account()
-    };
+    let mut account = unreachable_account();
+    account.contacts = parsed.contacts.clone();
+    account.verbatim_json = parsed.verbatim_json.clone();
     account.aspects = parsed.aspects.clone();
     println!(
         "  ImportedArchive clone                         {:>8.1} ms",
@@ -436,28 +426,15 @@ fn breakdown(old_key: &RsaPrivateKey, contact_keys: &[String], new_key: &RsaPriv
 }
 
 fn unreachable_account() -> Account {
-    Account {
-        username: "x".into(),
-        guid: "0123456789abcdef0123456789abcdef".into(),
-        email: "x@example.org".into(),
-        email_confirmed: true,
-        password_hash: String::new(),
-        language: "en".into(),
-        private_key_pem: String::new(),
-        public_key_pem: String::new(),
-        created_unix: 0,
-        profile: ProfileData::default(),
-        aspects: Vec::new(),
-        contacts: Vec::new(),
-        followed_tags: Vec::new(),
-        blocks: Vec::new(),
-        verbatim_json: String::new(),
-        known_pods: Vec::new(),
-        avatar: None,
-        moved_from: None,
-        closed: None,
-        moving: false,
-        sealing_key: None,
-        backups_opted_out: false,
-    }
+    lifeboat::testing::account("x")
+        .guid("0123456789abcdef0123456789abcdef")
+        .email("x@example.org")
+        .with(|a| {
+            a.private_key_pem = String::new();
+            a.public_key_pem = String::new();
+            a.aspects = Vec::new();
+            a.verbatim_json = String::new();
+            a.backups_opted_out = false;
+        })
+        .build()
 }

@@ -30,6 +30,7 @@
 //! - [`people`]: the people this pod knows (discovery, the background queue for
 //!   archive contacts, profile updates and deletions they send).
 //! - [`sharing`]: diaspora*'s `contact` messages, sent and received.
+//! - `testing` (tests and benchmarks only): test keys, an account builder, a test pod.
 
 pub mod account;
 pub mod admin;
@@ -52,6 +53,8 @@ pub mod services;
 pub mod sharing;
 pub mod store;
 pub mod systemd;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tls;
 pub mod token;
 pub mod web;

@@ -88,7 +88,9 @@ fn the_error_type_knows_nothing_of_http() {
     let text = std::fs::read_to_string(src().join("error.rs")).unwrap();
     for word in ["warp", "StatusCode", "http::"] {
         assert!(
-            !code_lines(&src().join("error.rs")).iter().any(|(_, code)| code.contains(word)),
+            !code_lines(&src().join("error.rs"))
+                .iter()
+                .any(|(_, code)| code.contains(word)),
             "error.rs names {word}: the HTTP mapping lives in web/ (HttpStatus)"
         );
     }

@@ -20,7 +20,7 @@ use lifeboat::passphrase::Passphrase;
 use lifeboat::people::{store_person, Person};
 use lifeboat::pod::Pod;
 use lifeboat::sealed::{self, KdfParams, SealingKey};
-use lifeboat::store::{decode, Store, Tree};
+use lifeboat::store::{decode, Tree};
 use lifeboat::Error;
 use rsa::RsaPrivateKey;
 use serde_json::json;
@@ -64,61 +64,55 @@ const PNG: &[u8] = &[
 
 /// The account as it lived on its old pod (which does not exist: `.invalid`).
 fn old_account(email: &str, key: &RsaPrivateKey) -> Account {
-    Account {
-        username: "alice".into(),
-        guid: "0123456789abcdef0123456789abcdef".into(),
-        email: email.into(),
-        email_confirmed: true,
-        password_hash: String::new(),
-        language: "en".into(),
-        private_key_pem: private_key_to_pem(key).unwrap(),
-        public_key_pem: public_key_to_pem(&key.to_public_key()),
-        created_unix: 1_700_000_000,
-        profile: ProfileData {
-            first_name: Some("Alice".into()),
-            last_name: Some("Liddell".into()),
-            bio: Some("Curiouser".into()),
-            searchable: true,
-            tag_string: Some("#wonder".into()),
-            ..Default::default()
-        },
-        aspects: vec!["Family".into(), "Friends".into()],
-        contacts: vec![
-            ContactData {
-                diaspora_id: "bob@pod-b.example".into(),
-                person_guid: Some("fedcba9876543210fedcba9876543210".into()),
-                person_name: Some("Bob".into()),
-                public_key: Some(public_key_to_pem(&other_key().to_public_key())),
-                sharing: true,
-                receiving: true,
-                aspects: vec!["Friends".into()],
-            },
-            ContactData {
-                diaspora_id: "carol@pod-c.example".into(),
-                receiving: true,
-                aspects: vec!["Family".into(), "Friends".into()],
+    lifeboat::testing::account("alice")
+        .guid("0123456789abcdef0123456789abcdef")
+        .email(email)
+        .with(|a| {
+            a.private_key_pem = private_key_to_pem(key).unwrap();
+            a.public_key_pem = public_key_to_pem(&key.to_public_key());
+            a.created_unix = 1_700_000_000;
+            a.profile = ProfileData {
+                first_name: Some("Alice".into()),
+                last_name: Some("Liddell".into()),
+                bio: Some("Curiouser".into()),
+                searchable: true,
+                tag_string: Some("#wonder".into()),
                 ..Default::default()
-            },
-        ],
-        followed_tags: vec!["bees".into(), "lyon".into()],
-        blocks: vec!["spammer@spam.example".into()],
-        verbatim_json: json!({"user": {"posts": [{"entity_type": "status_message", "entity_data": {
+            };
+            a.aspects = vec!["Family".into(), "Friends".into()];
+            a.contacts = vec![
+                ContactData {
+                    diaspora_id: "bob@pod-b.example".into(),
+                    person_guid: Some("fedcba9876543210fedcba9876543210".into()),
+                    person_name: Some("Bob".into()),
+                    public_key: Some(public_key_to_pem(&other_key().to_public_key())),
+                    sharing: true,
+                    receiving: true,
+                    aspects: vec!["Friends".into()],
+                },
+                ContactData {
+                    diaspora_id: "carol@pod-c.example".into(),
+                    receiving: true,
+                    aspects: vec!["Family".into(), "Friends".into()],
+                    ..Default::default()
+                },
+            ];
+            a.followed_tags = vec!["bees".into(), "lyon".into()];
+            a.blocks = vec!["spammer@spam.example".into()];
+            a.verbatim_json = json!({"user": {"posts": [{"entity_type": "status_message", "entity_data": {
                 "author": "alice@old-pod.invalid", "guid": "a1c6b6d09e13013a8e4d52540071a0a1",
                 "created_at": "2023-05-01T09:30:00Z", "public": true, "text": "First honey of the year! #bees",
                 "provider_display_name": "diaspora* web"},
                 "subscribed_pods_uris": ["https://pod-b.example"]}], "relayables": []}, "top": {}})
-        .to_string(),
-        known_pods: vec!["https://pod-d.example".into()],
-        avatar: Some(Avatar {
-            content_type: "image/png".into(),
-            data: PNG.to_vec(),
-        }),
-        moved_from: None,
-        closed: None,
-        moving: false,
-        sealing_key: None,
-        backups_opted_out: false,
-    }
+            .to_string();
+            a.known_pods = vec!["https://pod-d.example".into()];
+            a.avatar = Some(Avatar {
+                content_type: "image/png".into(),
+                data: PNG.to_vec(),
+            });
+            a.backups_opted_out = false;
+        })
+        .build()
 }
 
 fn sealed_backup(email: &str, key: &RsaPrivateKey) -> Vec<u8> {
@@ -127,28 +121,21 @@ fn sealed_backup(email: &str, key: &RsaPrivateKey) -> Vec<u8> {
 }
 
 struct Rig {
-    _dir: tempfile::TempDir,
+    test: lifeboat::testing::TestPod,
     pod: Arc<Pod>,
-    services: lifeboat::services::Services,
 }
 
 fn rig(tweak: impl FnOnce(&mut Config)) -> Rig {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.server.data_dir = dir.path().to_path_buf();
-    config.server.public_url = Some("http://127.0.0.1:9".into());
-    config.backups.allow_backups_and_migration = true;
-    config.accounts.key_bits = 2048;
-    config.federation.allow_http = true;
-    config.federation.request_timeout = lifeboat::config::Span::secs(5);
-    tweak(&mut config);
-    let store = Store::open(dir.path()).unwrap();
-    let pod = Pod::new(config, store).unwrap();
-    let services = lifeboat::services::Services::new(&pod);
+    let test = lifeboat::testing::TestPod::with(|config| {
+        config.server.public_url = Some("http://127.0.0.1:9".into());
+        config.backups.allow_backups_and_migration = true;
+        config.federation.allow_http = true;
+        config.federation.request_timeout = lifeboat::config::Span::secs(5);
+        tweak(config);
+    });
     Rig {
-        _dir: dir,
-        pod,
-        services,
+        pod: test.pod.clone(),
+        test,
     }
 }
 
@@ -178,13 +165,13 @@ impl Rig {
         let body = json!({"version": 1, "email": email,
             "public_key": public_key_to_pem(&key.to_public_key()), "sequence": sequence, "created_at": AT,
             "backup": B64.encode(lfbk), "signature": signature::sign_base64(key, text.as_bytes())});
-        let holder = self.services.holder.clone();
+        let holder = self.test.services.holder.clone();
         holder.push(body.to_string().as_bytes()).await.unwrap()
     }
 
     /// Pushes a backup signed by `key` and confirms it through its mailed link.
     async fn held(&self, email: &str, key: &RsaPrivateKey, lfbk: &[u8], confirm: bool) -> SlotKey {
-        let holder = self.services.holder.clone();
+        let holder = self.test.services.holder.clone();
         assert_eq!(self.push(email, key, lfbk, 1).await, PushOutcome::AwaitingConfirmation);
         if confirm {
             let token = self.token_in_last_mail("/backups/confirm?token=");
@@ -198,7 +185,7 @@ impl Rig {
 
     async fn link(&self, email: &str) -> String {
         assert!(
-            restore::send_link(&self.pod, &self.services.restores, email)
+            restore::send_link(&self.pod, &self.test.services.restores, email)
                 .await
                 .unwrap(),
             "a link is mailed"
@@ -259,14 +246,19 @@ async fn a_backup_becomes_an_account_with_all_its_data_in_one_unit_of_work() {
     assert_eq!((info.email.as_str(), info.attempts_left), (email, 5));
     assert_eq!(restore::link_info(&r.pod, &token).unwrap().attempts_left, 5);
 
-    match restore::unlock(&r.pod, &r.services.restores, &token, pass("not my pass phrase at all"))
-        .await
-        .unwrap()
+    match restore::unlock(
+        &r.pod,
+        &r.test.services.restores,
+        &token,
+        pass("not my pass phrase at all"),
+    )
+    .await
+    .unwrap()
     {
         Unlock::WrongPassphrase { attempts_left } => assert_eq!(attempts_left, 4),
         other => panic!("{other:?}"),
     }
-    let view = match restore::unlock(&r.pod, &r.services.restores, &token, pass(PASSPHRASE))
+    let view = match restore::unlock(&r.pod, &r.test.services.restores, &token, pass(PASSPHRASE))
         .await
         .unwrap()
     {
@@ -281,18 +273,24 @@ async fn a_backup_becomes_an_account_with_all_its_data_in_one_unit_of_work() {
     );
     assert!(view.avatar.is_some());
     assert!(
-        r.services.restores.opened_count() > 0,
+        r.test.services.restores.opened_count() > 0,
         "the opened archive waits in memory"
     );
     // A refusal (reserved or malformed name, short password) creates nothing.
+    assert!(restore::create(
+        &r.pod,
+        &r.test.services.restores,
+        &token,
+        "Bad Name",
+        "long enough password"
+    )
+    .await
+    .is_err());
     assert!(
-        restore::create(&r.pod, &r.services.restores, &token, "Bad Name", "long enough password")
+        restore::create(&r.pod, &r.test.services.restores, &token, "alice2", "short")
             .await
             .is_err()
     );
-    assert!(restore::create(&r.pod, &r.services.restores, &token, "alice2", "short")
-        .await
-        .is_err());
 
     // The unit of work: when one of its steps fails, none of them happened. The home pod
     // sends a newer backup after the pass phrase opened this one, so marking the slot
@@ -300,7 +298,14 @@ async fn a_backup_becomes_an_account_with_all_its_data_in_one_unit_of_work() {
     // in the same unit.
     let newer = sealed_backup(email, old_key());
     assert_eq!(r.push(email, old_key(), &newer, 2).await, PushOutcome::Stored(2));
-    let failed = restore::create(&r.pod, &r.services.restores, &token, "alice2", "a long enough password").await;
+    let failed = restore::create(
+        &r.pod,
+        &r.test.services.restores,
+        &token,
+        "alice2",
+        "a long enough password",
+    )
+    .await;
     assert!(
         matches!(failed, Err(Error::Conflict(ref m)) if m.contains("the backup changed on this pod")),
         "{failed:?}"
@@ -311,6 +316,7 @@ async fn a_backup_becomes_an_account_with_all_its_data_in_one_unit_of_work() {
         "no move"
     );
     assert!(r
+        .test
         .services
         .outbox
         .topic(&lifeboat::arrivals::topic("alice2"))
@@ -326,26 +332,39 @@ async fn a_backup_becomes_an_account_with_all_its_data_in_one_unit_of_work() {
         addresses.iter().any(|(e, a)| e == email && a.current.is_some()),
         "the address still points at the link"
     );
-    let holder = r.services.holder.clone();
+    let holder = r.test.services.holder.clone();
     assert!(
         holder.store().slot(&slot).unwrap().unwrap().restored_at.is_none(),
         "the slot is not restored"
     );
     // The archive is asked for again, and the newer backup opens.
     assert!(matches!(
-        restore::create(&r.pod, &r.services.restores, &token, "alice2", "a long enough password").await,
+        restore::create(
+            &r.pod,
+            &r.test.services.restores,
+            &token,
+            "alice2",
+            "a long enough password"
+        )
+        .await,
         Ok(Create::Reopen)
     ));
     assert!(matches!(
-        restore::unlock(&r.pod, &r.services.restores, &token, pass(PASSPHRASE))
+        restore::unlock(&r.pod, &r.test.services.restores, &token, pass(PASSPHRASE))
             .await
             .unwrap(),
         Unlock::Ready(_)
     ));
 
-    let created = match restore::create(&r.pod, &r.services.restores, &token, "alice2", "a long enough password")
-        .await
-        .unwrap()
+    let created = match restore::create(
+        &r.pod,
+        &r.test.services.restores,
+        &token,
+        "alice2",
+        "a long enough password",
+    )
+    .await
+    .unwrap()
     {
         Create::Done(created) => created,
         Create::Reopen => panic!("the archive should still be open"),
@@ -381,7 +400,12 @@ async fn a_backup_becomes_an_account_with_all_its_data_in_one_unit_of_work() {
     let outgoing = lifeboat::arrivals::outgoing(&r.pod, "alice2").unwrap().unwrap();
     assert_eq!(outgoing.old_id, "alice@old-pod.invalid");
     assert_eq!(outgoing.new_id, "alice2@127.0.0.1:9");
-    let deliveries = r.services.outbox.topic(&lifeboat::arrivals::topic("alice2")).unwrap();
+    let deliveries = r
+        .test
+        .services
+        .outbox
+        .topic(&lifeboat::arrivals::topic("alice2"))
+        .unwrap();
     let origins: Vec<&str> = deliveries.iter().map(|d| d.origin.as_str()).collect();
     for origin in [
         "https://old-pod.invalid",
@@ -402,19 +426,25 @@ async fn a_backup_becomes_an_account_with_all_its_data_in_one_unit_of_work() {
     assert_eq!(held.sha256, Some(Sha256::digest(&newer).into()));
     assert!(holder.restorable(email).unwrap().is_empty());
     assert!(
-        !restore::send_link(&r.pod, &r.services.restores, email).await.unwrap(),
+        !restore::send_link(&r.pod, &r.test.services.restores, email)
+            .await
+            .unwrap(),
         "no link for a restored backup"
     );
     // The link is spent.
     assert!(matches!(restore::link_info(&r.pod, &token), Err(Error::Gone(_))));
-    assert!(
-        restore::create(&r.pod, &r.services.restores, &token, "alice3", "a long enough password")
-            .await
-            .is_err()
-    );
-    assert!(restore::held_backup(&r.pod, &r.services.restores, &token).is_err());
+    assert!(restore::create(
+        &r.pod,
+        &r.test.services.restores,
+        &token,
+        "alice3",
+        "a long enough password"
+    )
+    .await
+    .is_err());
+    assert!(restore::held_backup(&r.pod, &r.test.services.restores, &token).is_err());
     // The old private key is nowhere in the store, and gone from memory's waiting room.
-    assert!(r.services.restores.opened_count() == 0);
+    assert!(r.test.services.restores.opened_count() == 0);
     assert!(!r.all_bytes_contain(&old_key_fragment()));
     assert!(r.pod.store.check().unwrap().problems.is_empty());
 }
@@ -426,14 +456,14 @@ async fn two_tabs_confirming_at_once_make_one_account() {
     r.held(email, old_key(), &sealed_backup(email, old_key()), true).await;
     let token = r.link(email).await;
     assert!(matches!(
-        restore::unlock(&r.pod, &r.services.restores, &token, pass(PASSPHRASE))
+        restore::unlock(&r.pod, &r.test.services.restores, &token, pass(PASSPHRASE))
             .await
             .unwrap(),
         Unlock::Ready(_)
     ));
     let (a, b) = {
         let (pa, pb, ta, tb) = (r.pod.clone(), r.pod.clone(), token.clone(), token.clone());
-        let (ra, rb) = (r.services.restores.clone(), r.services.restores.clone());
+        let (ra, rb) = (r.test.services.restores.clone(), r.test.services.restores.clone());
         tokio::join!(
             tokio::spawn(async move { restore::create(&pa, &ra, &ta, "tab_one", "a long enough password").await }),
             tokio::spawn(async move { restore::create(&pb, &rb, &tb, "tab_two", "a long enough password").await }),
@@ -464,9 +494,14 @@ async fn five_wrong_pass_phrases_kill_the_link_and_create_nothing() {
     r.held(email, old_key(), &sealed_backup(email, old_key()), true).await;
     let token = r.link(email).await;
     for left in (0..5).rev() {
-        match restore::unlock(&r.pod, &r.services.restores, &token, pass("nine wrong words in a row"))
-            .await
-            .unwrap()
+        match restore::unlock(
+            &r.pod,
+            &r.test.services.restores,
+            &token,
+            pass("nine wrong words in a row"),
+        )
+        .await
+        .unwrap()
         {
             Unlock::WrongPassphrase { attempts_left } => assert_eq!(attempts_left, left),
             other => panic!("{other:?}"),
@@ -474,21 +509,25 @@ async fn five_wrong_pass_phrases_kill_the_link_and_create_nothing() {
     }
     assert!(matches!(restore::link_info(&r.pod, &token), Err(Error::Gone(_))));
     assert!(matches!(
-        restore::unlock(&r.pod, &r.services.restores, &token, pass(PASSPHRASE)).await,
+        restore::unlock(&r.pod, &r.test.services.restores, &token, pass(PASSPHRASE)).await,
         Err(Error::Gone(_))
     ));
-    assert!(
-        restore::create(&r.pod, &r.services.restores, &token, "nobody", "a long enough password")
-            .await
-            .is_err()
-    );
+    assert!(restore::create(
+        &r.pod,
+        &r.test.services.restores,
+        &token,
+        "nobody",
+        "a long enough password"
+    )
+    .await
+    .is_err());
     assert!(AccountStore::accounts(&r.pod.store).unwrap().is_empty());
     // The backup stays, and a new link works.
-    let holder = r.services.holder.clone();
+    let holder = r.test.services.holder.clone();
     assert_eq!(holder.restorable(email).unwrap().len(), 1);
     let again = r.link(email).await;
     assert!(matches!(
-        restore::unlock(&r.pod, &r.services.restores, &again, pass(PASSPHRASE))
+        restore::unlock(&r.pod, &r.test.services.restores, &again, pass(PASSPHRASE))
             .await
             .unwrap(),
         Unlock::Ready(_)
@@ -508,7 +547,9 @@ async fn a_new_link_revokes_the_old_one_and_links_are_capped_per_day() {
     let third = r.link(email).await;
     let mails = r.mails().len();
     assert!(
-        !restore::send_link(&r.pod, &r.services.restores, email).await.unwrap(),
+        !restore::send_link(&r.pod, &r.test.services.restores, email)
+            .await
+            .unwrap(),
         "the daily cap (3)"
     );
     assert_eq!(r.mails().len(), mails);
@@ -518,30 +559,32 @@ async fn a_new_link_revokes_the_old_one_and_links_are_capped_per_day() {
     );
     // No backup, no mail; and the unconfirmed slot did open (confirmed ones go first).
     assert!(
-        !restore::send_link(&r.pod, &r.services.restores, "stranger@example.org")
+        !restore::send_link(&r.pod, &r.test.services.restores, "stranger@example.org")
             .await
             .unwrap()
     );
     assert!(matches!(
-        restore::unlock(&r.pod, &r.services.restores, &third, pass(PASSPHRASE))
+        restore::unlock(&r.pod, &r.test.services.restores, &third, pass(PASSPHRASE))
             .await
             .unwrap(),
         Unlock::Ready(_)
     ));
     // The download hands back the held file unchanged, and changes nothing.
-    let (bytes, name) = restore::held_backup(&r.pod, &r.services.restores, &third).unwrap();
+    let (bytes, name) = restore::held_backup(&r.pod, &r.test.services.restores, &third).unwrap();
     assert_eq!(bytes, lfbk);
     assert!(
         name.starts_with("diaspora-backup-") && name.ends_with(".lfbk"),
         "{name}"
     );
     assert_eq!(
-        restore::held_backup(&r.pod, &r.services.restores, &third).unwrap().0,
+        restore::held_backup(&r.pod, &r.test.services.restores, &third)
+            .unwrap()
+            .0,
         lfbk
     );
     assert!(restore::link_info(&r.pod, &third).is_ok());
     // A sweep leaves a link that has not expired.
-    restore::sweep(&r.pod, &r.services.restores).await.unwrap();
+    restore::sweep(&r.pod, &r.test.services.restores).await.unwrap();
     assert!(restore::link_info(&r.pod, &third).is_ok(), "not expired yet");
 }
 
@@ -586,7 +629,7 @@ async fn the_sweep_removes_expired_links_and_stale_address_records_only() {
         "an expired link stays stored until the sweep"
     );
 
-    restore::sweep(&r.pod, &r.services.restores).await.unwrap();
+    restore::sweep(&r.pod, &r.test.services.restores).await.unwrap();
     assert!(
         RestoreStore::restore_tokens(&r.pod.store).unwrap().is_empty(),
         "the expired link is gone"
@@ -623,11 +666,11 @@ async fn confirmed_slots_are_tried_first_and_a_stranger_slot_is_not_used() {
     // Pushed later (so more recent), but unconfirmed.
     r.held(email, other_key(), &sealed::seal(&archive, &stranger_key), false)
         .await;
-    let holder = r.services.holder.clone();
+    let holder = r.test.services.holder.clone();
     let order = holder.restorable(email).unwrap();
     assert_eq!(order[0].0, owner, "confirmed first");
     let token = r.link(email).await;
-    match restore::unlock(&r.pod, &r.services.restores, &token, pass(PASSPHRASE))
+    match restore::unlock(&r.pod, &r.test.services.restores, &token, pass(PASSPHRASE))
         .await
         .unwrap()
     {
@@ -642,16 +685,22 @@ async fn a_restored_slot_keeps_its_ciphertext_30_days_then_only_the_tombstone() 
     let email = "erase@example.org";
     let slot = r.held(email, old_key(), &sealed_backup(email, old_key()), true).await;
     let token = r.link(email).await;
-    restore::unlock(&r.pod, &r.services.restores, &token, pass(PASSPHRASE))
+    restore::unlock(&r.pod, &r.test.services.restores, &token, pass(PASSPHRASE))
         .await
         .unwrap();
     assert!(matches!(
-        restore::create(&r.pod, &r.services.restores, &token, "erased", "a long enough password")
-            .await
-            .unwrap(),
+        restore::create(
+            &r.pod,
+            &r.test.services.restores,
+            &token,
+            "erased",
+            "a long enough password"
+        )
+        .await
+        .unwrap(),
         Create::Done(_)
     ));
-    let holder = r.services.holder.clone();
+    let holder = r.test.services.holder.clone();
     let now = lifeboat::account::now_unix();
     assert_eq!(holder.erase_restored(now).await.unwrap(), 0);
     assert!(holder.store().backup(&slot).unwrap().is_some());
@@ -752,7 +801,12 @@ async fn a_move_in_while_the_old_pod_is_down_is_accepted_and_noted() {
         .mails()
         .iter()
         .any(|m| m.to == "new@example.org" && m.subject.contains("Confirm")));
-    let deliveries = r.services.outbox.topic(&lifeboat::arrivals::topic("mover")).unwrap();
+    let deliveries = r
+        .test
+        .services
+        .outbox
+        .topic(&lifeboat::arrivals::topic("mover"))
+        .unwrap();
     assert!(deliveries.iter().any(|d| d.origin == format!("https://{OLD_HOST}")));
     assert_eq!(queued(&r.pod), ["bob@pod-b.example", "carol@pod-c.example"]);
     assert!(

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -38,17 +38,7 @@ pub fn vector_key_pair() -> (RsaPrivateKey, RsaPublicKey) {
     (private_key, public_key)
 }
 
-/// A 2048-bit key generated once per test run.
-pub fn key_2048() -> &'static RsaPrivateKey {
-    static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
-    KEY.get_or_init(|| RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap())
-}
-
-/// Another 2048-bit key, for "wrong key" cases.
-pub fn other_key_2048() -> &'static RsaPrivateKey {
-    static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
-    KEY.get_or_init(|| RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap())
-}
+pub use crate::testing::{key_2048, other_key_2048};
 
 /// Parses `xml` with python3's `xml.etree` and returns, for the root and each
 /// descendant in document order, `(depth, tag, text)` with text stripped. Namespaced

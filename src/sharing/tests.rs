@@ -11,11 +11,10 @@ use cbc::cipher::{BlockEncryptMut, KeyIvInit};
 use rsa::{Pkcs1v15Encrypt, RsaPrivateKey, RsaPublicKey};
 
 use super::*;
-use crate::account::{AccountTx, Closed, ProfileData};
+use crate::account::{AccountTx, Closed};
 use crate::delivery::DeliveryState;
-use crate::federation::signature::{private_key_to_pem, public_key_to_pem};
+use crate::federation::signature::public_key_to_pem;
 use crate::federation::test_support::{key_2048, other_key_2048, vector_key_pair};
-use crate::store::Store;
 
 const ALICE: &str = "alice@lifeboat.example";
 const BOB: &str = "bob@remote.example";
@@ -25,27 +24,23 @@ const MAX: usize = 1 << 20;
 
 struct Rig {
     pod: Arc<Pod>,
-    _dir: tempfile::TempDir,
+    _test: crate::testing::TestPod,
 }
 
 /// A pod at `https://lifeboat.example` with the local user alice (key_2048) and the
 /// remote person bob (other_key_2048) already known.
 async fn rig_with(adjust: impl FnOnce(&mut Config)) -> Rig {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.server.data_dir = dir.path().to_path_buf();
-    config.server.public_url = Some("https://lifeboat.example".into());
-    adjust(&mut config);
-    let store = Store::open(dir.path()).unwrap();
-    let pod = Pod::new(config, store).unwrap();
-    let alice = local_account("alice", "a11ce0000000000000000000000000a1", key_2048());
-    pod.store.transaction(|tx| tx.put_account(None, &alice)).unwrap();
+    let test = crate::testing::TestPod::with(adjust);
+    test.add(&local_account("alice", "a11ce0000000000000000000000000a1", key_2048()));
     people::store_person(
-        &pod.store,
+        &test.pod.store,
         remote_person(BOB, BOB_GUID, &other_key_2048().to_public_key()),
     )
     .unwrap();
-    Rig { pod, _dir: dir }
+    Rig {
+        pod: test.pod.clone(),
+        _test: test,
+    }
 }
 
 async fn rig() -> Rig {
@@ -53,30 +48,7 @@ async fn rig() -> Rig {
 }
 
 fn local_account(username: &str, guid: &str, key: &RsaPrivateKey) -> Account {
-    Account {
-        username: username.into(),
-        guid: guid.into(),
-        email: format!("{username}@example.org"),
-        email_confirmed: true,
-        password_hash: String::new(),
-        language: "en".into(),
-        private_key_pem: private_key_to_pem(key).unwrap(),
-        public_key_pem: public_key_to_pem(&key.to_public_key()),
-        created_unix: 0,
-        profile: ProfileData::default(),
-        aspects: vec!["Friends".into()],
-        contacts: Vec::new(),
-        followed_tags: Vec::new(),
-        blocks: Vec::new(),
-        verbatim_json: "{}".into(),
-        known_pods: Vec::new(),
-        avatar: None,
-        moved_from: None,
-        closed: None,
-        moving: false,
-        sealing_key: None,
-        backups_opted_out: true,
-    }
+    crate::testing::account(username).guid(guid).key(key).build()
 }
 
 fn remote_person(id: &str, guid: &str, key: &RsaPublicKey) -> Person {

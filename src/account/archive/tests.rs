@@ -4,7 +4,6 @@
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -26,38 +25,21 @@ fn fixture() -> Value {
     serde_json::from_str(&fixture_text()).unwrap()
 }
 
-fn key_2048() -> &'static RsaPrivateKey {
-    static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
-    KEY.get_or_init(|| RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap())
-}
+use crate::testing::key_2048;
 
 /// A fresh local account, as the account creator would make one.
 fn new_account(username: &str) -> Account {
-    let key = key_2048();
-    Account {
-        username: username.to_string(),
-        guid: "f00dfeedcafe4b1d9a3c0123456789ab".to_string(),
-        email: "alice@example.org".to_string(),
-        email_confirmed: true,
-        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_string(),
-        language: "en".to_string(),
-        private_key_pem: private_key_to_pem(key).unwrap(),
-        public_key_pem: public_key_to_pem(&key.to_public_key()),
-        created_unix: 1_700_000_000,
-        profile: ProfileData::default(),
-        aspects: Vec::new(),
-        contacts: Vec::new(),
-        followed_tags: Vec::new(),
-        blocks: Vec::new(),
-        verbatim_json: String::new(),
-        known_pods: Vec::new(),
-        avatar: None,
-        moved_from: None,
-        closed: None,
-        moving: false,
-        sealing_key: None,
-        backups_opted_out: false,
-    }
+    crate::testing::account(username)
+        .guid("f00dfeedcafe4b1d9a3c0123456789ab")
+        .email("alice@example.org")
+        .password_hash("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA")
+        .created(1_700_000_000)
+        .aspects(&[])
+        .with(|a| {
+            a.verbatim_json = String::new();
+            a.backups_opted_out = false;
+        })
+        .build()
 }
 
 /// An account made from an imported archive, the way a restore or move-in makes one.

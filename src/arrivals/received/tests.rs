@@ -8,12 +8,12 @@ use std::sync::Arc;
 use rsa::RsaPrivateKey;
 
 use super::*;
-use crate::account::{ContactData, ProfileData};
+use crate::account::ContactData;
 use crate::config::Config;
 use crate::delivery::{Delivery, DeliveryState};
 use crate::federation::discovery::{parse_hcard, parse_jrd};
 use crate::federation::envelope;
-use crate::federation::signature::{private_key_from_pem, private_key_to_pem, public_key_to_pem, sign_base64};
+use crate::federation::signature::{private_key_from_pem, public_key_to_pem, sign_base64};
 use crate::federation::test_support::{key_2048, other_key_2048, reference};
 use crate::store::Store;
 
@@ -93,30 +93,11 @@ pub(super) async fn rig() -> Rig {
 }
 
 pub(super) fn local_account(username: &str, guid: &str, key: &RsaPrivateKey) -> Account {
-    Account {
-        username: username.into(),
-        guid: guid.into(),
-        email: format!("{username}@example.org"),
-        email_confirmed: true,
-        password_hash: String::new(),
-        language: "en".into(),
-        private_key_pem: private_key_to_pem(key).unwrap(),
-        public_key_pem: public_key_to_pem(&key.to_public_key()),
-        created_unix: 0,
-        profile: ProfileData::default(),
-        aspects: vec!["Friends".into(), "Work".into()],
-        contacts: Vec::new(),
-        followed_tags: Vec::new(),
-        blocks: Vec::new(),
-        verbatim_json: "{}".into(),
-        known_pods: Vec::new(),
-        avatar: None,
-        moved_from: None,
-        closed: None,
-        moving: false,
-        sealing_key: None,
-        backups_opted_out: true,
-    }
+    crate::testing::account(username)
+        .guid(guid)
+        .key(key)
+        .aspects(&["Friends", "Work"])
+        .build()
 }
 
 /// A contact for `id` with both flags and aspects as given.

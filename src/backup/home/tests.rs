@@ -13,7 +13,6 @@ use serde_json::json;
 
 use super::*;
 use crate::account::{AccountTx, ProfileData};
-use crate::federation::signature::{private_key_to_pem, public_key_to_pem};
 
 use crate::mail::MailQueueStore;
 use crate::sealed::{KdfParams, SealingKey};
@@ -41,35 +40,16 @@ fn sealing_key() -> SealingKey {
 }
 
 fn account(username: &str) -> Account {
-    let key = rsa_key();
-    Account {
-        username: username.into(),
-        guid: crate::account::credentials::new_guid(),
-        email: format!("{username}@example.org"),
-        email_confirmed: true,
-        password_hash: String::new(),
-        language: "en".into(),
-        private_key_pem: private_key_to_pem(key).unwrap(),
-        public_key_pem: public_key_to_pem(&key.to_public_key()),
-        created_unix: 0,
-        profile: ProfileData {
+    crate::testing::account(username)
+        .key(rsa_key())
+        .profile(ProfileData {
             first_name: Some("Ada".into()),
             searchable: true,
             ..Default::default()
-        },
-        aspects: vec!["Friends".into()],
-        contacts: Vec::new(),
-        followed_tags: vec!["rust".into()],
-        blocks: Vec::new(),
-        verbatim_json: "{}".into(),
-        known_pods: Vec::new(),
-        avatar: None,
-        moved_from: None,
-        closed: None,
-        moving: false,
-        sealing_key: Some(sealing_key()),
-        backups_opted_out: false,
-    }
+        })
+        .followed_tags(&["rust"])
+        .sealing_key(sealing_key())
+        .build()
 }
 
 /// Writes an account as the account code does (the nudge comes with it).

@@ -12,7 +12,7 @@ use crate::arrivals::received::{receive_public as receive_at_public, Received as
 use crate::config::Config;
 use crate::delivery::{Delivery, DeliveryState};
 use crate::federation::entities::{parse_entity, Contact};
-use crate::federation::signature::{private_key_to_pem, public_key_to_pem};
+use crate::federation::signature::public_key_to_pem;
 use crate::federation::test_support::{key_2048, other_key_2048, vector_key_pair};
 use crate::sharing::{self, Received as Private};
 use crate::store::Store;
@@ -34,45 +34,30 @@ fn password_hash() -> &'static str {
 }
 
 fn local(username: &str, guid: &str, key: &RsaPrivateKey, contacts: &[&str]) -> Account {
-    Account {
-        username: username.into(),
-        guid: guid.into(),
-        email: format!("{username}@example.org"),
-        email_confirmed: true,
-        password_hash: password_hash().into(),
-        language: "en".into(),
-        private_key_pem: private_key_to_pem(key).unwrap(),
-        public_key_pem: public_key_to_pem(&key.to_public_key()),
-        created_unix: 0,
-        profile: ProfileData {
+    crate::testing::account(username)
+        .guid(guid)
+        .key(key)
+        .password_hash(password_hash())
+        .profile(ProfileData {
             first_name: Some(username.into()),
             bio: Some("private things".into()),
             searchable: true,
             ..Default::default()
-        },
-        aspects: vec!["Friends".into()],
-        contacts: contacts
-            .iter()
-            .map(|id| ContactData {
-                diaspora_id: id.to_string(),
-                person_name: Some("Bob".into()),
-                sharing: true,
-                receiving: true,
-                aspects: vec!["Friends".into()],
-                ..Default::default()
-            })
-            .collect(),
-        followed_tags: Vec::new(),
-        blocks: Vec::new(),
-        verbatim_json: "{}".into(),
-        known_pods: Vec::new(),
-        avatar: None,
-        moved_from: None,
-        closed: None,
-        moving: false,
-        sealing_key: None,
-        backups_opted_out: true,
-    }
+        })
+        .contacts(
+            contacts
+                .iter()
+                .map(|id| ContactData {
+                    diaspora_id: id.to_string(),
+                    person_name: Some("Bob".into()),
+                    sharing: true,
+                    receiving: true,
+                    aspects: vec!["Friends".into()],
+                    ..Default::default()
+                })
+                .collect(),
+        )
+        .build()
 }
 
 fn bob() -> Person {
