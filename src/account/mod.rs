@@ -127,33 +127,13 @@ async fn create(pod: &Pod, form: SignUp, email_confirmed: bool) -> Result<Accoun
         .await
         .map_err(Error::internal)??;
     let keys = crate::account::keys::take(&pod.store, pod.config.accounts.key_bits, &pod.signals.keys).await?;
-    let account = Account {
-        username: form.username,
-        guid: credentials::new_guid(),
-        email: email.clone(),
-        email_confirmed,
-        password_hash,
-        language: "en".into(),
-        private_key_pem: keys.private_pem.clone(),
-        public_key_pem: keys.public_pem.clone(),
-        created_unix: now_unix(),
-        profile: ProfileData {
-            searchable: true,
-            ..Default::default()
-        },
-        aspects: vec!["Family".into(), "Friends".into(), "Work".into(), "Acquaintances".into()],
-        contacts: Vec::new(),
-        followed_tags: Vec::new(),
-        blocks: Vec::new(),
-        verbatim_json: "{}".into(),
-        known_pods: Vec::new(),
-        avatar: None,
-        moved_from: None,
-        closed: None,
-        moving: false,
-        sealing_key,
-        backups_opted_out: form.backups_opted_out,
-    };
+    let mut account = Account::fresh(&form.username, &email, &keys, now_unix());
+    account.email_confirmed = email_confirmed;
+    account.password_hash = password_hash;
+    account.profile.searchable = true;
+    account.aspects = vec!["Family".into(), "Friends".into(), "Work".into(), "Acquaintances".into()];
+    account.sealing_key = sealing_key;
+    account.backups_opted_out = form.backups_opted_out;
     let confirmation = (!email_confirmed).then(|| (LinkToken::generate(), pod.store.generate_id()));
     let confirmation = match confirmation {
         Some((token, id)) => Some((token, id?)),

@@ -140,6 +140,35 @@ impl Closed {
 }
 
 impl Account {
+    /// A new account holding nothing yet: a fresh guid (as diaspora* makes one for every
+    /// account, also after a move), the key pair given, created now.
+    pub fn fresh(username: &str, email: &str, key_pair: &super::keys::KeyPair, now_unix: u64) -> Account {
+        Account {
+            username: username.to_string(),
+            guid: super::credentials::new_guid(),
+            email: email.to_string(),
+            email_confirmed: false,
+            password_hash: String::new(),
+            language: "en".into(),
+            private_key_pem: key_pair.private_pem.clone(),
+            public_key_pem: key_pair.public_pem.clone(),
+            created_unix: now_unix,
+            profile: ProfileData::default(),
+            aspects: Vec::new(),
+            contacts: Vec::new(),
+            followed_tags: Vec::new(),
+            blocks: Vec::new(),
+            verbatim_json: "{}".into(),
+            known_pods: Vec::new(),
+            avatar: None,
+            moved_from: None,
+            closed: None,
+            moving: false,
+            sealing_key: None,
+            backups_opted_out: false,
+        }
+    }
+
     /// `username@host`.
     pub fn diaspora_id(&self, host: &str) -> String {
         format!("{}@{}", self.username, host)

@@ -108,30 +108,10 @@ pub async fn prepare(pod: &Pod, mut arrival: Arrival) -> Result<Prepared> {
     let hashing = tokio::task::spawn_blocking(move || credentials::hash_password(&password));
     let keys = crate::account::keys::take(&pod.store, pod.config.accounts.key_bits, &pod.signals.keys).await?;
     let now = now_unix();
-    let mut account = Account {
-        username: arrival.username.clone(),
-        guid: credentials::new_guid(),
-        email: arrival.email.clone(),
-        email_confirmed: arrival.email_confirmed,
-        password_hash: String::new(),
-        language: arrival.archive.language.clone(),
-        private_key_pem: keys.private_pem.clone(),
-        public_key_pem: keys.public_pem.clone(),
-        created_unix: now,
-        profile: Default::default(),
-        aspects: Vec::new(),
-        contacts: Vec::new(),
-        followed_tags: Vec::new(),
-        blocks: Vec::new(),
-        verbatim_json: "{}".into(),
-        known_pods: Vec::new(),
-        avatar: None,
-        moved_from: arrival.archive.moved_from(now),
-        closed: None,
-        moving: false,
-        sealing_key: None,
-        backups_opted_out: false,
-    };
+    let mut account = Account::fresh(&arrival.username, &arrival.email, &keys, now);
+    account.email_confirmed = arrival.email_confirmed;
+    account.language = arrival.archive.language.clone();
+    account.moved_from = arrival.archive.moved_from(now);
     // The archive's data moves into the account (no copy of thousands of contacts).
     crate::account::archive::move_into(&mut arrival.archive, &mut account);
     let repairs = std::mem::take(&mut arrival.archive.repairs);
