@@ -10,7 +10,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use lifeboat::account::archive::write_archive;
 use lifeboat::account::{Account, AccountStore, Avatar, ContactData, ProfileData};
-use lifeboat::arrivals::restore::{self, Create, KeyCheck, MoveIn, RestoreAddress, RestoreStore, RestoreTx, Unlock};
+use lifeboat::arrivals::move_in::MoveIn;
+use lifeboat::arrivals::restore::{self, Create, KeyCheck, RestoreAddress, RestoreStore, RestoreTx, Unlock};
 use lifeboat::backup::holder::{ConfirmAction, PushOutcome, SlotKey, SlotStore, RESTORED_KEPT_SECS};
 use lifeboat::backup::push::{push_signed_text, Fingerprint};
 use lifeboat::config::Config;
@@ -749,7 +750,7 @@ async fn a_move_in_whose_key_does_not_match_the_stored_one_is_refused() {
     )
     .unwrap();
     let file = sealed_backup("mover@example.org", old_key());
-    match restore::move_in(&r.pod, move_in_request(None, "mover", file)).await {
+    match lifeboat::arrivals::move_in::move_in(&r.pod, move_in_request(None, "mover", file)).await {
         Err(Error::Forbidden(message)) => assert!(message.contains("not the key this pod knows"), "{message}"),
         Err(e) => panic!("{e:?}"),
         Ok(_) => panic!("a key mismatch must be refused"),
@@ -760,7 +761,7 @@ async fn a_move_in_whose_key_does_not_match_the_stored_one_is_refused() {
     );
     // The same file with the matching stored key goes through.
     let file = sealed_backup("mover@example.org", other_key());
-    let created = restore::move_in(&r.pod, move_in_request(None, "mover", file))
+    let created = lifeboat::arrivals::move_in::move_in(&r.pod, move_in_request(None, "mover", file))
         .await
         .unwrap();
     assert_eq!(created.key_check, KeyCheck::Stored);
@@ -769,7 +770,7 @@ async fn a_move_in_whose_key_does_not_match_the_stored_one_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_in_while_the_old_pod_is_down_is_accepted_and_noted() {
     let r = rig(|_| {});
-    let wrong = restore::move_in(&r.pod, {
+    let wrong = lifeboat::arrivals::move_in::move_in(&r.pod, {
         let mut m = move_in_request(None, "mover", sealed_backup("mover@example.org", old_key()));
         m.passphrase = pass("not the pass phrase of it");
         m
@@ -779,7 +780,7 @@ async fn a_move_in_while_the_old_pod_is_down_is_accepted_and_noted() {
         matches!(wrong, Err(Error::BadRequest(ref m)) if m.contains("wrong pass phrase")),
         "{wrong:?}"
     );
-    let mismatch = restore::move_in(&r.pod, {
+    let mismatch = lifeboat::arrivals::move_in::move_in(&r.pod, {
         let mut m = move_in_request(None, "mover", sealed_backup("mover@example.org", old_key()));
         m.old_id = "someone@else.invalid".into();
         m
@@ -787,7 +788,7 @@ async fn a_move_in_while_the_old_pod_is_down_is_accepted_and_noted() {
     .await;
     assert!(matches!(mismatch, Err(Error::BadRequest(ref m)) if m.contains("not of someone@else.invalid")));
     let file = sealed_backup("mover@example.org", old_key());
-    let created = restore::move_in(&r.pod, move_in_request(Some("New@Example.org"), "mover", file))
+    let created = lifeboat::arrivals::move_in::move_in(&r.pod, move_in_request(Some("New@Example.org"), "mover", file))
         .await
         .unwrap();
     match &created.key_check {
@@ -814,7 +815,8 @@ async fn a_move_in_while_the_old_pod_is_down_is_accepted_and_noted() {
         "nothing is re-pointed here"
     );
     // Closed or taken usernames are never given again; admins' names are reserved.
-    let again = restore::move_in(&r.pod, move_in_request(Some("x@example.org"), "mover", vec![1])).await;
+    let again =
+        lifeboat::arrivals::move_in::move_in(&r.pod, move_in_request(Some("x@example.org"), "mover", vec![1])).await;
     assert!(matches!(again, Err(Error::Conflict(_))));
 }
 
@@ -822,9 +824,9 @@ async fn a_move_in_while_the_old_pod_is_down_is_accepted_and_noted() {
 async fn admins_names_are_reserved_and_move_ins_follow_the_configuration() {
     let r = rig(|c| c.accounts.admins = vec!["root".into()]);
     let file = sealed_backup("a@example.org", old_key());
-    let refused = restore::move_in(&r.pod, move_in_request(None, "root", file.clone())).await;
+    let refused = lifeboat::arrivals::move_in::move_in(&r.pod, move_in_request(None, "root", file.clone())).await;
     assert!(matches!(refused, Err(Error::Conflict(ref m)) if m.contains("reserved")));
     let closed = rig(|c| c.accounts.open_registrations = false);
-    let refused = restore::move_in(&closed.pod, move_in_request(None, "someone", file)).await;
+    let refused = lifeboat::arrivals::move_in::move_in(&closed.pod, move_in_request(None, "someone", file)).await;
     assert!(matches!(refused, Err(Error::Forbidden(_))));
 }

@@ -16,6 +16,7 @@
 //!
 //! The storage moves need is [`MovesStore`] / [`MovesTx`] (`store::moves`).
 
+pub mod checks;
 pub mod import;
 pub mod move_in;
 pub mod opened;

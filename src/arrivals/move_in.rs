@@ -6,8 +6,8 @@
 
 use zeroize::Zeroizing;
 
+use super::checks::*;
 use super::outcome::{Created, KeyCheck};
-use super::restore::*;
 use crate::account::archive::read_archive;
 use crate::account::{check_password, normalize_email};
 use crate::arrivals::{prepare, write_in, Arrival};

@@ -4,15 +4,24 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::restore::{OPENED_MAX, OPENED_MAX_BYTES};
 use crate::account::archive::ImportedArchive;
 use crate::backup::holder::SlotKey;
 
 // ---------------------------------------------------------------------------------
 // Opened archives, in memory only
 // ---------------------------------------------------------------------------------
+
+/// How long an opened archive waits in memory for the account form (never past the
+/// link's expiry).
+pub const OPENED_TTL: Duration = Duration::from_secs(30 * 60);
+
+/// At most this many opened archives are held in memory at once (the oldest goes).
+pub const OPENED_MAX: usize = 16;
+
+/// At most this many bytes of opened archives (their JSON size) are held at once.
+pub const OPENED_MAX_BYTES: usize = 256 * 1024 * 1024;
 
 /// An archive whose pass phrase was given, waiting for the account form.
 #[derive(Clone)]

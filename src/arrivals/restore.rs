@@ -69,16 +69,15 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
-use crate::account::archive::{read_archive, ImportedArchive};
-use crate::account::{check_password, check_username, normalize_email, now_unix, AccountStore};
+use crate::account::archive::read_archive;
+use crate::account::{check_password, normalize_email, now_unix};
 use crate::arrivals::{prepare, write_in, Arrival};
 use crate::backup::holder::{mark_restored_in, Holder, SlotKey, SlotStore};
 use crate::backup::push::Fingerprint;
 use crate::config::Config;
-use crate::federation::signature::{fingerprint, public_key_from_pem};
 use crate::mail::Mail;
 use crate::passphrase::Passphrase;
-use crate::people::{fetch_person, PeopleStore};
+use crate::people::fetch_person;
 use crate::pod::Pod;
 use crate::sealed::KdfBounds;
 use crate::store::abort;
@@ -86,25 +85,15 @@ use crate::store::backups::{SledSlotTx, SledSlots};
 use crate::token::LinkToken;
 use crate::{Error, Result};
 
-pub use super::move_in::{accepts_move_ins, move_in, MoveIn};
+use super::checks::*;
 use super::opened::Taken;
-pub use super::opened::{OpenedBackup, OpenedBackups};
+pub use super::opened::{OpenedBackup, OpenedBackups, OPENED_TTL};
 pub use super::outcome::{Create, Created, KeyCheck, LinkInfo, RestoreView, Unlock};
 /// What a unit of work returns.
 pub use crate::store::TxResult;
 
 /// Pass-phrase attempts a restore link allows.
 pub const ATTEMPTS: u8 = 5;
-
-/// How long an opened archive waits in memory for the account form (never past the
-/// link's expiry).
-pub const OPENED_TTL: Duration = Duration::from_secs(30 * 60);
-
-/// At most this many opened archives are held in memory at once (the oldest goes).
-pub(super) const OPENED_MAX: usize = 16;
-
-/// At most this many bytes of opened archives (their JSON size) are held at once.
-pub(super) const OPENED_MAX_BYTES: usize = 256 * 1024 * 1024;
 
 /// The window of the per-address mail limit.
 const MAIL_WINDOW_SECS: u64 = 86400;
@@ -484,50 +473,6 @@ pub(super) async fn still_active(pod: &Pod, old_id: &str) -> Result<Option<Strin
             tracing::info!(%old_id, "the old identity does not answer as an active account: {e}");
             None
         }
-    })
-}
-
-/// Whether `username` may be given to a new account here: well formed, not an admin's
-/// name, never used before (closed accounts keep theirs for good).
-pub(super) fn check_new_username(pod: &Pod, username: &str) -> Result<()> {
-    check_username(username)?;
-    if pod.config.accounts.admins.iter().any(|a| a == username) {
-        return Err(Error::Conflict("this username is reserved".into()));
-    }
-    if AccountStore::account(&pod.store, username)?.is_some() {
-        return Err(Error::Conflict("this username is taken".into()));
-    }
-    Ok(())
-}
-
-pub(super) fn check_email_free(pod: &Pod, email: &str) -> Result<()> {
-    if AccountStore::username_for_email(&pod.store, email)?.is_some() {
-        return Err(Error::Conflict(format!(
-            "an account on this pod already uses the address {email}; an address belongs to one account only"
-        )));
-    }
-    Ok(())
-}
-
-pub(super) fn same_key(a: &str, b: &str) -> bool {
-    match (public_key_from_pem(a), public_key_from_pem(b)) {
-        (Ok(a), Ok(b)) => fingerprint(&a) == fingerprint(&b),
-        _ => false,
-    }
-}
-
-/// What this pod's people store says about the archive's identity and key.
-pub(super) fn stored_key_check(pod: &Pod, archive: &ImportedArchive) -> Result<KeyCheck> {
-    let Some(old_id) = &archive.old_diaspora_id else {
-        return Ok(KeyCheck::NoIdentity);
-    };
-    Ok(match pod.store.person(&old_id.to_ascii_lowercase())? {
-        None => KeyCheck::Unknown { why: None },
-        Some(person) => match person.moved_to {
-            Some(to) => KeyCheck::AlreadyMoved { to },
-            None if same_key(&person.public_key_pem, &archive.public_key_pem) => KeyCheck::Stored,
-            None => KeyCheck::Mismatch,
-        },
     })
 }
 

@@ -50,7 +50,7 @@ pub fn home(pod: &Pod) -> Markup {
                     p { a.button href="/restore_backup" { "Restore my account" } }
                 }
             }
-            @if crate::arrivals::restore::accepts_move_ins(&pod.config) {
+            @if crate::arrivals::move_in::accepts_move_ins(&pod.config) {
                 section.card {
                     h2 { "Moving from another pod?" }
                     p { "Bring your diaspora* account here from the pod you are leaving: your profile, aspects, contacts, followed tags and blocks come along, and the pods that knew you are told." }

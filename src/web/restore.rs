@@ -20,9 +20,9 @@ use super::layout::{csrf_field, error_box, page};
 use super::HttpStatus;
 use super::{Request, Response};
 use crate::account::session;
+use crate::arrivals::move_in::{accepts_move_ins, MoveIn};
 use crate::arrivals::restore::{
-    self, accepts_move_ins, Create, Created, KeyCheck, MoveIn, RestoreView, Restores, Unlock, ATTEMPTS,
-    WHAT_COMES_BACK, WHAT_DOES_NOT,
+    self, Create, Created, KeyCheck, RestoreView, Restores, Unlock, ATTEMPTS, WHAT_COMES_BACK, WHAT_DOES_NOT,
 };
 use crate::passphrase::Passphrase;
 use crate::pod::Pod;
@@ -466,7 +466,7 @@ pub async fn move_in(pod: &Pod, req: &mut Request) -> Result<Response> {
         file,
         passphrase: Passphrase::new(form.text("passphrase").to_string()),
     };
-    match restore::move_in(pod, request).await {
+    match crate::arrivals::move_in::move_in(pod, request).await {
         Ok(created) => {
             let id = session::start(pod, &created.account).await?;
             let response = arrived_page(pod, req, &created, "Welcome to your new pod");

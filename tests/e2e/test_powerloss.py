@@ -293,7 +293,11 @@ def run(cuts, smtp, tmp_path):
         for k in ("last_cut", "frozen_at", "frozen"):
             stats.pop(k)
         print(f"{cuts} cuts in {time.monotonic() - started:.0f}s; acknowledged in all: {ledger.counts}; powerfs: {stats}")
-        assert stats["dropped_bytes"] > 0, "the cuts dropped something (else they tested nothing)"
+        # A cut at a write that follows an fsync finds nothing pending, so two cuts
+        # (the default suite) may drop nothing; over the long run's many cuts some
+        # must have dropped data, or the run tested nothing.
+        if cuts >= 10:
+            assert stats["dropped_bytes"] > 0, "the cuts dropped something (else they tested nothing)"
         # Once more for everything, and the pod still takes pushes.
         verify(ledger, a, b, b_sessions, sorted(ledger.accounts))
         for email, slot in ledger.slots.items():
