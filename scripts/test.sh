@@ -28,6 +28,9 @@ if [ ! -x .venv/bin/python ] || ! cmp -s tests/e2e/requirements.txt .venv/requir
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 
+echo "== house plan (docs/architecture.md): import graph"
+python3 scripts/import-graph.py --level top --check
+
 echo "== cargo test"
 cargo build --locked --all-targets
 cargo test --locked

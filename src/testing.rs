@@ -37,32 +37,16 @@ pub struct AccountBuilder {
 /// Starts an [`AccountBuilder`] for `username`.
 pub fn account(username: &str) -> AccountBuilder {
     let key = key_2048();
-    AccountBuilder {
-        account: Account {
-            username: username.to_string(),
-            guid: crate::account::credentials::new_guid(),
-            email: format!("{username}@example.org"),
-            email_confirmed: true,
-            password_hash: String::new(),
-            language: "en".into(),
-            private_key_pem: private_key_to_pem(key).expect("PEM encoding"),
-            public_key_pem: public_key_to_pem(&key.to_public_key()),
-            created_unix: 0,
-            profile: ProfileData::default(),
-            aspects: vec!["Friends".into()],
-            contacts: Vec::new(),
-            followed_tags: Vec::new(),
-            blocks: Vec::new(),
-            verbatim_json: "{}".into(),
-            known_pods: Vec::new(),
-            avatar: None,
-            moved_from: None,
-            closed: None,
-            moving: false,
-            sealing_key: None,
-            backups_opted_out: true,
-        },
-    }
+    let key_pair = crate::account::keys::KeyPair {
+        bits: 2048,
+        private_pem: private_key_to_pem(key).expect("PEM encoding"),
+        public_pem: public_key_to_pem(&key.to_public_key()),
+    };
+    let mut account = Account::fresh(username, &format!("{username}@example.org"), &key_pair, 0);
+    account.email_confirmed = true;
+    account.aspects = vec!["Friends".into()];
+    account.backups_opted_out = true;
+    AccountBuilder { account }
 }
 
 impl AccountBuilder {

@@ -521,6 +521,30 @@ pub fn update_in<R>(tx: &Tx, username: &str, change: impl Fn(&mut Account) -> Re
     Ok((account, answer))
 }
 
+/// Changes an account inside a unit of work when it exists and is open — the rule for
+/// what others' messages do to local accounts (a missing or closed one is left alone):
+/// `change` edits a copy, written back only if it differs. Returns the account as it
+/// now stands and whether it was written; None when it was left alone.
+pub fn update_open_in(
+    tx: &Tx,
+    username: &str,
+    change: impl FnOnce(&mut Account) -> TxResult<()>,
+) -> TxResult<Option<(Account, bool)>> {
+    let Some(previous) = AccountTx::account(tx, username)? else {
+        return Ok(None);
+    };
+    if previous.closed.is_some() {
+        return Ok(None);
+    }
+    let mut account = previous.clone();
+    change(&mut account)?;
+    let written = account != previous;
+    if written {
+        tx.put_account(Some(&previous), &account)?;
+    }
+    Ok(Some((account, written)))
+}
+
 /// Checks a backup pass phrase's strength and derives the key backups are sealed with
 /// (off the runtime, a bounded number at a time). The pass phrase itself is dropped.
 pub async fn derive_sealing_key(

@@ -307,23 +307,23 @@ async fn apply(pod: &Pod, old_id: &str, new_person: &Person, xml: &str) -> Resul
         tx.put_received_move(&record)?;
         let (mut repointed, mut resends) = (0usize, 0usize);
         for username in &affected {
-            let Some(previous) = AccountTx::account(tx, username)? else {
+            let mut moved_contact = false;
+            let Some((account, _)) = crate::account::update_open_in(tx, username, |account| {
+                moved_contact = repoint(account, old_id, new_person);
+                if moved_contact {
+                    if let Ok(origin) = origin_of(&new_person.pod_origin) {
+                        crate::account::archive::add_known_pod(&mut account.known_pods, &origin);
+                    }
+                }
+                repoint_blocks(account, old_id, &new_id);
+                Ok(())
+            })?
+            else {
                 continue;
             };
-            if previous.closed.is_some() {
-                continue;
-            }
-            let mut account = previous.clone();
-            if repoint(&mut account, old_id, new_person) {
+            if moved_contact {
                 repointed += 1;
-                if let Ok(origin) = origin_of(&new_person.pod_origin) {
-                    crate::account::archive::add_known_pod(&mut account.known_pods, &origin);
-                }
                 tx.note_contact_moved(username, &new_id, old_id)?;
-            }
-            repoint_blocks(&mut account, old_id, &new_id);
-            if account != previous {
-                tx.put_account(Some(&previous), &account)?;
             }
             let shares_with_user = account.contacts.iter().any(|c| c.diaspora_id == new_id && c.sharing);
             if shares_with_user && resends < MAX_RESENDS_PER_MOVE {

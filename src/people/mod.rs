@@ -30,7 +30,7 @@ pub mod queue;
 
 use serde::{Deserialize, Serialize};
 
-use crate::federation::discovery::{parse_hcard, parse_jrd};
+use crate::federation::discovery::{parse_hcard, parse_jrd, HcardPerson};
 use crate::federation::entities::valid_diaspora_id;
 use crate::federation::signature::{fingerprint, public_key_from_pem, public_key_to_pem, short_fingerprint};
 use crate::http_client::{origin_of, HttpClient, Response};
@@ -80,6 +80,26 @@ pub struct Person {
 }
 
 impl Person {
+    /// The person an hCard describes, fetched now from the pod at `pod_origin`.
+    pub fn from_hcard(diaspora_id: &str, card: HcardPerson, pod_origin: String) -> Person {
+        Person {
+            diaspora_id: diaspora_id.to_string(),
+            guid: card.guid,
+            public_key_pem: public_key_to_pem(&card.public_key),
+            full_name: card.full_name,
+            first_name: card.first_name,
+            last_name: card.last_name,
+            photo_url: card.photo_large_url,
+            photo_medium_url: card.photo_medium_url,
+            photo_small_url: card.photo_small_url,
+            searchable: card.searchable,
+            pod_origin,
+            fetched_unix: now_unix(),
+            moved_to: None,
+            closed_unix: None,
+        }
+    }
+
     /// Whether the person was fetched less than [`FRESH_FOR_SECS`] before `now_unix`.
     pub fn is_fresh(&self, now_unix: u64) -> bool {
         now_unix.saturating_sub(self.fetched_unix) < FRESH_FOR_SECS
@@ -347,22 +367,7 @@ pub fn try_fetch_person(
     status_failure(&hcard, &hcard_origin, "the hCard request")?;
     let html = String::from_utf8_lossy(&hcard.body);
     let card = parse_hcard(&html, &hcard.final_url).map_err(|e| fail(message_of(&e)))?;
-    Ok(Person {
-        diaspora_id: id.to_ascii_lowercase(),
-        guid: card.guid,
-        public_key_pem: public_key_to_pem(&card.public_key),
-        full_name: card.full_name,
-        first_name: card.first_name,
-        last_name: card.last_name,
-        photo_url: card.photo_large_url,
-        photo_medium_url: card.photo_medium_url,
-        photo_small_url: card.photo_small_url,
-        searchable: card.searchable,
-        pod_origin,
-        fetched_unix: now_unix(),
-        moved_to: None,
-        closed_unix: None,
-    })
+    Ok(Person::from_hcard(&id.to_ascii_lowercase(), card, pod_origin))
 }
 
 /// Statuses after which the same request may well succeed later.

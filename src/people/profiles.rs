@@ -30,7 +30,7 @@
 
 use rsa::RsaPrivateKey;
 
-use crate::account::{self, now_unix, Account, AccountStore, AccountTx};
+use crate::account::{self, now_unix, Account, AccountStore};
 use crate::delivery::NewDelivery;
 use crate::federation::discovery::resolve_url;
 use crate::federation::entities::{valid_diaspora_id, validate_profile, AccountDeletion, Entity, Profile};
@@ -314,20 +314,13 @@ async fn apply_profile(pod: &Pod, sender: &Person, profile: &Profile) -> Result<
         }
         let name = contact_name(&updated);
         for username in &affected {
-            let Some(previous) = AccountTx::account(tx, username)? else {
-                continue;
-            };
-            if previous.closed.is_some() {
-                continue;
-            }
-            let mut account = previous.clone();
-            for contact in account.contacts.iter_mut().filter(|c| c.diaspora_id == id) {
-                contact.person_name = name.clone();
-            }
-            if account != previous {
-                tx.put_account(Some(&previous), &account)?;
-                changed += 1;
-            }
+            let renamed = account::update_open_in(tx, username, |account| {
+                for contact in account.contacts.iter_mut().filter(|c| c.diaspora_id == id) {
+                    contact.person_name = name.clone();
+                }
+                Ok(())
+            })?;
+            changed += renamed.is_some_and(|(_, written)| written) as usize;
         }
         Ok(changed)
     })?;
@@ -351,18 +344,11 @@ async fn apply_deletion(pod: &Pod, sender: &Person) -> Result<Outcome> {
         }
         let mut removed = 0;
         for username in &affected {
-            let Some(previous) = AccountTx::account(tx, username)? else {
-                continue;
-            };
-            if previous.closed.is_some() {
-                continue;
-            }
-            let mut account = previous.clone();
-            account.contacts.retain(|c| c.diaspora_id != id);
-            if account != previous {
-                tx.put_account(Some(&previous), &account)?;
-                removed += 1;
-            }
+            let left = account::update_open_in(tx, username, |account| {
+                account.contacts.retain(|c| c.diaspora_id != id);
+                Ok(())
+            })?;
+            removed += left.is_some_and(|(_, written)| written) as usize;
         }
         Ok(removed)
     })?;
@@ -399,15 +385,10 @@ pub async fn delete_account(pod: &Pod, username: &str, password: &str) -> Result
             crate::delivery::enqueue_in(tx, *id, delivery)?;
         }
         for other in &local_contacts {
-            let Some(previous) = AccountTx::account(tx, other)? else {
-                continue;
-            };
-            if previous.closed.is_some() {
-                continue;
-            }
-            let mut changed = previous.clone();
-            changed.contacts.retain(|c| c.diaspora_id != own_id);
-            tx.put_account(Some(&previous), &changed)?;
+            account::update_open_in(tx, other, |account| {
+                account.contacts.retain(|c| c.diaspora_id != own_id);
+                Ok(())
+            })?;
         }
         Ok(())
     })?;

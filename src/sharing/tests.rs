@@ -276,12 +276,7 @@ async fn deleting_the_only_aspect_of_a_contact_stops_sharing_with_them() {
         "bob still shares, the user no longer does"
     );
     assert!(contact.aspects.is_empty());
-    let queued = pending(&rig);
-    assert_eq!(queued.len(), 1, "the stop replaces the waiting start");
-    assert_eq!(
-        open_as_bob(&body_of(&rig, &queued[0])),
-        Contact::stop_sharing(ALICE, BOB)
-    );
+    assert_only_the_stop_waits(&rig);
 }
 
 // ----- receiving -----
@@ -392,12 +387,7 @@ async fn putting_a_follower_into_an_aspect_shares_back() {
         !contact.receiving && contact.sharing,
         "out of every aspect: no longer shared with"
     );
-    let queued = pending(&rig);
-    assert_eq!(queued.len(), 1, "the stop replaces the waiting start");
-    assert_eq!(
-        open_as_bob(&body_of(&rig, &queued[0])),
-        Contact::stop_sharing(ALICE, BOB)
-    );
+    assert_only_the_stop_waits(&rig);
 }
 
 #[tokio::test]
@@ -600,4 +590,14 @@ async fn private_messages_are_rate_limited_per_client_and_per_account() {
     refused(rig.receive("10.0.0.3", b"{}").await.unwrap());
     let err = rig.receive("10.0.0.4", b"{}").await.unwrap_err();
     assert!(matches!(err, Error::RateLimited(_)), "{err:?}");
+}
+
+/// One delivery waits for bob: alice's stop, which replaced the start still waiting.
+fn assert_only_the_stop_waits(rig: &Rig) {
+    let queued = pending(rig);
+    assert_eq!(queued.len(), 1, "the stop replaces the waiting start");
+    assert_eq!(
+        open_as_bob(&body_of(rig, &queued[0])),
+        Contact::stop_sharing(ALICE, BOB)
+    );
 }

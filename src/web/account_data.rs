@@ -21,10 +21,7 @@ const FORM_LIMIT: u64 = 640 * 1024;
 
 macro_rules! signed_in {
     ($pod:expr, $req:expr) => {
-        match require($pod, $req)? {
-            Ok(account) => account,
-            Err(redirect) => return Ok(redirect),
-        }
+        proceed!(require($pod, $req)?)
     };
 }
 
@@ -35,10 +32,7 @@ async fn read_form(pod: &Pod, req: &mut Request) -> Result<std::result::Result<(
 
 macro_rules! posted {
     ($pod:expr, $req:expr) => {
-        match read_form($pod, $req).await? {
-            Ok(x) => x,
-            Err(redirect) => return Ok(redirect),
-        }
+        proceed!(read_form($pod, $req).await?)
     };
 }
 
@@ -137,10 +131,13 @@ pub async fn save_profile(pod: &Pod, req: &mut Request) -> Result<Response> {
         None => None,
     };
     let checked = profile::validate(&data, &author).and_then(|()| avatar.transpose());
-    let avatar = match or_show(checked, |status, e| render_profile(pod, req, &account, status, Some(e)))? {
-        Ok(avatar) => avatar,
-        Err(page) => return Ok(page),
-    };
+    let avatar = proceed!(or_show(checked, |status, e| render_profile(
+        pod,
+        req,
+        &account,
+        status,
+        Some(e)
+    ))?);
     let remove = form.checked("remove_avatar");
     account::update(pod, &account.username, |a| {
         a.profile = data.clone();
@@ -214,10 +211,13 @@ pub async fn add_aspect(pod: &Pod, req: &mut Request) -> Result<Response> {
             Ok(name)
         }
     });
-    let name = match or_show(checked, |status, e| render_aspects(pod, req, &account, status, Some(e)))? {
-        Ok(name) => name,
-        Err(page) => return Ok(page),
-    };
+    let name = proceed!(or_show(checked, |status, e| render_aspects(
+        pod,
+        req,
+        &account,
+        status,
+        Some(e)
+    ))?);
     account::update(pod, &account.username, |a| {
         if !a.aspects.iter().any(|x| profile::same_aspect_name(x, &name)) {
             a.aspects.push(name.clone());
@@ -322,10 +322,14 @@ pub async fn add_contact(pod: &Pod, req: &mut Request) -> Result<Response> {
     let (account, form) = posted!(pod, req);
     let aspect = Some(form.text("aspect")).filter(|a| !a.is_empty());
     let added = sharing::add_contact(pod, &account, form.text("diaspora_id"), aspect).await;
-    match or_show(added, |status, e| render_contacts(pod, req, &account, status, Some(e)))? {
-        Ok(()) => see_other("/contacts?done=contact_added"),
-        Err(page) => Ok(page),
-    }
+    proceed!(or_show(added, |status, e| render_contacts(
+        pod,
+        req,
+        &account,
+        status,
+        Some(e)
+    ))?);
+    see_other("/contacts?done=contact_added")
 }
 
 pub async fn contact_aspects(pod: &Pod, req: &mut Request) -> Result<Response> {
@@ -338,10 +342,14 @@ pub async fn contact_aspects(pod: &Pod, req: &mut Request) -> Result<Response> {
         .cloned()
         .collect();
     let saved = sharing::set_aspects(pod, &account, &id, chosen).await;
-    match or_show(saved, |status, e| render_contacts(pod, req, &account, status, Some(e)))? {
-        Ok(()) => see_other("/contacts?done=saved"),
-        Err(page) => Ok(page),
-    }
+    proceed!(or_show(saved, |status, e| render_contacts(
+        pod,
+        req,
+        &account,
+        status,
+        Some(e)
+    ))?);
+    see_other("/contacts?done=saved")
 }
 
 pub async fn remove_contact(pod: &Pod, req: &mut Request) -> Result<Response> {
@@ -448,12 +456,14 @@ pub async fn list_add(pod: &Pod, req: &mut Request) -> Result<Response> {
             Ok(item)
         }
     });
-    let item = match or_show(checked, |status, e| {
-        render_list(pod, req, &account, list, status, Some(e))
-    })? {
-        Ok(item) => item,
-        Err(page) => return Ok(page),
-    };
+    let item = proceed!(or_show(checked, |status, e| render_list(
+        pod,
+        req,
+        &account,
+        list,
+        status,
+        Some(e)
+    ))?);
     account::update(pod, &account.username, |a| {
         let items = (list.items_mut)(a);
         if !items.contains(&item) {

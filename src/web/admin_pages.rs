@@ -13,10 +13,7 @@ use crate::store::backups::SledSlots;
 use crate::{Error, Result};
 
 pub async fn admin(pod: &Pod, holder: &Holder<SledSlots>, req: &Request) -> Result<Response> {
-    let account = match require(pod, req)? {
-        Ok(account) => account,
-        Err(redirect) => return Ok(redirect),
-    };
+    let account = proceed!(require(pod, req)?);
     if !pod.config.accounts.admins.contains(&account.username) {
         return Err(Error::Forbidden("this page is for the pod's admins".into()));
     }

@@ -5,6 +5,18 @@
 //! secret tokens), security headers, body limits checked while reading, and the
 //! mapping of [`Error`] to a status with a client-safe message.
 
+/// The value of a step that either goes on or has already answered (a redirect to
+/// sign-in, a page shown again with its error): `proceed!(step)` is the value, or the
+/// handler returns that answer.
+macro_rules! proceed {
+    ($step:expr) => {
+        match $step {
+            Ok(value) => value,
+            Err(answer) => return Ok(answer),
+        }
+    };
+}
+
 pub mod account_data;
 pub mod accounts;
 pub mod admin_pages;

@@ -18,10 +18,7 @@ use crate::pod::Pod;
 use crate::{Error, Result};
 
 pub async fn settings(pod: &Pod, req: &Request) -> Result<Response> {
-    let account = match require(pod, req)? {
-        Ok(a) => a,
-        Err(redirect) => return Ok(redirect),
-    };
+    let account = proceed!(require(pod, req)?);
     render_settings(pod, req, &account, StatusCode::OK, None)
 }
 
@@ -96,10 +93,7 @@ async fn settings_form(pod: &Pod, req: &mut Request) -> Result<std::result::Resu
 }
 
 pub async fn change_email(pod: &Pod, req: &mut Request) -> Result<Response> {
-    let (account, form) = match settings_form(pod, req).await? {
-        Ok(x) => x,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (account, form) = proceed!(settings_form(pod, req).await?);
     match account::change_email(pod, &account.username, form.text("password"), form.text("email")).await {
         Ok(_) => see_other("/settings?done=email_sent"),
         Err(e @ (Error::BadRequest(_) | Error::Conflict(_) | Error::Unauthorized(_))) => {
@@ -110,10 +104,7 @@ pub async fn change_email(pod: &Pod, req: &mut Request) -> Result<Response> {
 }
 
 pub async fn change_password(pod: &Pod, req: &mut Request) -> Result<Response> {
-    let (account, form) = match settings_form(pod, req).await? {
-        Ok(x) => x,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (account, form) = proceed!(settings_form(pod, req).await?);
     match account::change_password(pod, &account.username, form.text("current"), form.text("password")).await {
         Ok(()) => {
             // The change ended every session, this one included: open a new one.
@@ -133,10 +124,7 @@ pub async fn change_password(pod: &Pod, req: &mut Request) -> Result<Response> {
 }
 
 pub async fn delete(pod: &Pod, req: &mut Request) -> Result<Response> {
-    let (account, form) = match settings_form(pod, req).await? {
-        Ok(x) => x,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (account, form) = proceed!(settings_form(pod, req).await?);
     match crate::people::profiles::delete_account(pod, &account.username, form.text("password")).await {
         Ok(()) => {
             let clear = forms::set_cookie(pod, forms::SESSION_COOKIE, "", Some(0), "Lax");
@@ -184,10 +172,7 @@ fn backup_section(account: &Account, csrf: &str) -> Markup {
 }
 
 pub async fn set_passphrase(pod: &Pod, req: &mut Request) -> Result<Response> {
-    let (account, form) = match settings_form(pod, req).await? {
-        Ok(x) => x,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (account, form) = proceed!(settings_form(pod, req).await?);
     match account::set_passphrase(pod, &account.username, form.text("password"), form.text("passphrase")).await {
         Ok(_) => see_other("/settings?done=passphrase_set#backup"),
         Err(e @ (Error::BadRequest(_) | Error::Unauthorized(_))) => {
@@ -198,10 +183,7 @@ pub async fn set_passphrase(pod: &Pod, req: &mut Request) -> Result<Response> {
 }
 
 pub async fn opt_out(pod: &Pod, req: &mut Request) -> Result<Response> {
-    let (account, form) = match settings_form(pod, req).await? {
-        Ok(x) => x,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (account, form) = proceed!(settings_form(pod, req).await?);
     match account::opt_out_of_backups(pod, &account.username, form.text("password")).await {
         Ok(_) => see_other("/settings?done=backups_off#backup"),
         Err(e @ Error::Unauthorized(_)) => render_settings(pod, req, &account, e.status(), Some(&e.client_message())),
@@ -274,10 +256,7 @@ fn attachment(bytes: Vec<u8>, content_type: &'static str, filename: &str) -> Res
 }
 
 pub async fn download_archive(pod: &Pod, req: &mut Request) -> Result<Response> {
-    let (account, form) = match settings_form(pod, req).await? {
-        Ok(x) => x,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (account, form) = proceed!(settings_form(pod, req).await?);
     if let Err(e) = account::check_current_password(&account, form.text("password")).await {
         return render_settings(pod, req, &account, e.status(), Some(&e.client_message()));
     }
@@ -294,10 +273,7 @@ pub async fn start_move(pod: &Pod, req: &mut Request) -> Result<Response> {
 }
 
 async fn sealed_file(pod: &Pod, req: &mut Request, moving: bool) -> Result<Response> {
-    let (account, form) = match settings_form(pod, req).await? {
-        Ok(x) => x,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (account, form) = proceed!(settings_form(pod, req).await?);
     let passphrase = form.optional("passphrase");
     match account::sealed_download(
         pod,
@@ -382,19 +358,13 @@ fn moves_section(pod: &Pod, account: &Account, csrf: &str) -> Result<Markup> {
 }
 
 pub async fn not_me(pod: &Pod, req: &mut Request) -> Result<Response> {
-    let (account, _) = match settings_form(pod, req).await? {
-        Ok(x) => x,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (account, _) = proceed!(settings_form(pod, req).await?);
     crate::arrivals::received::cancel_closure(pod, &account.username).await?;
     see_other("/settings?done=move_cancelled")
 }
 
 pub async fn retry_delivery(pod: &Pod, outbox: &crate::delivery::Outbox, req: &mut Request) -> Result<Response> {
-    let (account, form) = match settings_form(pod, req).await? {
-        Ok(x) => x,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (account, form) = proceed!(settings_form(pod, req).await?);
     let id: u64 = form.text("id").parse().map_err(|_| Error::bad("no such delivery"))?;
     outbox.retry(&crate::arrivals::topic(&account.username), id).await?;
     see_other("/settings?done=retrying#moved-in")
@@ -520,10 +490,7 @@ fn backup_pod_section(pod: &Pod, account: &Account, csrf: &str, done: Option<&st
 /// `POST /settings/backups/pod`.
 pub async fn choose_pod(pod: &Pod, req: &mut Request) -> Result<Response> {
     let form = forms::read(req, pod.config.server.max_body_bytes).await?;
-    let account = match require(pod, req)? {
-        Ok(account) => account,
-        Err(redirect) => return Ok(redirect),
-    };
+    let account = proceed!(require(pod, req)?);
     match home::choose(pod, &account, form.text("pod")).await {
         Ok(_) => see_other("/settings?done=backup_pod_chosen#backup-pod"),
         Err(e @ (Error::BadRequest(_) | Error::Conflict(_))) => {

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::delivery::{Delivery, DeliveryState};
 use crate::federation::discovery::{parse_hcard, parse_jrd};
 use crate::federation::envelope;
-use crate::federation::signature::{private_key_from_pem, public_key_to_pem, sign_base64};
+use crate::federation::signature::{private_key_from_pem, sign_base64};
 use crate::federation::test_support::{key_2048, other_key_2048, reference};
 use crate::store::Store;
 
@@ -41,22 +41,7 @@ pub(super) fn vector_person(who: &str) -> Person {
     let generated: serde_json::Value = serde_json::from_str(&vector(&format!("people/{who}.json"))).unwrap();
     let jrd = parse_jrd(generated["webfinger"].to_string().as_bytes()).unwrap();
     let card = parse_hcard(generated["hcard"].as_str().unwrap(), &jrd.hcard_url).unwrap();
-    Person {
-        diaspora_id: jrd.diaspora_id().unwrap().to_string(),
-        guid: card.guid,
-        public_key_pem: public_key_to_pem(&card.public_key),
-        full_name: card.full_name,
-        first_name: card.first_name,
-        last_name: card.last_name,
-        photo_url: card.photo_large_url,
-        photo_medium_url: card.photo_medium_url,
-        photo_small_url: card.photo_small_url,
-        searchable: card.searchable,
-        pod_origin: origin_of(&jrd.seed_location).unwrap(),
-        fetched_unix: now_unix(),
-        moved_to: None,
-        closed_unix: None,
-    }
+    Person::from_hcard(jrd.diaspora_id().unwrap(), card, origin_of(&jrd.seed_location).unwrap())
 }
 
 pub(super) struct Rig {

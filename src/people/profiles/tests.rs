@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rsa::RsaPrivateKey;
 
 use super::*;
-use crate::account::{self, credentials, Avatar, Closed, ContactData, ProfileData};
+use crate::account::{self, credentials, AccountTx, Avatar, Closed, ContactData, ProfileData};
 use crate::arrivals::received::{receive_public as receive_at_public, Received as Public};
 use crate::config::Config;
 use crate::delivery::{Delivery, DeliveryState};
@@ -405,11 +405,7 @@ async fn starting_to_share_sends_the_profile_with_the_contact() {
     );
     let delivery = &profiles[0];
     assert_eq!(
-        (
-            delivery.origin.as_str(),
-            delivery.path.as_str(),
-            delivery.content_type.as_str()
-        ),
+        route(delivery),
         (
             "https://remote.example",
             "/receive/users/0123456789abcdef0123456789abcdef",
@@ -447,11 +443,7 @@ async fn starting_to_share_sends_the_profile_with_the_contact() {
     assert_eq!(profiles.len(), 1, "the newer profile replaces the one still waiting");
     let delivery = &profiles[0];
     assert_eq!(
-        (
-            delivery.origin.as_str(),
-            delivery.path.as_str(),
-            delivery.content_type.as_str()
-        ),
+        route(delivery),
         (
             "https://remote.example",
             "/receive/public",
@@ -604,4 +596,9 @@ fn the_outputs_diaspora_federation_accepted_still_open_here() {
     assert!(links["profile_url"].as_str().unwrap().ends_with("/u/alice"));
     let person: serde_json::Value = serde_json::from_str(&reference("lifeboat-output/person.probe.json")).unwrap();
     assert_eq!(person["ok"], true);
+}
+
+/// Where a delivery goes and in what form: (origin, path, content type).
+fn route(delivery: &Delivery) -> (&str, &str, &str) {
+    (&delivery.origin, &delivery.path, &delivery.content_type)
 }
