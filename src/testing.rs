@@ -15,6 +15,13 @@ use crate::pod::Pod;
 use crate::services::Services;
 use crate::store::Store;
 
+/// The local user of the sharing and profile tests.
+pub const ALICE: &str = "alice@lifeboat.example";
+/// The remote person of those tests, their guid and their pod.
+pub const BOB: &str = "bob@remote.example";
+pub const BOB_GUID: &str = "0123456789abcdef0123456789abcdef";
+pub const BOB_POD: &str = "https://remote.example";
+
 /// A 2048-bit key made once per test run (the size tests use: see `accounts.key_bits`).
 pub fn key_2048() -> &'static RsaPrivateKey {
     static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();

@@ -15,11 +15,8 @@ use crate::account::{AccountTx, Closed};
 use crate::delivery::DeliveryState;
 use crate::federation::signature::public_key_to_pem;
 use crate::federation::test_support::{key_2048, other_key_2048, vector_key_pair};
+use crate::testing::{ALICE, BOB, BOB_GUID, BOB_POD};
 
-const ALICE: &str = "alice@lifeboat.example";
-const BOB: &str = "bob@remote.example";
-const BOB_GUID: &str = "0123456789abcdef0123456789abcdef";
-const BOB_POD: &str = "https://remote.example";
 const MAX: usize = 1 << 20;
 
 struct Rig {

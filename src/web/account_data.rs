@@ -36,11 +36,24 @@ macro_rules! posted {
     };
 }
 
+/// What the pages of this module are drawn from.
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    pod: &'a Pod,
+    req: &'a Request,
+    account: &'a Account,
+}
+
+impl<'a> Seen<'a> {
+    fn of(pod: &'a Pod, req: &'a Request, account: &'a Account) -> Self {
+        Seen { pod, req, account }
+    }
+}
+
+type Render = fn(Seen, StatusCode, Option<&str>) -> Result<Response>;
+
 /// Shows a page again with the error, for mistakes the user can fix.
-fn or_show<T>(
-    result: Result<T>,
-    show: impl FnOnce(StatusCode, &str) -> Result<Response>,
-) -> Result<std::result::Result<T, Response>> {
+fn or_show<T>(result: Result<T>, render: Render, seen: Seen) -> Result<std::result::Result<T, Response>> {
     match result {
         Ok(v) => Ok(Ok(v)),
         Err(
@@ -49,25 +62,27 @@ fn or_show<T>(
             | Error::TooLarge(_)
             | Error::Upstream(_)
             | Error::NotFound(_)),
-        ) => Ok(Err(show(e.status(), &e.client_message())?)),
+        ) => Ok(Err(render(seen, e.status(), Some(&e.client_message()))?)),
         Err(e) => Err(e),
     }
 }
 
-// ----- profile -----
-
-pub async fn profile_form(pod: &Pod, req: &Request) -> Result<Response> {
+/// A GET of one of this module's pages: /profile, /aspects, /contacts, /tags, /blocks.
+pub async fn show(pod: &Pod, req: &Request) -> Result<Response> {
+    let render: Render = match req.path.trim_start_matches('/') {
+        "profile" => render_profile,
+        "aspects" => render_aspects,
+        "contacts" => render_contacts,
+        _ => render_list,
+    };
     let account = signed_in!(pod, req);
-    render_profile(pod, req, &account, StatusCode::OK, None)
+    render(Seen::of(pod, req, &account), StatusCode::OK, None)
 }
 
-fn render_profile(
-    pod: &Pod,
-    req: &Request,
-    account: &Account,
-    status: StatusCode,
-    error: Option<&str>,
-) -> Result<Response> {
+// ----- profile -----
+
+fn render_profile(seen: Seen, status: StatusCode, error: Option<&str>) -> Result<Response> {
+    let Seen { pod, req, account } = seen;
     let p = &account.profile;
     let (large, _, _) = profile::photo_urls(account, &pod.config.public_url());
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -131,13 +146,7 @@ pub async fn save_profile(pod: &Pod, req: &mut Request) -> Result<Response> {
         None => None,
     };
     let checked = profile::validate(&data, &author).and_then(|()| avatar.transpose());
-    let avatar = proceed!(or_show(checked, |status, e| render_profile(
-        pod,
-        req,
-        &account,
-        status,
-        Some(e)
-    ))?);
+    let avatar = proceed!(or_show(checked, render_profile, Seen::of(pod, req, &account))?);
     let remove = form.checked("remove_avatar");
     account::update(pod, &account.username, |a| {
         a.profile = data.clone();
@@ -154,18 +163,8 @@ pub async fn save_profile(pod: &Pod, req: &mut Request) -> Result<Response> {
 
 // ----- aspects -----
 
-pub async fn aspects(pod: &Pod, req: &Request) -> Result<Response> {
-    let account = signed_in!(pod, req);
-    render_aspects(pod, req, &account, StatusCode::OK, None)
-}
-
-fn render_aspects(
-    pod: &Pod,
-    req: &Request,
-    account: &Account,
-    status: StatusCode,
-    error: Option<&str>,
-) -> Result<Response> {
+fn render_aspects(seen: Seen, status: StatusCode, error: Option<&str>) -> Result<Response> {
+    let Seen { pod, req, account } = seen;
     let body = html! {
         h1 { "Aspects" }
         p.lead { "Aspects group your contacts, as on any diaspora* pod." }
@@ -211,13 +210,7 @@ pub async fn add_aspect(pod: &Pod, req: &mut Request) -> Result<Response> {
             Ok(name)
         }
     });
-    let name = proceed!(or_show(checked, |status, e| render_aspects(
-        pod,
-        req,
-        &account,
-        status,
-        Some(e)
-    ))?);
+    let name = proceed!(or_show(checked, render_aspects, Seen::of(pod, req, &account))?);
     account::update(pod, &account.username, |a| {
         if !a.aspects.iter().any(|x| profile::same_aspect_name(x, &name)) {
             a.aspects.push(name.clone());
@@ -236,18 +229,8 @@ pub async fn delete_aspect(pod: &Pod, req: &mut Request) -> Result<Response> {
 
 // ----- contacts -----
 
-pub async fn contacts(pod: &Pod, req: &Request) -> Result<Response> {
-    let account = signed_in!(pod, req);
-    render_contacts(pod, req, &account, StatusCode::OK, None)
-}
-
-fn render_contacts(
-    pod: &Pod,
-    req: &Request,
-    account: &Account,
-    status: StatusCode,
-    error: Option<&str>,
-) -> Result<Response> {
+fn render_contacts(seen: Seen, status: StatusCode, error: Option<&str>) -> Result<Response> {
+    let Seen { pod, req, account } = seen;
     let body = html! {
         h1 { "Contacts" }
         (notice_for(req.query_param("done").as_deref()))
@@ -322,13 +305,7 @@ pub async fn add_contact(pod: &Pod, req: &mut Request) -> Result<Response> {
     let (account, form) = posted!(pod, req);
     let aspect = Some(form.text("aspect")).filter(|a| !a.is_empty());
     let added = sharing::add_contact(pod, &account, form.text("diaspora_id"), aspect).await;
-    proceed!(or_show(added, |status, e| render_contacts(
-        pod,
-        req,
-        &account,
-        status,
-        Some(e)
-    ))?);
+    proceed!(or_show(added, render_contacts, Seen::of(pod, req, &account))?);
     see_other("/contacts?done=contact_added")
 }
 
@@ -342,13 +319,7 @@ pub async fn contact_aspects(pod: &Pod, req: &mut Request) -> Result<Response> {
         .cloned()
         .collect();
     let saved = sharing::set_aspects(pod, &account, &id, chosen).await;
-    proceed!(or_show(saved, |status, e| render_contacts(
-        pod,
-        req,
-        &account,
-        status,
-        Some(e)
-    ))?);
+    proceed!(or_show(saved, render_contacts, Seen::of(pod, req, &account))?);
     see_other("/contacts?done=saved")
 }
 
@@ -398,14 +369,9 @@ const BLOCKS: ListPage = ListPage {
     limit: 10_000,
 };
 
-fn render_list(
-    pod: &Pod,
-    req: &Request,
-    account: &Account,
-    list: &ListPage,
-    status: StatusCode,
-    error: Option<&str>,
-) -> Result<Response> {
+fn render_list(seen: Seen, status: StatusCode, error: Option<&str>) -> Result<Response> {
+    let Seen { pod, req, account } = seen;
+    let list = list_for(&req.path);
     let body = html! {
         h1 { (list.title) }
         p.lead { (list.intro) }
@@ -441,11 +407,6 @@ fn list_for(path: &str) -> &'static ListPage {
     }
 }
 
-pub async fn list_page(pod: &Pod, req: &Request) -> Result<Response> {
-    let account = signed_in!(pod, req);
-    render_list(pod, req, &account, list_for(&req.path), StatusCode::OK, None)
-}
-
 pub async fn list_add(pod: &Pod, req: &mut Request) -> Result<Response> {
     let list = list_for(&req.path);
     let (account, form) = posted!(pod, req);
@@ -456,14 +417,7 @@ pub async fn list_add(pod: &Pod, req: &mut Request) -> Result<Response> {
             Ok(item)
         }
     });
-    let item = proceed!(or_show(checked, |status, e| render_list(
-        pod,
-        req,
-        &account,
-        list,
-        status,
-        Some(e)
-    ))?);
+    let item = proceed!(or_show(checked, render_list, Seen::of(pod, req, &account))?);
     account::update(pod, &account.username, |a| {
         let items = (list.items_mut)(a);
         if !items.contains(&item) {

@@ -267,11 +267,12 @@ def test_avatar_aspects_tags_and_blocks_in_a_browser(start_pod, browser, tmp_pat
     browser.get(pod.url + "/tags")
     fill(browser, {"item": "#Photography"}, form="/tags")
     submit(browser, "/tags")
-    wait_until(lambda: "photography" in browser.page_source, what="the followed tag")
+    # the field's placeholder shows the same words: wait for the list entry itself
+    wait_until(lambda: '<span class="item">photography</span>' in browser.page_source, what="the followed tag")
     browser.get(pod.url + "/blocks")
     fill(browser, {"item": "troll@pod.example.org"}, form="/blocks")
     submit(browser, "/blocks")
-    wait_until(lambda: "troll@pod.example.org" in browser.page_source, what="the block")
+    wait_until(lambda: '<span class="item">troll@pod.example.org</span>' in browser.page_source, what="the block")
     out = tmp_path / "nina.json"
     pod.cli("archive", "export", "nina", "--out", str(out))
     import json

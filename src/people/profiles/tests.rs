@@ -16,10 +16,8 @@ use crate::federation::signature::public_key_to_pem;
 use crate::federation::test_support::{key_2048, other_key_2048, vector_key_pair};
 use crate::sharing::{self, Received as Private};
 use crate::store::Store;
+use crate::testing::{ALICE, BOB, BOB_GUID};
 
-const ALICE: &str = "alice@lifeboat.example";
-const BOB: &str = "bob@remote.example";
-const BOB_GUID: &str = "0123456789abcdef0123456789abcdef";
 const PASSWORD: &str = "alice's long password";
 const MAX: usize = 1 << 20;
 
