@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use super::checks::*;
 use super::outcome::{Created, KeyCheck};
-use crate::account::archive::read_archive;
+use crate::account::archive::read_sealed_archive;
 use crate::account::{check_password, normalize_email};
 use crate::arrivals::{prepare, write_in, Arrival};
 use crate::config::Config;
@@ -70,7 +70,7 @@ pub async fn move_in(pod: &Pod, request: MoveIn) -> Result<Created> {
             .await?,
     );
     let max = pod.config.accounts.max_import_bytes;
-    let archive = tokio::task::spawn_blocking(move || read_archive(&plaintext, max))
+    let archive = tokio::task::spawn_blocking(move || read_sealed_archive(&plaintext, max))
         .await
         .map_err(Error::internal)??;
     match &archive.old_diaspora_id {

@@ -69,7 +69,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
-use crate::account::archive::read_archive;
+use crate::account::archive::read_sealed_archive;
 use crate::account::{check_password, normalize_email, now_unix};
 use crate::arrivals::{prepare, write_in, Arrival};
 use crate::backup::holder::{mark_restored_in, Holder, SlotKey, SlotStore};
@@ -376,7 +376,7 @@ pub async fn unlock(pod: &Pod, restores: &Restores, token: &str, passphrase: Pas
         };
         let size = plaintext.len();
         let max = pod.config.accounts.max_import_bytes;
-        let archive = tokio::task::spawn_blocking(move || read_archive(&plaintext, max))
+        let archive = tokio::task::spawn_blocking(move || read_sealed_archive(&plaintext, max))
             .await
             .map_err(Error::internal)?;
         match archive {

@@ -18,6 +18,19 @@ pub fn read_archive(bytes: &[u8], max_decompressed: u64) -> Result<ImportedArchi
     check_archive(document)
 }
 
+/// Reads the archive inside an opened `.lfbk` (move-in, restore). Lifeboat never
+/// compresses inside a sealed backup, so gzip there is refused outright: the plaintext
+/// is then the JSON itself, its size is its decompressed size (what the opened-restore
+/// cap counts), and a small sealed file cannot unpack into a large tree.
+pub fn read_sealed_archive(plaintext: &[u8], max_decompressed: u64) -> Result<ImportedArchive> {
+    if plaintext.starts_with(&[0x1f, 0x8b]) {
+        return Err(Error::bad(
+            "this backup holds a compressed archive; a lifeboat backup (.lfbk) holds the archive's JSON itself",
+        ));
+    }
+    read_archive(plaintext, max_decompressed)
+}
+
 /// The archive's JSON, decompressed if need be.
 pub(super) fn parse_json(bytes: &[u8], max: u64) -> Result<Json<'_>> {
     if bytes.starts_with(&crate::sealed::MAGIC) {

@@ -1019,3 +1019,19 @@ fn thousands_of_contacts_are_read_alongside_the_schema_check_with_the_same_answe
     assert!(message.contains("user.contacts[5].sharing"), "{message}");
     assert!(!message.contains("[1100]"), "schema problems come alone: {message}");
 }
+
+#[test]
+fn gzip_inside_a_sealed_backup_is_refused_before_any_unpacking() {
+    // The attack: a small sealed file wrapping a gzip of a huge JSON. Inside a
+    // .lfbk gzip is refused outright, whatever it would unpack to.
+    let compressed = gzip(fixture_text().as_bytes());
+    match read_sealed_archive(&compressed, MAX) {
+        Err(Error::BadRequest(message)) => assert!(message.contains("holds a compressed archive"), "{message}"),
+        other => panic!("expected BadRequest, got {other:?}"),
+    }
+    // The plain JSON reads as before, and the same bytes read as any archive would.
+    assert_eq!(
+        read_sealed_archive(fixture_text().as_bytes(), MAX).unwrap(),
+        read_archive(fixture_text().as_bytes(), MAX).unwrap()
+    );
+}
