@@ -15,7 +15,7 @@ use crate::pod::Pod;
 use crate::store::backups::SledSlots;
 use crate::{Error, Result};
 
-/// Whether NodeInfo advertises `acceptsBackups` (opted in, quota not full).
+/// Whether NodeInfo advertises `acceptsBackups` (opted in, confirmed quota not full).
 pub fn backup_room(holder: &Holder<SledSlots>) -> bool {
     holder.accepts_backups().unwrap_or_else(|e| {
         tracing::error!("reading backup totals: {e}");

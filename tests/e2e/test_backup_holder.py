@@ -297,10 +297,11 @@ def test_too_large_is_413_while_reading_and_a_full_quota_507(start_pod, smtp):
     # 507 comes before 400 and 401 (docs/holder-api.md, "Check order"), even for a bad
     # signature.
     assert push(pod, key(1), "hank@example.org", 1, ok, signature=sign(key(2), "x")).status_code == 507
-    # Filling the rest exactly closes NodeInfo.
+    # Filling the unconfirmed quota exactly does not close NodeInfo (issue #17: strangers
+    # must not switch a backup pod off); only the confirmed quota or the podmin does.
     rest = 100000 - len(ok) - 76
     assert push(pod, key(1), "hank@example.org", 1, seal(os.urandom(rest))).status_code == 202
-    assert pod.get("/nodeinfo/2.1").json()["metadata"]["acceptsBackups"] is False
+    assert pod.get("/nodeinfo/2.1").json()["metadata"]["acceptsBackups"] is True
 
 
 def test_pushes_are_rate_limited_per_client(start_pod, smtp):

@@ -50,14 +50,17 @@ impl<S: SlotStore> Holder<S> {
         }
     }
 
-    /// Whether NodeInfo may advertise `acceptsBackups`: opted in and not full.
+    /// Whether NodeInfo may advertise `acceptsBackups`: opted in and the confirmed
+    /// quota not full. The unconfirmed total does not count: strangers can fill it
+    /// (issue #17), and home pods move their users away from a pod that stops
+    /// advertising, so it must not switch the pod off; a full unconfirmed quota answers
+    /// new slots 507 instead.
     pub fn accepts_backups(&self) -> Result<bool> {
         if !self.policy.accept_backups {
             return Ok(false);
         }
         let totals = self.store.totals()?;
-        Ok(totals.confirmed_bytes < self.policy.quota_bytes
-            && totals.unconfirmed_bytes < self.policy.unconfirmed_quota_bytes)
+        Ok(totals.confirmed_bytes < self.policy.quota_bytes)
     }
 
     /// Handles one push body, in the order of docs/holder-api.md, "Check order": 403,

@@ -245,12 +245,26 @@ async fn quotas_answer_507_and_close_nodeinfo() {
         .unwrap_err();
     assert!(matches!(e, Error::InsufficientStorage(_)), "{e:?}");
     assert!(r.holder.accepts_backups().unwrap(), "not full yet: 10 bytes left");
+    // Strangers filling the unconfirmed quota do not switch the pod off.
     let r = rig(|p| p.unconfirmed_quota_bytes = data.len() as u64);
     r.holder
         .push(&body(&keys()[0], "q@b.org", 1, Some(&data)))
         .await
         .unwrap();
-    assert!(!r.holder.accepts_backups().unwrap(), "full");
+    assert!(
+        r.holder.accepts_backups().unwrap(),
+        "a full unconfirmed quota must not close NodeInfo"
+    );
+    // A full confirmed quota does.
+    let r = rig(|p| p.quota_bytes = data.len() as u64);
+    r.holder
+        .push(&body(&keys()[0], "q@b.org", 1, Some(&data)))
+        .await
+        .unwrap();
+    assert!(r.holder.accepts_backups().unwrap(), "unconfirmed bytes do not count");
+    let token = r.token_in_last_mail();
+    r.holder.decide(&token, ConfirmAction::Confirm).await.unwrap();
+    assert!(!r.holder.accepts_backups().unwrap(), "confirmed quota full");
 }
 
 #[tokio::test]
