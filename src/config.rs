@@ -247,6 +247,38 @@ impl OptionValue for SmtpTls {
     }
 }
 
+/// Which pods the automatic choice of a backup pod may take (`backups.choose_from`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChooseFrom {
+    /// Any pod known through verified federation or the configuration that accepts
+    /// backups; vetted ones preferred.
+    Known,
+    /// Only `seed_pods` and `approved_pods`.
+    Vetted,
+}
+
+impl OptionValue for ChooseFrom {
+    fn from_toml(value: &toml::Value) -> std::result::Result<Self, String> {
+        Self::from_env(value.as_str().ok_or("expected \"known\" or \"vetted\"")?)
+    }
+    fn from_env(text: &str) -> std::result::Result<Self, String> {
+        match text.trim() {
+            "known" => Ok(ChooseFrom::Known),
+            "vetted" => Ok(ChooseFrom::Vetted),
+            other => Err(format!("{other:?} is not one of known, vetted")),
+        }
+    }
+    fn to_toml(&self) -> Option<String> {
+        Some(
+            match self {
+                ChooseFrom::Known => "\"known\"",
+                ChooseFrom::Vetted => "\"vetted\"",
+            }
+            .into(),
+        )
+    }
+}
+
 /// Declares the configuration once: sections, options, types, defaults, doc lines and
 /// per-option validation. Generates the section structs, the loader, the environment
 /// names and the example file.
@@ -451,6 +483,7 @@ options! {
         kdf_time_cost: u32 = 3, "Argon2id time cost (iterations) for new pass phrases.", |v: &u32| if (2..=10).contains(v) { Ok(()) } else { Err("must be between 2 and 10".into()) };
         kdf_concurrency: usize = 2, "Key derivations (Argon2) run at the same time; more wait.", |v: &usize| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) };
         approved_pods: Vec<String> = Vec::new(), "Pods the admins vet as backup destinations, besides seed_pods.", pod_urls;
+        choose_from: ChooseFrom = ChooseFrom::Known, "Pods the automatic choice of a backup pod takes: \"known\" (any pod verified through federation or configured that accepts backups, vetted ones preferred) or \"vetted\" (only seed_pods and approved_pods).", any;
         restore_link_ttl: Span = Span::secs(3600), "How long an emailed restore link works (it also allows 5 pass-phrase attempts).", |v: &Span| if v.0.as_secs() < 60 || v.0.as_secs() > 86400 { Err("must be between 1m and 24h".into()) } else { Ok(()) };
         restore_links_per_day: u32 = 3, "Restore links mailed to one address per day at most (a new link revokes earlier ones).", |v: &u32| if (1..=24).contains(v) { Ok(()) } else { Err("must be between 1 and 24".into()) };
         push_debounce: Span = Span::secs(60), "After a change to an account, wait this long before pushing its backup (changes in the meantime go in the same push).", any;

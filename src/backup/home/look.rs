@@ -229,7 +229,7 @@ pub(super) fn settle(
         state.pod_refuses = false;
         if refuses || failing_long {
             let candidates = pods::available(&pod.store, &pod.config, state.last_size, &[&current])?;
-            match pods::choose_automatic(&candidates) {
+            match pods::choose_automatic(&candidates, pod.config.backups.choose_from) {
                 Some(next) => {
                     let why = if refuses {
                         format!("{} no longer accepts backups", host_of(&current))
@@ -261,7 +261,7 @@ pub(super) fn settle(
     // No pod yet: the automatic choice.
     if state.pod.is_none() {
         let candidates = pods::available(&pod.store, &pod.config, state.last_size, &[])?;
-        match pods::choose_automatic(&candidates) {
+        match pods::choose_automatic(&candidates, pod.config.backups.choose_from) {
             Some(origin) => switch_to(pod, state, account, origin, Switch::First, now, mails),
             None => {
                 state.slot = SlotState::NoPod;

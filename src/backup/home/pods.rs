@@ -14,9 +14,11 @@
 //!   not refused a push since (403), and it is not this pod.
 //! - Vetting is decided from the configuration each time it is asked, never stored: a
 //!   pod the podmin removes from `approved_pods` stops being vetted at the next start.
-//! - [`choose_automatic`] picks at random among available **vetted** pods, so that
-//!   whoever runs many pods cannot attract most backups; a user's own choice may take
-//!   any available pod (the settings mark the others as not vetted).
+//! - [`choose_automatic`] picks at random among the available pods of the best tier
+//!   (vetted first; then, with `backups.choose_from = "known"`, the default, any
+//!   available pod known through verified federation), so that whoever runs many pods
+//!   cannot attract most backups; a user's own choice may take any available pod (the
+//!   settings mark the others as not vetted).
 //!
 //! Not here: what happens to accounts when a pod's availability changes (that is
 //! [`super::sync`], which runs the checks as part of its worker).
@@ -25,7 +27,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::Config;
+use crate::config::{ChooseFrom, Config};
 use crate::http_client::{origin_of, HttpClient};
 use crate::store::{Store, Tx};
 use crate::{Error, Result};
@@ -164,11 +166,24 @@ pub fn available(store: &Store, config: &Config, size: u64, exclude: &[&str]) ->
         .collect())
 }
 
-/// The automatic choice: one of the available **vetted** pods, at random; `None`
-/// when there is none.
-pub fn choose_automatic(candidates: &[PodView]) -> Option<String> {
-    let vetted: Vec<&PodView> = candidates.iter().filter(|p| p.vetted && p.available).collect();
-    vetted.choose(&mut rand::thread_rng()).map(|p| p.origin.clone())
+/// The automatic choice (`backups.choose_from`), at random within the best tier so
+/// that whoever runs many pods cannot attract most backups; `None` when no available
+/// pod qualifies. Tiers, best first: vetted pods (`seed_pods`, `approved_pods`), then
+/// (with `ChooseFrom::Known`, the default) every other available pod, i.e. one
+/// verified through federation whose NodeInfo said `acceptsBackups`. With
+/// `ChooseFrom::Vetted` only vetted pods are taken.
+pub fn choose_automatic(candidates: &[PodView], choose_from: ChooseFrom) -> Option<String> {
+    let rank = |p: &PodView| -> Option<u8> {
+        match (p.available, p.vetted, choose_from) {
+            (false, _, _) => None,
+            (true, true, _) => Some(0),
+            (true, false, ChooseFrom::Known) => Some(1),
+            (true, false, ChooseFrom::Vetted) => None,
+        }
+    };
+    let best = candidates.iter().filter_map(rank).min()?;
+    let tier: Vec<&PodView> = candidates.iter().filter(|p| rank(p) == Some(best)).collect();
+    tier.choose(&mut rand::thread_rng()).map(|p| p.origin.clone())
 }
 
 /// Records, inside a unit of work, that `url`'s pod was seen through signature-verified
@@ -317,29 +332,56 @@ mod tests {
     }
 
     #[test]
-    fn the_automatic_choice_takes_only_available_vetted_pods_and_spreads() {
+    fn the_automatic_choice_prefers_vetted_pods_and_spreads() {
         let pods = [
             view("https://a.example", true, true),
             view("https://b.example", true, true),
             view("https://c.example", false, true),
             view("https://d.example", true, false),
         ];
-        let mut seen = std::collections::BTreeMap::new();
-        for _ in 0..400 {
-            *seen.entry(choose_automatic(&pods).unwrap()).or_insert(0) += 1;
+        for choose_from in [ChooseFrom::Known, ChooseFrom::Vetted] {
+            let mut seen = std::collections::BTreeMap::new();
+            for _ in 0..400 {
+                *seen.entry(choose_automatic(&pods, choose_from).unwrap()).or_insert(0) += 1;
+            }
+            assert_eq!(
+                seen.keys().cloned().collect::<Vec<_>>(),
+                vec!["https://a.example", "https://b.example"],
+                "vetted pods first ({choose_from:?})"
+            );
+            assert!(
+                seen.values().all(|&n| n > 100),
+                "random, not always the first: {seen:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_vetted_pods_known_takes_federation_pods_and_vetted_takes_none() {
+        let pods = [
+            view("https://c.example", false, true),
+            view("https://e.example", false, true),
+            view("https://d.example", true, false),
+            view("https://f.example", false, false),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            seen.insert(choose_automatic(&pods, ChooseFrom::Known).unwrap());
         }
         assert_eq!(
-            seen.keys().cloned().collect::<Vec<_>>(),
-            vec!["https://a.example", "https://b.example"]
-        );
-        assert!(
-            seen.values().all(|&n| n > 100),
-            "random, not always the first: {seen:?}"
+            seen.into_iter().collect::<Vec<_>>(),
+            vec!["https://c.example", "https://e.example"],
+            "the default takes any available pod, never an unavailable one"
         );
         assert_eq!(
-            choose_automatic(&pods[2..]),
+            choose_automatic(&pods, ChooseFrom::Vetted),
             None,
-            "unvetted or unavailable pods are never chosen"
+            "\"vetted\": unvetted or unavailable pods are never chosen"
+        );
+        assert_eq!(
+            choose_automatic(&pods[2..], ChooseFrom::Known),
+            None,
+            "nothing available"
         );
     }
 
