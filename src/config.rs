@@ -208,6 +208,38 @@ impl OptionValue for Span {
     }
 }
 
+/// An option whose value is one of a few keywords, written as a TOML string: the
+/// enum's variants and their words, once.
+macro_rules! keyword_option {
+    ($ty:ident { $($variant:ident = $word:literal),+ $(,)? }) => {
+        impl OptionValue for $ty {
+            fn from_toml(value: &toml::Value) -> std::result::Result<Self, String> {
+                let words: &[&str] = &[$($word),+];
+                Self::from_env(value.as_str().ok_or_else(|| format!("expected {}", quoted_choices(words)))?)
+            }
+            fn from_env(text: &str) -> std::result::Result<Self, String> {
+                match text.trim() {
+                    $($word => Ok($ty::$variant),)+
+                    other => Err(format!("{other:?} is not one of {}", [$($word),+].join(", "))),
+                }
+            }
+            fn to_toml(&self) -> Option<String> {
+                Some(match self { $($ty::$variant => format!("\"{}\"", $word),)+ })
+            }
+        }
+    };
+}
+
+/// `"a", "b" or "c"`.
+fn quoted_choices(words: &[&str]) -> String {
+    let quoted: Vec<String> = words.iter().map(|w| format!("{w:?}")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 /// How the SMTP connection is secured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SmtpTls {
@@ -219,33 +251,7 @@ pub enum SmtpTls {
     Implicit,
 }
 
-impl OptionValue for SmtpTls {
-    fn from_toml(value: &toml::Value) -> std::result::Result<Self, String> {
-        Self::from_env(
-            value
-                .as_str()
-                .ok_or("expected \"none\", \"starttls\" or \"implicit\"")?,
-        )
-    }
-    fn from_env(text: &str) -> std::result::Result<Self, String> {
-        match text.trim() {
-            "none" => Ok(SmtpTls::None),
-            "starttls" => Ok(SmtpTls::StartTls),
-            "implicit" => Ok(SmtpTls::Implicit),
-            other => Err(format!("{other:?} is not one of none, starttls, implicit")),
-        }
-    }
-    fn to_toml(&self) -> Option<String> {
-        Some(
-            match self {
-                SmtpTls::None => "\"none\"",
-                SmtpTls::StartTls => "\"starttls\"",
-                SmtpTls::Implicit => "\"implicit\"",
-            }
-            .into(),
-        )
-    }
-}
+keyword_option!(SmtpTls { None = "none", StartTls = "starttls", Implicit = "implicit" });
 
 /// Which pods the automatic choice of a backup pod may take (`backups.choose_from`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -257,27 +263,7 @@ pub enum ChooseFrom {
     Vetted,
 }
 
-impl OptionValue for ChooseFrom {
-    fn from_toml(value: &toml::Value) -> std::result::Result<Self, String> {
-        Self::from_env(value.as_str().ok_or("expected \"known\" or \"vetted\"")?)
-    }
-    fn from_env(text: &str) -> std::result::Result<Self, String> {
-        match text.trim() {
-            "known" => Ok(ChooseFrom::Known),
-            "vetted" => Ok(ChooseFrom::Vetted),
-            other => Err(format!("{other:?} is not one of known, vetted")),
-        }
-    }
-    fn to_toml(&self) -> Option<String> {
-        Some(
-            match self {
-                ChooseFrom::Known => "\"known\"",
-                ChooseFrom::Vetted => "\"vetted\"",
-            }
-            .into(),
-        )
-    }
-}
+keyword_option!(ChooseFrom { Known = "known", Vetted = "vetted" });
 
 /// Declares the configuration once: sections, options, types, defaults, doc lines and
 /// per-option validation. Generates the section structs, the loader, the environment
@@ -656,6 +642,39 @@ fn is_loopback_url(url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyword_options_read_their_words_and_name_them_when_refused() {
+        for (word, tls) in [
+            ("none", SmtpTls::None),
+            ("starttls", SmtpTls::StartTls),
+            ("implicit", SmtpTls::Implicit),
+        ] {
+            assert_eq!(SmtpTls::from_env(word), Ok(tls));
+            assert_eq!(tls.to_toml().unwrap(), format!("\"{word}\""));
+        }
+        assert_eq!(
+            SmtpTls::from_toml(&toml::Value::Integer(1)).unwrap_err(),
+            "expected \"none\", \"starttls\" or \"implicit\""
+        );
+        assert_eq!(
+            SmtpTls::from_env("tls").unwrap_err(),
+            "\"tls\" is not one of none, starttls, implicit"
+        );
+        assert_eq!(
+            ChooseFrom::from_toml(&toml::Value::from("vetted")),
+            Ok(ChooseFrom::Vetted)
+        );
+        assert_eq!(ChooseFrom::Known.to_toml().unwrap(), "\"known\"");
+        assert_eq!(
+            ChooseFrom::from_toml(&toml::Value::Boolean(true)).unwrap_err(),
+            "expected \"known\" or \"vetted\""
+        );
+        assert_eq!(
+            ChooseFrom::from_env("all").unwrap_err(),
+            "\"all\" is not one of known, vetted"
+        );
+    }
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -18,12 +18,15 @@ pub fn read_archive(bytes: &[u8], max_decompressed: u64) -> Result<ImportedArchi
     check_archive(document)
 }
 
+/// The first two bytes of a gzip stream (RFC 1952).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
 /// Reads the archive inside an opened `.lfbk` (move-in, restore). Lifeboat never
 /// compresses inside a sealed backup, so gzip there is refused outright: the plaintext
 /// is then the JSON itself, its size is its decompressed size (what the opened-restore
 /// cap counts), and a small sealed file cannot unpack into a large tree.
 pub fn read_sealed_archive(plaintext: &[u8], max_decompressed: u64) -> Result<ImportedArchive> {
-    if plaintext.starts_with(&[0x1f, 0x8b]) {
+    if plaintext.starts_with(&GZIP_MAGIC) {
         return Err(Error::bad(
             "this backup holds a compressed archive; a lifeboat backup (.lfbk) holds the archive's JSON itself",
         ));
@@ -43,7 +46,7 @@ pub(super) fn parse_json(bytes: &[u8], max: u64) -> Result<Json<'_>> {
             "this is a zip file; a diaspora* archive is a .json or .json.gz file",
         ));
     }
-    if bytes.starts_with(&[0x1f, 0x8b]) {
+    if bytes.starts_with(&GZIP_MAGIC) {
         return parse_gzip(bytes, max);
     }
     if bytes.len() as u64 > max {
